@@ -1,0 +1,329 @@
+/**
+ * HTTP benchmark: mgnet against Deno.serve and plain-C Mongoose, in one run.
+ *
+ *   deno task bench:http [--duration=10] [--rounds=1] [--scenarios=a,b] [--servers=a,b]
+ *
+ * Every server is pinned to core 0 and the load tool (oha if installed, else
+ * wrk; wrk always for pipelining, which oha lacks) to core 1. For each
+ * scenario and server: 2 s of warm-up, then `--duration` seconds measured.
+ * Server CPU time (user + system, all threads, from /proc/PID/stat) divided
+ * by the requests answered gives CPU µs per request, the figure that ranks
+ * fast servers when one client thread cannot saturate them.
+ *
+ * Scenarios: keepalive100, keepalive1000 (plain keep-alive GETs), pipeline16
+ * (16 requests per write), async10 (the handler awaits a 0 ms timer before
+ * replying; 10 connections, latency percentiles reported).
+ *
+ * Prints a markdown table with ratios to Deno.serve and to plain-C Mongoose.
+ */
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const BUILD = `${ROOT}bench/.build`;
+const DENO = Deno.execPath();
+
+interface Args {
+  duration: number;
+  rounds: number;
+  scenarios: string[];
+  servers: string[];
+}
+
+function parseArgs(): Args {
+  const a: Record<string, string> = {};
+  for (const arg of Deno.args) {
+    const m = /^--([a-z]+)=(.*)$/.exec(arg);
+    if (!m) throw new Error(`unknown argument ${arg}`);
+    a[m[1]] = m[2];
+  }
+  return {
+    duration: Number(a.duration ?? 10),
+    rounds: Number(a.rounds ?? 1),
+    scenarios: (a.scenarios ?? "keepalive100,keepalive1000,pipeline16,async10").split(","),
+    servers: (a.servers ?? "Deno.serve,Mongoose-C,mgnet").split(","),
+  };
+}
+
+interface Scenario {
+  name: string;
+  connections: number;
+  pipeline?: number;
+  async?: boolean;
+}
+
+const SCENARIOS: Record<string, Scenario> = {
+  keepalive100: { name: "keep-alive, 100 conns", connections: 100 },
+  keepalive1000: { name: "keep-alive, 1000 conns", connections: 1000 },
+  pipeline16: { name: "pipelined ×16, 100 conns", connections: 100, pipeline: 16 },
+  async10: { name: "async handler (0 ms timer), 10 conns", connections: 10, async: true },
+};
+
+interface ServerDef {
+  cmd: (async: boolean) => string[] | undefined;
+}
+
+const SERVERS: Record<string, ServerDef> = {
+  "Deno.serve": { cmd: () => [DENO, "run", "-A", `${ROOT}bench/servers/deno_serve_hello.ts`] },
+  "Mongoose-C": { cmd: (a) => (a ? undefined : [`${BUILD}/mongoose_hello`]) },
+  "mgnet": {
+    cmd: (
+      a,
+    ) => [DENO, "run", "-A", a ? `${ROOT}bench/servers/mgnet_async_hello.ts` : `${ROOT}examples/hello.ts`],
+  },
+};
+
+interface Result {
+  requests: number;
+  seconds: number;
+  errors: number;
+  p50?: number;
+  p99?: number;
+}
+
+async function run(cmd: string[], opts: Deno.CommandOptions = {}): Promise<string> {
+  const out = await new Deno.Command(cmd[0], {
+    args: cmd.slice(1),
+    stdout: "piped",
+    stderr: "piped",
+    ...opts,
+  })
+    .output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`${cmd.join(" ")} failed:\n${text}`);
+  return text;
+}
+
+async function have(tool: string): Promise<boolean> {
+  try {
+    await new Deno.Command(tool, { args: ["--version"], stdout: "null", stderr: "null" }).output();
+    return true;
+  } catch {
+    return false; // not installed
+  }
+}
+
+async function buildMongooseC(): Promise<void> {
+  await Deno.mkdir(BUILD, { recursive: true });
+  const dir = Deno.env.get("MGNET_MONGOOSE_DIR") ?? `${ROOT}vendor/mongoose`;
+  await run([
+    "gcc",
+    "-O2",
+    "-DMG_ENABLE_LOG=0",
+    `-I${dir}`,
+    "-o",
+    `${BUILD}/mongoose_hello`,
+    `${ROOT}bench/servers/mongoose_hello.c`,
+    `${dir}/mongoose.c`,
+  ]);
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+async function startServer(
+  cmd: string[],
+  port: number,
+  env: Record<string, string>,
+): Promise<Deno.ChildProcess> {
+  const child = new Deno.Command("taskset", {
+    args: ["-c", "0", ...cmd],
+    env: { ...env, PORT: String(port) },
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  const deadline = Date.now() + 30_000;
+  while (!seen.includes("Listening on")) {
+    const { value, done } = await reader.read();
+    if (done || Date.now() > deadline) throw new Error(`${cmd.join(" ")} did not start: ${seen}`);
+    seen += value;
+  }
+  // Keep draining stdout so the server never blocks on a full pipe.
+  (async () => {
+    while (!(await reader.read()).done) { /* discard */ }
+  })();
+  return child;
+}
+
+function cpuTicks(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(fields[11]) + Number(fields[12]); // utime + stime
+}
+
+const CLK_TCK = Number((await run(["getconf", "CLK_TCK"])).trim()) || 100;
+
+function parseDuration(s: string): number {
+  const m = /^([\d.]+)(us|ms|s|m)$/.exec(s);
+  if (!m) return NaN;
+  return Number(m[1]) * { us: 1e-3, ms: 1, s: 1e3, m: 6e4 }[m[2] as "us" | "ms" | "s" | "m"];
+}
+
+async function wrk(url: string, sc: Scenario, seconds: number): Promise<Result> {
+  const args = [
+    "-c",
+    "1",
+    "wrk",
+    "-t1",
+    `-c${sc.connections}`,
+    `-d${seconds}s`,
+    "--latency",
+    "--timeout",
+    "10s",
+  ];
+  let script: string | undefined;
+  if (sc.pipeline) {
+    script = await Deno.makeTempFile({ suffix: ".lua" });
+    await Deno.writeTextFile(
+      script,
+      `init = function(args)\n  local r = wrk.format()\n  req = string.rep(r, ${sc.pipeline})\nend\n` +
+        `request = function()\n  return req\nend\n`,
+    );
+    args.push("-s", script);
+  }
+  args.push(url);
+  try {
+    const out = await run(["taskset", ...args]);
+    const m = /(\d+) requests in ([\d.]+)(\w+)/.exec(out);
+    if (!m) throw new Error(`cannot read wrk output:\n${out}`);
+    const errs = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+    const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
+    const pct = (p: string) => {
+      const mm = new RegExp(`^\\s+${p}%\\s+(\\S+)`, "m").exec(out);
+      return mm ? parseDuration(mm[1]) : undefined;
+    };
+    return {
+      requests: Number(m[1]),
+      seconds: parseDuration(`${m[2]}${m[3]}`) / 1e3,
+      errors: (errs ? errs.slice(1).reduce((a, b) => a + Number(b), 0) : 0) +
+        (non2xx ? Number(non2xx[1]) : 0),
+      p50: pct("50"),
+      p99: pct("99"),
+    };
+  } finally {
+    if (script) await Deno.remove(script);
+  }
+}
+
+async function oha(url: string, sc: Scenario, seconds: number): Promise<Result> {
+  const out = await run([
+    "taskset",
+    "-c",
+    "1",
+    "oha",
+    "-z",
+    `${seconds}s`,
+    "-c",
+    String(sc.connections),
+    "--no-tui",
+    "--json",
+    url,
+  ]);
+  const j = JSON.parse(out.slice(out.indexOf("{")));
+  const dist = j.statusCodeDistribution ?? {};
+  const ok = Number(dist["200"] ?? 0);
+  const total = Object.values(dist).reduce((a: number, b) => a + Number(b), 0);
+  return {
+    requests: ok,
+    seconds: j.summary.total,
+    errors: total - ok + Object.values(j.errorDistribution ?? {}).reduce((a: number, b) => a + Number(b), 0),
+    p50: j.latencyPercentiles?.p50 * 1e3,
+    p99: j.latencyPercentiles?.p99 * 1e3,
+  };
+}
+
+interface Row {
+  scenario: string;
+  server: string;
+  rps: number;
+  cpuUs: number;
+  errors: number;
+  p50?: number;
+  p99?: number;
+}
+
+async function measure(
+  serverName: string,
+  sc: Scenario,
+  args: Args,
+  useOha: boolean,
+): Promise<Row | undefined> {
+  const cmd = SERVERS[serverName].cmd(!!sc.async);
+  if (!cmd) return undefined;
+  const port = freePort();
+  const child = await startServer(cmd, port, sc.async ? { ASYNC: "1" } : {});
+  const url = `http://127.0.0.1:${port}/`;
+  const load = useOha && !sc.pipeline ? oha : wrk;
+  try {
+    await load(url, sc, 2); // warm-up (JIT, buffers)
+    const before = cpuTicks(child.pid);
+    const r = await load(url, sc, args.duration);
+    const cpu = (cpuTicks(child.pid) - before) / CLK_TCK;
+    const answered = r.requests;
+    return {
+      scenario: sc.name,
+      server: serverName,
+      rps: answered / r.seconds,
+      cpuUs: (cpu * 1e6) / answered,
+      errors: r.errors,
+      p50: r.p50,
+      p99: r.p99,
+    };
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+  }
+}
+
+function fmt(n: number | undefined, digits = 2): string {
+  return n === undefined || !Number.isFinite(n) ? "–" : n.toFixed(digits);
+}
+
+if (import.meta.main) {
+  const args = parseArgs();
+  if (!(await have("wrk"))) {
+    console.error("bench:http needs wrk (apt-get install wrk) or oha (cargo install oha --locked)");
+    Deno.exit(1);
+  }
+  if (args.servers.includes("Mongoose-C")) await buildMongooseC();
+  const useOha = await have("oha");
+  console.error(`load tool: ${useOha ? "oha" : "wrk"} (pipelining: wrk); ${args.duration}s per run`);
+  const rows: Row[] = [];
+  for (let round = 0; round < args.rounds; round++) {
+    for (const key of args.scenarios) {
+      const sc = SCENARIOS[key];
+      if (!sc) throw new Error(`unknown scenario ${key}; known: ${Object.keys(SCENARIOS).join(", ")}`);
+      for (const server of args.servers) {
+        const row = await measure(server, sc, args, useOha);
+        if (!row) continue;
+        rows.push(row);
+        console.error(
+          `${sc.name} | ${server}: ${fmt(row.rps, 0)} req/s, ${fmt(row.cpuUs)} µs/req, errors ${row.errors}`,
+        );
+      }
+    }
+  }
+  const lines = [
+    "| scenario | server | req/s | server CPU µs/req | CPU × Deno.serve | CPU × Mongoose-C | req/s × Deno.serve | p50 ms | p99 ms | errors |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const r of rows) {
+    const same = rows.filter((o) => o.scenario === r.scenario);
+    const avg = (name: string, f: (x: Row) => number) => {
+      const xs = same.filter((o) => o.server === name).map(f);
+      return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+    };
+    lines.push(
+      `| ${r.scenario} | ${r.server} | ${fmt(r.rps, 0)} | ${fmt(r.cpuUs)} | ${
+        fmt(r.cpuUs / avg("Deno.serve", (x) => x.cpuUs))
+      } | ${fmt(r.cpuUs / avg("Mongoose-C", (x) => x.cpuUs))} | ${
+        fmt(r.rps / avg("Deno.serve", (x) => x.rps))
+      } | ${fmt(r.p50)} | ${fmt(r.p99)} | ${r.errors} |`,
+    );
+  }
+  console.log(lines.join("\n"));
+}

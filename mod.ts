@@ -1,0 +1,31 @@
+/**
+ * mgnet: Mongoose networking for Deno.
+ *
+ * A Rust core drives the Mongoose C library and hands events to JavaScript
+ * in batches; this module is the TypeScript API over it.
+ *
+ * @example Hello server
+ * ```ts
+ * import { Manager } from "./mod.ts";
+ *
+ * await using mgr = new Manager();
+ * const { port } = mgr.listen("http://127.0.0.1:0");
+ * const loop = (async () => {
+ *   for await (const ev of mgr) {
+ *     if (ev.type === "http") ev.reply(200, '{"hello":"world"}', { "content-type": "application/json" });
+ *   }
+ * })();
+ * console.log(await (await fetch(`http://127.0.0.1:${port}/`)).json());
+ * await mgr.close();
+ * await loop;
+ * ```
+ *
+ * @module
+ */
+
+export { Listener, Manager, type ManagerOptions, SYNC_WAIT_MS, YIELD_MS } from "./src/manager.ts";
+export { Connection, type NetAddr } from "./src/connection.ts";
+export { type BodyInit, type HeadersInit, HttpConnection, HttpRequestEvent } from "./src/http.ts";
+export type { CloseEvent, ErrorEvent, MgEvent, OpenEvent } from "./src/events.ts";
+export { ConnectionClosedError, ManagerClosedError, MgnetError } from "./src/errors.ts";
+export { mongooseVersion } from "./src/ffi.ts";

@@ -1,0 +1,1176 @@
+//! HTTP/1.1 server side: request framing (RFC 9112) and response writing.
+//!
+//! mgnet parses requests itself instead of using Mongoose's `http_cb`, which
+//! answers HEAD with a body, never closes HTTP/1.0 connections, rejects
+//! chunked extensions/trailers and holds pipelined requests back. The head
+//! is parsed by `httparse`; framing, limits and connection management are
+//! here. The parser is pure (bytes in, requests out) so it is tested without
+//! sockets; `manager.rs` feeds it from Mongoose's receive buffer.
+
+use std::mem::MaybeUninit;
+
+/// Hard upper bound for `Limits::max_headers` (the parse array lives on the stack).
+pub const MAX_HEADERS_CAP: usize = 1024;
+
+/// Configurable request limits. Exceeding one answers with the status named
+/// on the field and closes the connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Bytes of request line plus header section (431).
+    pub max_head: usize,
+    /// Number of header fields (431).
+    pub max_headers: usize,
+    /// Bytes of the request target (414).
+    pub max_uri: usize,
+    /// Bytes of a request body, after chunked decoding (413).
+    pub max_body: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_head: 64 * 1024,
+            max_headers: 128,
+            max_uri: 16 * 1024,
+            max_body: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// What the request head says about the request, as offsets into the head.
+#[derive(Default, Clone, Debug)]
+pub struct ReqInfo {
+    pub method: (u32, u32),
+    pub target: (u32, u32),
+    /// (name offset, name length, value offset, value length).
+    pub headers: Vec<[u32; 4]>,
+    pub http10: bool,
+    /// The connection stays open after this request's response.
+    pub keep_alive: bool,
+    /// HEAD: the response carries no body.
+    pub head_only: bool,
+    /// `Expect: 100-continue` on an HTTP/1.1 request with a body.
+    pub expect_continue: bool,
+}
+
+/// A parsed request handed to the caller.
+pub struct Request<'a> {
+    pub head: &'a [u8],
+    pub info: &'a ReqInfo,
+    pub body: &'a [u8],
+}
+
+/// What `Parser::feed` reports.
+pub enum Parsed<'a> {
+    /// A complete request.
+    Request(Request<'a>),
+    /// The head of a request whose body is still arriving (sent once, so
+    /// the caller can answer `Expect: 100-continue`).
+    BodyPending(&'a ReqInfo),
+    /// A malformed or over-limit request: answer with this status, close.
+    Reject(u16),
+}
+
+/// Position inside chunked framing (RFC 9112 7.1). Sizes ride along until
+/// the end of the chunk-size line.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Chunk {
+    Size { val: u64, digits: u8 },
+    SizeWs { size: u64 },
+    Ext { size: u64 },
+    SizeLf { size: u64 },
+    Data { rem: u64 },
+    DataCr,
+    DataLf,
+    TrStart,
+    TrLine,
+    TrLineLf,
+    TrEndLf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum State {
+    Head,
+    Length(u64),
+    Chunked(Chunk),
+    Stopped,
+}
+
+/// Incremental request parser for one connection.
+pub struct Parser {
+    state: State,
+    /// Bytes at the start of the unconsumed input already searched for the
+    /// end of the head (keeps slow, byte-by-byte heads linear).
+    scanned: usize,
+    info: ReqInfo,
+    head: Vec<u8>,
+    body: Vec<u8>,
+    /// Chunk extensions and trailers count against `max_head`.
+    extra: usize,
+    /// The current head's request line was checked before the head ended.
+    line_checked: bool,
+    /// Bytes of the current head searched for the request line's end.
+    line_scanned: usize,
+}
+
+impl Default for Parser {
+    fn default() -> Self {
+        Parser {
+            state: State::Head,
+            scanned: 0,
+            info: ReqInfo::default(),
+            head: Vec::new(),
+            body: Vec::new(),
+            extra: 0,
+            line_checked: false,
+            line_scanned: 0,
+        }
+    }
+}
+
+impl Parser {
+    /// True once a request was rejected or the connection is to close after
+    /// the current request: further input is discarded.
+    pub fn stopped(&self) -> bool {
+        self.state == State::Stopped
+    }
+
+    /// Stops parsing: later input is discarded.
+    pub fn stop(&mut self) {
+        self.state = State::Stopped;
+        self.release();
+    }
+
+    /// True while a request body is being received.
+    pub fn in_body(&self) -> bool {
+        matches!(self.state, State::Length(_) | State::Chunked(_))
+    }
+
+    /// Bytes of body still expected for a Content-Length body, if known.
+    pub fn body_remaining(&self) -> Option<u64> {
+        match self.state {
+            State::Length(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    fn release(&mut self) {
+        self.head = Vec::new();
+        self.body = Vec::new();
+    }
+
+    /// Consumes input and reports requests through `emit`, which returns
+    /// whether another request may be started now (pipelining backpressure).
+    /// `can_start` says the same before the first one. Returns the number of
+    /// bytes consumed; the rest must be offered again with more input.
+    pub fn feed(
+        &mut self,
+        input: &[u8],
+        limits: &Limits,
+        mut can_start: bool,
+        emit: &mut dyn FnMut(Parsed) -> bool,
+    ) -> usize {
+        let mut pos = 0;
+        loop {
+            let avail = &input[pos..];
+            match self.state {
+                State::Stopped => return input.len(),
+                State::Head => {
+                    // RFC 9112 2.2: ignore empty lines before a request-line.
+                    let skip = avail
+                        .iter()
+                        .take_while(|&&b| b == b'\r' || b == b'\n')
+                        .count();
+                    if skip > 0 {
+                        pos += skip;
+                        self.scanned = 0;
+                        self.line_scanned = 0;
+                        continue;
+                    }
+                    if avail.is_empty() || !can_start {
+                        return pos;
+                    }
+                    let Some(head_len) = find_head_end(avail, &mut self.scanned) else {
+                        if !self.line_checked {
+                            match check_request_line(avail, &mut self.line_scanned) {
+                                LineCheck::Incomplete => {}
+                                LineCheck::Valid => self.line_checked = true,
+                                LineCheck::Invalid(status) => {
+                                    return self.reject(status, input.len(), emit)
+                                }
+                            }
+                        }
+                        if avail.len() > limits.max_head {
+                            let line_end = avail.iter().position(|&b| b == b'\n');
+                            let status = if line_end.is_none_or(|n| n > limits.max_uri) {
+                                414
+                            } else {
+                                431
+                            };
+                            return self.reject(status, input.len(), emit);
+                        }
+                        return pos;
+                    };
+                    self.scanned = 0;
+                    self.line_checked = false;
+                    self.line_scanned = 0;
+                    if head_len > limits.max_head {
+                        return self.reject(431, input.len(), emit);
+                    }
+                    let head = &avail[..head_len];
+                    let framing = match parse_head(head, limits, &mut self.info) {
+                        Ok(f) => f,
+                        Err(status) => return self.reject(status, input.len(), emit),
+                    };
+                    match framing {
+                        Framing::None => {
+                            pos += head_len;
+                            can_start = self.deliver(head, &[], emit);
+                        }
+                        Framing::Length(n) if (avail.len() - head_len) as u64 >= n => {
+                            let body = &avail[head_len..head_len + n as usize];
+                            pos += head_len + n as usize;
+                            can_start = self.deliver(head, body, emit);
+                        }
+                        Framing::Length(n) => {
+                            self.head.clear();
+                            self.head.extend_from_slice(head);
+                            self.body.clear();
+                            self.body.reserve(n.min(1 << 20) as usize);
+                            pos += head_len;
+                            self.state = State::Length(n);
+                            emit(Parsed::BodyPending(&self.info));
+                        }
+                        Framing::Chunked => {
+                            self.head.clear();
+                            self.head.extend_from_slice(head);
+                            self.body.clear();
+                            self.extra = head_len;
+                            pos += head_len;
+                            self.state = State::Chunked(Chunk::Size { val: 0, digits: 0 });
+                            emit(Parsed::BodyPending(&self.info));
+                        }
+                    }
+                }
+                State::Length(rem) => {
+                    let take = (avail.len() as u64).min(rem) as usize;
+                    self.body.extend_from_slice(&avail[..take]);
+                    pos += take;
+                    if take as u64 == rem {
+                        can_start = self.deliver_buffered(emit);
+                    } else {
+                        self.state = State::Length(rem - take as u64);
+                        return pos;
+                    }
+                }
+                State::Chunked(st) => match self.decode_chunked(st, avail, limits) {
+                    Ok((used, true)) => {
+                        pos += used;
+                        can_start = self.deliver_buffered(emit);
+                    }
+                    Ok((used, false)) => return pos + used,
+                    Err(status) => return self.reject(status, input.len(), emit),
+                },
+            }
+        }
+    }
+
+    fn reject(
+        &mut self,
+        status: u16,
+        consumed: usize,
+        emit: &mut dyn FnMut(Parsed) -> bool,
+    ) -> usize {
+        self.stop();
+        emit(Parsed::Reject(status));
+        consumed
+    }
+
+    fn deliver(&mut self, head: &[u8], body: &[u8], emit: &mut dyn FnMut(Parsed) -> bool) -> bool {
+        let keep = self.info.keep_alive;
+        let more = emit(Parsed::Request(Request {
+            head,
+            info: &self.info,
+            body,
+        }));
+        if !keep {
+            self.stop();
+        }
+        more
+    }
+
+    fn deliver_buffered(&mut self, emit: &mut dyn FnMut(Parsed) -> bool) -> bool {
+        self.state = State::Head;
+        let keep = self.info.keep_alive;
+        let more = emit(Parsed::Request(Request {
+            head: &self.head,
+            info: &self.info,
+            body: &self.body,
+        }));
+        if keep {
+            // Keep small buffers for the next request, drop big ones.
+            if self.body.capacity() > 64 * 1024 {
+                self.body = Vec::new();
+            }
+            self.head.clear();
+            self.body.clear();
+        } else {
+            self.stop();
+        }
+        more
+    }
+
+    /// Decodes chunked framing from `input` into `self.body`. Returns bytes
+    /// used and whether the message (including trailers) is complete.
+    fn decode_chunked(
+        &mut self,
+        mut st: Chunk,
+        input: &[u8],
+        limits: &Limits,
+    ) -> Result<(usize, bool), u16> {
+        let mut i = 0;
+        while i < input.len() {
+            let b = input[i];
+            st = match st {
+                Chunk::Size { val, digits } => match (b as char).to_digit(16) {
+                    // 15 hex digits is 2^60: no accepted body is that large.
+                    Some(_) if digits >= 15 => return Err(413),
+                    Some(d) => Chunk::Size {
+                        val: val * 16 + d as u64,
+                        digits: digits + 1,
+                    },
+                    None if digits == 0 => return Err(400),
+                    None => {
+                        if val + self.body.len() as u64 > limits.max_body {
+                            return Err(413);
+                        }
+                        match b {
+                            b'\r' => Chunk::SizeLf { size: val },
+                            b';' => Chunk::Ext { size: val },
+                            b' ' | b'\t' => Chunk::SizeWs { size: val },
+                            _ => return Err(400),
+                        }
+                    }
+                },
+                Chunk::SizeWs { size } => match b {
+                    b' ' | b'\t' => Chunk::SizeWs { size },
+                    b';' => Chunk::Ext { size },
+                    b'\r' => Chunk::SizeLf { size },
+                    _ => return Err(400),
+                },
+                Chunk::Ext { size } => {
+                    self.extra += 1;
+                    if self.extra > limits.max_head {
+                        return Err(431);
+                    }
+                    match b {
+                        b'\r' => Chunk::SizeLf { size },
+                        b'\t' => Chunk::Ext { size },
+                        0..=31 | 127 => return Err(400),
+                        _ => Chunk::Ext { size },
+                    }
+                }
+                Chunk::SizeLf { size } => match b {
+                    b'\n' if size == 0 => Chunk::TrStart,
+                    b'\n' => Chunk::Data { rem: size },
+                    _ => return Err(400),
+                },
+                Chunk::Data { rem } => {
+                    let take = ((input.len() - i) as u64).min(rem) as usize;
+                    self.body.extend_from_slice(&input[i..i + take]);
+                    i += take;
+                    st = if take as u64 == rem {
+                        Chunk::DataCr
+                    } else {
+                        Chunk::Data {
+                            rem: rem - take as u64,
+                        }
+                    };
+                    continue;
+                }
+                Chunk::DataCr if b == b'\r' => Chunk::DataLf,
+                Chunk::DataLf if b == b'\n' => Chunk::Size { val: 0, digits: 0 },
+                Chunk::DataCr | Chunk::DataLf => return Err(400),
+                Chunk::TrStart => {
+                    self.extra += 1;
+                    match b {
+                        b'\r' => Chunk::TrEndLf,
+                        0..=8 | 10..=31 | 127 => return Err(400),
+                        _ => Chunk::TrLine,
+                    }
+                }
+                Chunk::TrLine => {
+                    self.extra += 1;
+                    if self.extra > limits.max_head {
+                        return Err(431);
+                    }
+                    match b {
+                        b'\r' => Chunk::TrLineLf,
+                        b'\t' => Chunk::TrLine,
+                        0..=31 | 127 => return Err(400),
+                        _ => Chunk::TrLine,
+                    }
+                }
+                Chunk::TrLineLf if b == b'\n' => Chunk::TrStart,
+                Chunk::TrEndLf if b == b'\n' => return Ok((i + 1, true)),
+                Chunk::TrLineLf | Chunk::TrEndLf => return Err(400),
+            };
+            i += 1;
+        }
+        self.state = State::Chunked(st);
+        Ok((i, false))
+    }
+}
+
+enum LineCheck {
+    Incomplete,
+    Valid,
+    Invalid(u16),
+}
+
+/// Rejects a head early, before its end arrives, when its first bytes cannot
+/// start a request (binary junk, TLS sent to a plain port): the method must
+/// be a token, and a complete request line must parse.
+/// `*scanned` keeps the search for the line's end linear over slow input.
+fn check_request_line(buf: &[u8], scanned: &mut usize) -> LineCheck {
+    const MAX_METHOD: usize = 32;
+    let method = &buf[..buf.len().min(MAX_METHOD + 1)];
+    match method.iter().position(|&b| b == b' ') {
+        Some(end) if method[..end].iter().all(|&b| is_tchar(b)) => {}
+        None if buf.len() <= MAX_METHOD && method.iter().all(|&b| is_tchar(b)) => {}
+        _ => return LineCheck::Invalid(400),
+    }
+    let from = (*scanned).min(buf.len());
+    let Some(nl) = buf[from..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|i| from + i)
+    else {
+        *scanned = buf.len();
+        return LineCheck::Incomplete;
+    };
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse(&buf[..=nl]) {
+        Ok(_) | Err(httparse::Error::TooManyHeaders) => LineCheck::Valid,
+        Err(httparse::Error::Version) if is_http2_preface(buf) => LineCheck::Invalid(505),
+        Err(_) => LineCheck::Invalid(400),
+    }
+}
+
+/// `tchar` of RFC 9110 5.6.2.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn is_http2_preface(head: &[u8]) -> bool {
+    head.windows(7).any(|w| w == b" HTTP/2" || w == b" HTTP/3")
+}
+
+/// How the body of a request is delimited.
+#[derive(Debug, PartialEq)]
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// Finds the end of a request head (the blank line), resuming the search at
+/// `*scanned`. Returns the head length including the blank line.
+fn find_head_end(buf: &[u8], scanned: &mut usize) -> Option<usize> {
+    let start = scanned.saturating_sub(3);
+    let mut i = start;
+    while let Some(off) = buf[i..].iter().position(|&b| b == b'\n') {
+        let nl = i + off;
+        if nl >= 1 && buf[nl - 1] == b'\n' {
+            return Some(nl + 1);
+        }
+        if nl >= 2 && buf[nl - 1] == b'\r' && buf[nl - 2] == b'\n' {
+            return Some(nl + 1);
+        }
+        i = nl + 1;
+    }
+    *scanned = buf.len();
+    None
+}
+
+fn offset_of(base: &[u8], part: &[u8]) -> u32 {
+    (part.as_ptr() as usize - base.as_ptr() as usize) as u32
+}
+
+/// Parses and validates a complete head. Fills `info`, returns the framing
+/// or the status to reject with.
+fn parse_head(head: &[u8], limits: &Limits, info: &mut ReqInfo) -> Result<Framing, u16> {
+    let mut storage: [MaybeUninit<httparse::Header>; MAX_HEADERS_CAP] =
+        [const { MaybeUninit::uninit() }; MAX_HEADERS_CAP];
+    let n = limits.max_headers.clamp(1, MAX_HEADERS_CAP);
+    let mut req = httparse::Request::new(&mut []);
+    let status = req.parse_with_uninit_headers(head, &mut storage[..n]);
+    match status {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(400),
+        Err(httparse::Error::TooManyHeaders) => return Err(431),
+        Err(httparse::Error::Version) => {
+            return Err(
+                if head.windows(7).any(|w| w == b" HTTP/2" || w == b" HTTP/3") {
+                    505
+                } else {
+                    400
+                },
+            )
+        }
+        Err(_) => return Err(400),
+    }
+    let method = req.method.ok_or(400u16)?;
+    let target = req.path.ok_or(400u16)?;
+    if target.len() > limits.max_uri {
+        return Err(414);
+    }
+    info.http10 = req.version == Some(0);
+    info.method = (offset_of(head, method.as_bytes()), method.len() as u32);
+    info.target = (offset_of(head, target.as_bytes()), target.len() as u32);
+    info.head_only = method == "HEAD";
+    info.headers.clear();
+
+    let mut hosts = 0;
+    let mut length: Option<u64> = None;
+    let mut te = false;
+    let mut te_chunked_last = false;
+    let mut te_chunked_count = 0;
+    let mut te_unknown = false;
+    let mut conn_close = false;
+    let mut conn_keep_alive = false;
+    let mut expect_continue = false;
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        let value = h.value;
+        info.headers.push([
+            offset_of(head, name),
+            name.len() as u32,
+            offset_of(head, value),
+            value.len() as u32,
+        ]);
+        if name.eq_ignore_ascii_case(b"host") {
+            hosts += 1;
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            let v = parse_content_length(value).ok_or(400u16)?;
+            if length.is_some_and(|l| l != v) {
+                return Err(400);
+            }
+            length = Some(v);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            te = true;
+            for coding in list_items(value) {
+                te_chunked_last = coding.eq_ignore_ascii_case(b"chunked");
+                if te_chunked_last {
+                    te_chunked_count += 1;
+                } else {
+                    te_unknown = true;
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for opt in list_items(value) {
+                if opt.eq_ignore_ascii_case(b"close") {
+                    conn_close = true;
+                } else if opt.eq_ignore_ascii_case(b"keep-alive") {
+                    conn_keep_alive = true;
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"expect")
+            && value.eq_ignore_ascii_case(b"100-continue")
+        {
+            expect_continue = true;
+        }
+    }
+    // RFC 9112 3.2: a 1.1 request without exactly one Host is answered 400.
+    if (!info.http10 && hosts != 1) || hosts > 1 {
+        return Err(400);
+    }
+    info.keep_alive = if info.http10 {
+        conn_keep_alive && !conn_close
+    } else {
+        !conn_close
+    };
+    let framing = if te {
+        // RFC 9112 6.1: TE in HTTP/1.0 means faulty framing; TE with
+        // Content-Length is a smuggling vector: refuse both.
+        if info.http10 || length.is_some() {
+            return Err(400);
+        }
+        if !te_chunked_last || te_chunked_count != 1 {
+            return Err(400);
+        }
+        if te_unknown {
+            return Err(501);
+        }
+        Framing::Chunked
+    } else {
+        match length {
+            Some(n) if n > limits.max_body => return Err(413),
+            Some(0) | None => Framing::None,
+            Some(n) => Framing::Length(n),
+        }
+    };
+    info.expect_continue = expect_continue && !info.http10 && framing != Framing::None;
+    Ok(framing)
+}
+
+/// `Content-Length = 1*DIGIT`, bounded to avoid overflow.
+fn parse_content_length(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(v.iter().fold(0u64, |n, d| n * 10 + (d - b'0') as u64))
+}
+
+/// Elements of a comma-separated field value, trimmed of optional whitespace.
+fn list_items(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    v.split(|&b| b == b',')
+        .map(|s| s.trim_ascii())
+        .filter(|s| !s.is_empty())
+}
+
+/// How a response is framed on the wire, from the request it answers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ResponseMeta {
+    pub head_only: bool,
+    pub close: bool,
+    pub http10: bool,
+}
+
+/// Formats a response head (and body, unless forbidden) into `out` as a list
+/// of byte slices, handed to `put`, which appends them in order.
+pub fn write_response(
+    status: u16,
+    user_head: &[u8],
+    body: &[u8],
+    meta: ResponseMeta,
+    date: &[u8],
+    put: &mut dyn FnMut(&[&[u8]]),
+) {
+    let mut line = [0u8; 48];
+    let status_line = status_line(status, &mut line);
+    let no_body = status == 204 || status == 304 || (100..200).contains(&status);
+    let mut len_buf = [0u8; 40];
+    let cl: &[u8] = if no_body {
+        b""
+    } else {
+        content_length_line(body.len(), &mut len_buf)
+    };
+    let conn: &[u8] = if meta.close {
+        b"connection: close\r\n"
+    } else if meta.http10 {
+        b"connection: keep-alive\r\n"
+    } else {
+        b""
+    };
+    let body: &[u8] = if no_body || meta.head_only { b"" } else { body };
+    put(&[status_line, user_head, cl, date, conn, b"\r\n", body]);
+}
+
+fn content_length_line(n: usize, buf: &mut [u8; 40]) -> &[u8] {
+    const PREFIX: &[u8] = b"content-length: ";
+    buf[..PREFIX.len()].copy_from_slice(PREFIX);
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut v = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let d = &digits[i..];
+    let end = PREFIX.len() + d.len();
+    buf[PREFIX.len()..end].copy_from_slice(d);
+    buf[end..end + 2].copy_from_slice(b"\r\n");
+    &buf[..end + 2]
+}
+
+/// The reason phrase for common status codes (empty otherwise, as RFC 9112
+/// allows).
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        422 => "Unprocessable Content",
+        426 => "Upgrade Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+fn status_line(status: u16, buf: &mut [u8; 48]) -> &[u8] {
+    let r = reason(status).as_bytes();
+    let s = status.clamp(100, 999);
+    buf[..9].copy_from_slice(b"HTTP/1.1 ");
+    buf[9] = b'0' + (s / 100) as u8;
+    buf[10] = b'0' + (s / 10 % 10) as u8;
+    buf[11] = b'0' + (s % 10) as u8;
+    buf[12] = b' ';
+    buf[13..13 + r.len()].copy_from_slice(r);
+    buf[13 + r.len()..15 + r.len()].copy_from_slice(b"\r\n");
+    &buf[..15 + r.len()]
+}
+
+/// The body of a response mgnet sends on its own (rejections).
+pub fn reject_body(status: u16) -> String {
+    format!("{} {}\n", status, reason(status))
+}
+
+/// `date: <IMF-fixdate>\r\n`, recomputed at most once a second.
+pub struct DateCache {
+    secs: u64,
+    line: [u8; 37],
+}
+
+impl Default for DateCache {
+    fn default() -> Self {
+        let mut d = DateCache {
+            secs: u64::MAX,
+            line: [0; 37],
+        };
+        d.refresh();
+        d
+    }
+}
+
+impl DateCache {
+    /// Updates the line if the wall-clock second changed.
+    pub fn refresh(&mut self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if now != self.secs {
+            self.secs = now;
+            self.line = format_date_line(now);
+        }
+    }
+
+    pub fn line(&self) -> &[u8] {
+        &self.line
+    }
+}
+
+/// Formats `date: Sun, 06 Nov 1994 08:49:37 GMT\r\n` for a Unix time.
+pub fn format_date_line(unix: u64) -> [u8; 37] {
+    const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let mut days = unix / 86400;
+    let rem = unix % 86400;
+    let weekday = DAYS[(days % 7) as usize];
+    let leap = |y: u64| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
+    let mut year = 1970;
+    loop {
+        let len = if leap(year) { 366 } else { 365 };
+        if days < len {
+            break;
+        }
+        days -= len;
+        year += 1;
+    }
+    let month_lens = [
+        31,
+        if leap(year) { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    let mut month = 0;
+    while days >= month_lens[month] {
+        days -= month_lens[month];
+        month += 1;
+    }
+    let two = |v: u64| [b'0' + (v / 10) as u8, b'0' + (v % 10) as u8];
+    let mut out = [0u8; 37];
+    let mut w = 0;
+    let mut put = |s: &[u8]| {
+        out[w..w + s.len()].copy_from_slice(s);
+        w += s.len();
+    };
+    put(b"date: ");
+    put(weekday);
+    put(b", ");
+    put(&two(days + 1));
+    put(b" ");
+    put(MONTHS[month]);
+    put(b" ");
+    put(&two(year / 100));
+    put(&two(year % 100));
+    put(b" ");
+    put(&two(rem / 3600));
+    put(b":");
+    put(&two(rem / 60 % 60));
+    put(b":");
+    put(&two(rem % 60));
+    put(b" GMT\r\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a test sees of a parse: requests as (method, target, body) or rejections.
+    #[derive(Debug, PartialEq)]
+    enum Seen {
+        Req(String, String, Vec<u8>, bool),
+        Pending(bool),
+        Reject(u16),
+    }
+
+    fn run(p: &mut Parser, input: &[u8], limits: &Limits) -> (usize, Vec<Seen>) {
+        let mut seen = Vec::new();
+        let used = p.feed(input, limits, true, &mut |ev| {
+            seen.push(match ev {
+                Parsed::Request(r) => {
+                    let m = &r.head[r.info.method.0 as usize..][..r.info.method.1 as usize];
+                    let t = &r.head[r.info.target.0 as usize..][..r.info.target.1 as usize];
+                    Seen::Req(
+                        String::from_utf8_lossy(m).into(),
+                        String::from_utf8_lossy(t).into(),
+                        r.body.to_vec(),
+                        r.info.keep_alive,
+                    )
+                }
+                Parsed::BodyPending(info) => Seen::Pending(info.expect_continue),
+                Parsed::Reject(s) => Seen::Reject(s),
+            });
+            true
+        });
+        (used, seen)
+    }
+
+    fn parse_all(input: &[u8]) -> Vec<Seen> {
+        run(&mut Parser::default(), input, &Limits::default()).1
+    }
+
+    fn req(m: &str, t: &str, body: &[u8]) -> Seen {
+        Seen::Req(m.into(), t.into(), body.to_vec(), true)
+    }
+
+    #[test]
+    fn parses_a_simple_get() {
+        assert_eq!(
+            parse_all(b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            vec![req("GET", "/a?b=1", b"")]
+        );
+    }
+
+    #[test]
+    fn parses_pipelined_requests_in_order() {
+        let one = b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n";
+        let two = b"POST /2 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc";
+        let mut input = one.to_vec();
+        input.extend_from_slice(two);
+        input.extend_from_slice(one);
+        assert_eq!(
+            parse_all(&input),
+            vec![
+                req("GET", "/1", b""),
+                req("POST", "/2", b"abc"),
+                req("GET", "/1", b"")
+            ]
+        );
+    }
+
+    #[test]
+    fn byte_by_byte_input_gives_the_same_result() {
+        let input = b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n0\r\nTrail: v\r\n\r\nGET /y HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut p = Parser::default();
+        let limits = Limits::default();
+        let mut pending: Vec<u8> = Vec::new();
+        let mut seen = Vec::new();
+        for &b in input.iter() {
+            pending.push(b);
+            let (used, s) = run(&mut p, &pending, &limits);
+            pending.drain(..used);
+            seen.extend(s);
+        }
+        assert_eq!(
+            seen,
+            vec![
+                Seen::Pending(false),
+                req("POST", "/x", b"abc"),
+                req("GET", "/y", b"")
+            ]
+        );
+    }
+
+    #[test]
+    fn decodes_chunked_bodies_with_extensions_and_trailers() {
+        let input = b"PUT /u HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+            5 ; name=\"v\"\r\nhello\r\n1\r\n\0\r\nA\r\n0123456789\r\n0\r\nX-Sum: 1\r\nX-Two: 2\r\n\r\n";
+        let seen = parse_all(input);
+        assert_eq!(seen.last(), Some(&req("PUT", "/u", b"hello\x000123456789")));
+    }
+
+    #[test]
+    fn body_split_across_reads_is_reassembled() {
+        let mut p = Parser::default();
+        let l = Limits::default();
+        let first = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nab";
+        let (used, seen) = run(&mut p, first, &l);
+        assert_eq!(seen, vec![Seen::Pending(false)]);
+        assert_eq!(
+            used,
+            first.len(),
+            "partial body bytes are taken into the parser"
+        );
+        let (_, seen) = run(&mut p, b"cdef", &l);
+        assert_eq!(seen, vec![req("POST", "/", b"abcdef")]);
+    }
+
+    #[test]
+    fn http10_closes_unless_keep_alive_and_11_closes_on_request() {
+        let seen = parse_all(b"GET / HTTP/1.0\r\n\r\nGET /ignored HTTP/1.0\r\n\r\n");
+        assert_eq!(
+            seen,
+            vec![Seen::Req("GET".into(), "/".into(), vec![], false)]
+        );
+        let seen = parse_all(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        assert_eq!(seen, vec![req("GET", "/", b"")]);
+        let seen = parse_all(
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /x HTTP/1.1\r\n\r\n",
+        );
+        assert_eq!(
+            seen,
+            vec![Seen::Req("GET".into(), "/".into(), vec![], false)]
+        );
+    }
+
+    #[test]
+    fn expect_continue_is_reported_while_the_body_is_pending() {
+        let seen = parse_all(
+            b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 9\r\n\r\n",
+        );
+        assert_eq!(seen, vec![Seen::Pending(true)]);
+    }
+
+    fn rejected(input: &[u8], limits: Limits) -> Option<u16> {
+        run(&mut Parser::default(), input, &limits)
+            .1
+            .into_iter()
+            .find_map(|s| match s {
+                Seen::Reject(st) => Some(st),
+                _ => None,
+            })
+    }
+
+    #[test]
+    fn malformed_requests_are_rejected_with_the_right_status() {
+        let d = Limits::default;
+        let cases: &[(&[u8], u16)] = &[
+            (b"GARBAGE\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\n\r\n", 400), // no Host
+            (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+            (b"GET /\0 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400),
+            (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX", 400),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400),
+            (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+        ];
+        for (input, status) in cases {
+            assert_eq!(
+                rejected(input, d()),
+                Some(*status),
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn limits_answer_413_414_431() {
+        let small = Limits {
+            max_head: 256,
+            max_headers: 4,
+            max_uri: 32,
+            max_body: 10,
+        };
+        let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(40));
+        assert_eq!(rejected(long_uri.as_bytes(), small), Some(414));
+        let unterminated_uri = format!("GET /{}", "a".repeat(300));
+        assert_eq!(rejected(unterminated_uri.as_bytes(), small), Some(414));
+        let big_head = format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n", "b".repeat(300));
+        assert_eq!(rejected(big_head.as_bytes(), small), Some(431));
+        let many = "GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n";
+        assert_eq!(rejected(many.as_bytes(), small), Some(431));
+        let body = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n";
+        assert_eq!(rejected(body.as_bytes(), small), Some(413));
+        let chunked =
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n6\r\n";
+        assert_eq!(rejected(chunked.as_bytes(), small), Some(413));
+    }
+
+    #[test]
+    fn junk_is_rejected_before_a_head_end_arrives() {
+        let l = Limits::default();
+        // A TLS ClientHello sent to a plain-HTTP port.
+        assert_eq!(
+            rejected(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", l),
+            Some(400)
+        );
+        assert_eq!(rejected(b"GET /x HTTP/9.9\r\nHost: x", l), Some(400));
+        assert_eq!(
+            rejected(b"AVERYVERYVERYLONGMETHODNAMEWITHOUTANYSPACE", l),
+            Some(400)
+        );
+        // A valid request line waits for the rest of the head.
+        assert_eq!(
+            run(&mut Parser::default(), b"GET /x HTTP/1.1\r\nHo", &l).1,
+            vec![]
+        );
+    }
+
+    #[test]
+    fn a_rejection_stops_parsing_the_connection() {
+        let mut p = Parser::default();
+        let input = b"BAD\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let (used, seen) = run(&mut p, input, &Limits::default());
+        assert_eq!(seen, vec![Seen::Reject(400)]);
+        assert_eq!(used, input.len(), "the rest of the input is discarded");
+        assert!(p.stopped());
+    }
+
+    #[test]
+    fn leading_empty_lines_are_ignored() {
+        assert_eq!(
+            parse_all(b"\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+            vec![req("GET", "/", b"")]
+        );
+    }
+
+    fn response(status: u16, body: &[u8], meta: ResponseMeta) -> String {
+        let mut out = Vec::new();
+        write_response(
+            status,
+            b"x-a: 1\r\n",
+            body,
+            meta,
+            b"date: D\r\n",
+            &mut |parts| {
+                for p in parts {
+                    out.extend_from_slice(p);
+                }
+            },
+        );
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn responses_carry_length_date_and_body() {
+        let r = response(200, b"hi", ResponseMeta::default());
+        assert_eq!(
+            r,
+            "HTTP/1.1 200 OK\r\nx-a: 1\r\ncontent-length: 2\r\ndate: D\r\n\r\nhi"
+        );
+    }
+
+    #[test]
+    fn head_responses_keep_the_length_but_drop_the_body() {
+        let meta = ResponseMeta {
+            head_only: true,
+            ..Default::default()
+        };
+        assert!(response(200, b"hello", meta).ends_with("content-length: 5\r\ndate: D\r\n\r\n"));
+    }
+
+    #[test]
+    fn no_body_statuses_have_no_length_and_no_body() {
+        for s in [204, 304] {
+            let r = response(s, b"dropped", ResponseMeta::default());
+            assert!(
+                !r.contains("content-length") && !r.contains("dropped"),
+                "{r}"
+            );
+        }
+    }
+
+    #[test]
+    fn connection_header_follows_meta() {
+        let close = ResponseMeta {
+            close: true,
+            ..Default::default()
+        };
+        assert!(response(200, b"", close).contains("connection: close\r\n"));
+        let ka10 = ResponseMeta {
+            http10: true,
+            ..Default::default()
+        };
+        assert!(response(200, b"", ka10).contains("connection: keep-alive\r\n"));
+        assert!(response(599, b"", Default::default()).starts_with("HTTP/1.1 599 \r\n"));
+    }
+
+    #[test]
+    fn dates_are_imf_fixdate() {
+        assert_eq!(
+            &format_date_line(0),
+            b"date: Thu, 01 Jan 1970 00:00:00 GMT\r\n"
+        );
+        assert_eq!(
+            &format_date_line(784111777),
+            b"date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+        );
+        assert_eq!(
+            &format_date_line(951782400),
+            b"date: Tue, 29 Feb 2000 00:00:00 GMT\r\n"
+        );
+        assert_eq!(
+            &format_date_line(4102444799),
+            b"date: Thu, 31 Dec 2099 23:59:59 GMT\r\n"
+        );
+    }
+}

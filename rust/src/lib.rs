@@ -1,0 +1,335 @@
+//! mgnet's C ABI: the only symbols `src/ffi.ts` loads.
+//!
+//! Rules every export follows:
+//! - names start with `mgnet_`; integers in, an integer status out
+//!   (negative values are [`error::Status`], details via `mgnet_last_error`);
+//! - managers are small integer handles, connections are (slot, id) pairs
+//!   checked on every call: no pointer ever leaves Rust;
+//! - no panic crosses the boundary (`catch_unwind` around each body);
+//! - a manager is used only by the thread that created it (the registry is
+//!   thread-local); only `mgnet_wait` runs elsewhere and it touches nothing
+//!   but a file descriptor.
+
+pub mod error;
+pub mod event;
+pub mod http;
+pub mod manager;
+pub mod sys;
+
+use std::cell::RefCell;
+use std::ffi::c_int;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use error::{fail, Status};
+use manager::Manager;
+
+/// Version of this ABI. `src/ffi.ts` refuses a library with another one.
+pub const ABI_VERSION: u32 = 1;
+
+thread_local! {
+    /// Live managers of this thread; a handle is an index + 1. Indices are
+    /// never reused, so a stale handle cannot reach a newer manager.
+    static MANAGERS: RefCell<Vec<Option<*mut Manager>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` unless it panics (which becomes `Status::Panic`).
+fn boundary(f: impl FnOnce() -> i32) -> i32 {
+    catch_unwind(AssertUnwindSafe(f))
+        .unwrap_or_else(|_| fail(Status::Panic, "internal error (panic) in mgnet"))
+}
+
+/// Looks a handle up and runs `f` with the manager pointer.
+fn with_manager(h: u32, f: impl FnOnce(*mut Manager) -> i32) -> i32 {
+    let ptr = MANAGERS.with(|m| {
+        m.borrow()
+            .get((h as usize).wrapping_sub(1))
+            .copied()
+            .flatten()
+    });
+    match ptr {
+        Some(p) => boundary(|| f(p)),
+        None => fail(Status::BadHandle, format!("manager {h} is closed")),
+    }
+}
+
+/// Makes a byte slice from an FFI buffer argument (null or empty allowed).
+///
+/// # Safety
+/// `ptr` is valid for `len` bytes when `len > 0`.
+unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
+    if ptr.is_null() || len == 0 {
+        &[]
+    } else {
+        std::slice::from_raw_parts(ptr, len)
+    }
+}
+
+/// Returns [`ABI_VERSION`].
+#[no_mangle]
+pub extern "C" fn mgnet_abi_version() -> u32 {
+    ABI_VERSION
+}
+
+/// Copies the Mongoose version string (e.g. `7.23`) into `out`; returns its length.
+///
+/// # Safety
+/// `out` is valid for `cap` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_mongoose_version(out: *mut u8, cap: u32) -> i32 {
+    let v = env!("MGNET_MONGOOSE_VERSION").as_bytes();
+    if !out.is_null() {
+        std::ptr::copy_nonoverlapping(v.as_ptr(), out, v.len().min(cap as usize));
+    }
+    v.len() as i32
+}
+
+/// Copies the calling thread's last error message into `out` (truncated to
+/// `cap`); returns the message's full length.
+///
+/// # Safety
+/// `out` is valid for `cap` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_last_error(out: *mut u8, cap: u32) -> i32 {
+    if out.is_null() {
+        return error::last_error_into(&mut []) as i32;
+    }
+    error::last_error_into(std::slice::from_raw_parts_mut(out, cap as usize)) as i32
+}
+
+/// Creates a manager with request limits (0 keeps a default). Returns a
+/// handle (> 0) or a negative status.
+#[no_mangle]
+pub extern "C" fn mgnet_manager_new(
+    max_head: u32,
+    max_headers: u32,
+    max_uri: u32,
+    max_body: f64,
+) -> i32 {
+    boundary(|| {
+        let mut limits = http::Limits::default();
+        if max_head > 0 {
+            limits.max_head = max_head as usize;
+        }
+        if max_headers > 0 {
+            if max_headers as usize > http::MAX_HEADERS_CAP {
+                return fail(
+                    Status::Invalid,
+                    format!("maxHeaders is at most {}", http::MAX_HEADERS_CAP),
+                );
+            }
+            limits.max_headers = max_headers as usize;
+        }
+        if max_uri > 0 {
+            limits.max_uri = max_uri as usize;
+        }
+        if max_body > 0.0 {
+            limits.max_body = max_body as u64;
+        }
+        match Manager::new(limits) {
+            Ok(m) => MANAGERS.with(|r| {
+                let mut r = r.borrow_mut();
+                r.push(Some(Box::into_raw(m)));
+                r.len() as i32
+            }),
+            Err(e) => fail(Status::Io, e),
+        }
+    })
+}
+
+/// Frees a manager and closes all its connections. Must not run while a
+/// `mgnet_wait` on its epoll fd is in progress (wake it and await it first).
+#[no_mangle]
+pub extern "C" fn mgnet_manager_free(h: u32) -> i32 {
+    let ptr = MANAGERS.with(|r| {
+        r.borrow_mut()
+            .get_mut((h as usize).wrapping_sub(1))
+            .and_then(Option::take)
+    });
+    match ptr {
+        Some(p) => boundary(|| {
+            unsafe { Manager::destroy(p) };
+            0
+        }),
+        None => fail(Status::BadHandle, format!("manager {h} is closed")),
+    }
+}
+
+/// Listens on a URL (`http://host:port`, port 0 picks a free one). Writes
+/// the listener's id (f64) at `out[0..8]` and its port (u16 LE) at
+/// `out[8..10]`; returns its slot.
+///
+/// # Safety
+/// `url` is valid for `url_len` bytes; `out` for 16 bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_listen(h: u32, url: *const u8, url_len: u32, out: *mut u8) -> i32 {
+    let url = bytes(url, url_len as usize);
+    with_manager(h, |m| {
+        let Ok(url) = std::str::from_utf8(url) else {
+            return fail(Status::Invalid, "listen URL is not UTF-8");
+        };
+        match Manager::listen(m, url) {
+            Ok((slot, id, port)) => {
+                let out = std::slice::from_raw_parts_mut(out, 16);
+                out[..8].copy_from_slice(&(id as f64).to_le_bytes());
+                out[8..10].copy_from_slice(&port.to_le_bytes());
+                slot as i32
+            }
+            Err(e) => e,
+        }
+    })
+}
+
+/// Sends pending replies, polls once without blocking and copies the event
+/// batch to `buf[off..off+cap]` if it fits. Returns the batch length; when
+/// it exceeds `cap` nothing is copied: call `mgnet_take` with a larger buffer.
+///
+/// # Safety
+/// `buf` is valid for `off + cap` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_poll(h: u32, buf: *mut u8, off: u32, cap: u32) -> i32 {
+    with_manager(h, |m| {
+        let len = Manager::poll(m);
+        take_into(&mut *m, buf.add(off as usize), cap as usize, len)
+    })
+}
+
+/// Copies the waiting event batch into `buf` if it fits in `cap`; returns its length.
+///
+/// # Safety
+/// `buf` is valid for `cap` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_take(h: u32, buf: *mut u8, cap: u32) -> i32 {
+    with_manager(h, |m| {
+        let len = (*m).events.len();
+        take_into(&mut *m, buf, cap as usize, len)
+    })
+}
+
+unsafe fn take_into(m: &mut Manager, buf: *mut u8, cap: usize, len: usize) -> i32 {
+    if len > i32::MAX as usize {
+        return fail(Status::NoMem, "event batch over 2 GiB");
+    }
+    if len > 0 && len <= cap {
+        std::ptr::copy_nonoverlapping(m.events.bytes.as_ptr(), buf, len);
+        m.events.clear();
+        if m.events.bytes.capacity() > 4 << 20 {
+            m.events.bytes = Vec::new();
+        }
+    }
+    len as i32
+}
+
+/// Answers HTTP request `seq` (`0xFFFFFFFF`: the oldest unanswered one) of
+/// connection (`slot`, `id`). `head` holds header lines (`name: value\r\n`),
+/// the body is `body[body_off..body_off+body_len]`. `flags` bit 0: close the
+/// connection after this response. The bytes are sent on the next flush.
+///
+/// # Safety
+/// `head` is valid for `head_len` bytes, `body` for `body_off + body_len`.
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_http_reply(
+    h: u32,
+    slot: u32,
+    id: f64,
+    seq: u32,
+    status: u32,
+    flags: u32,
+    head: *const u8,
+    head_len: u32,
+    body: *const u8,
+    body_off: u32,
+    body_len: u32,
+) -> i32 {
+    let head = bytes(head, head_len as usize);
+    let body = if body.is_null() {
+        &[][..]
+    } else {
+        bytes(body.add(body_off as usize), body_len as usize)
+    };
+    with_manager(h, |m| {
+        let status = status.min(u16::MAX as u32) as u16;
+        match (*m).reply(slot, id as u64, seq, status, flags, head, body) {
+            Ok(()) => 0,
+            Err(e) => e,
+        }
+    })
+}
+
+/// Sends what replies queued. Wakes a waiting `mgnet_wait` if the loop has
+/// work (events to deliver, connections to close). Returns 0.
+#[no_mangle]
+pub extern "C" fn mgnet_flush(h: u32) -> i32 {
+    with_manager(h, |m| unsafe {
+        let m = &mut *m;
+        m.flush();
+        if m.next_timeout() == 0 {
+            m.wake();
+        }
+        0
+    })
+}
+
+/// Closes a connection or listener. `drain` != 0 sends queued output first.
+#[no_mangle]
+pub extern "C" fn mgnet_close(h: u32, slot: u32, id: f64, drain: u32) -> i32 {
+    with_manager(h, |m| unsafe {
+        let m = &mut *m;
+        match m.close(slot, id as u64, drain != 0) {
+            Ok(()) => {
+                m.wake();
+                0
+            }
+            Err(e) => e,
+        }
+    })
+}
+
+/// The epoll fd to pass to `mgnet_wait`.
+#[no_mangle]
+pub extern "C" fn mgnet_wait_fd(h: u32) -> i32 {
+    with_manager(h, |m| unsafe { (*m).epoll_fd() })
+}
+
+/// Milliseconds the next wait may last (0: poll now).
+#[no_mangle]
+pub extern "C" fn mgnet_next_timeout(h: u32) -> i32 {
+    with_manager(h, |m| unsafe { (*m).next_timeout() })
+}
+
+/// Number of requests handed to JS that have no response yet.
+#[no_mangle]
+pub extern "C" fn mgnet_awaiting(h: u32) -> i32 {
+    with_manager(h, |m| unsafe {
+        (*m).awaiting().min(i32::MAX as usize) as i32
+    })
+}
+
+/// Makes a wait in progress (or the next one) return at once.
+#[no_mangle]
+pub extern "C" fn mgnet_wake(h: u32) -> i32 {
+    with_manager(h, |m| unsafe {
+        (*m).wake();
+        0
+    })
+}
+
+/// Blocks until the epoll fd `fd` has events or `timeout_ms` passes. Called
+/// with Deno's `nonblocking: true`, so it runs on a worker thread; it reads
+/// no manager state. Returns 1 when ready, 0 on timeout, or a negative status.
+#[no_mangle]
+pub extern "C" fn mgnet_wait(fd: i32, timeout_ms: i32) -> i32 {
+    let mut p = libc::pollfd {
+        fd: fd as c_int,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        let n = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+        if n >= 0 {
+            return n.min(1);
+        }
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return Status::Io as i32;
+        }
+    }
+}

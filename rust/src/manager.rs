@@ -1,0 +1,897 @@
+//! One Mongoose manager, its connections and the batched event core.
+//!
+//! Ownership: the JS thread that created a manager is the only one that
+//! touches it. Waiting for I/O happens on another thread (Deno's
+//! `nonblocking` FFI call) but only through `poll(2)` on the epoll fd, which
+//! reads no Mongoose state, so JS can reply and flush while a wait is in
+//! progress.
+//!
+//! Re-entrancy: `mg_mgr_poll`, `mg_listen` and `mg_mgr_free` call back into
+//! [`on_conn`]/[`on_listener`], which reach the manager through the raw
+//! pointer in `fn_data`. Functions that call into Mongoose therefore take
+//! `*mut Manager` and hold no `&mut Manager` across the call.
+
+use std::collections::VecDeque;
+use std::ffi::{c_int, c_void, CStr};
+use std::ptr;
+
+use crate::error::{fail, Status};
+use crate::event::{EventBuf, HttpRecord, HTTP_FLAG_HTTP10, HTTP_FLAG_KEEP_ALIVE};
+use crate::http::{reject_body, write_response, DateCache, Limits, Parsed, Parser, ResponseMeta};
+use crate::sys;
+
+/// At most this many requests of one connection wait for their responses;
+/// later pipelined requests stay unparsed in the receive buffer meanwhile.
+const MAX_INFLIGHT: usize = 256;
+/// Stop parsing a connection's requests while this much output is unsent
+/// (a peer that pipelines without reading cannot grow our memory).
+const SEND_HIGH_WATER: usize = 1 << 20;
+/// A closing connection waits this long for the peer's FIN after ours, so
+/// the last response is not destroyed by a reset (RFC 9112 9.6).
+const LINGER_MS: u64 = 2000;
+/// The longest a wait sleeps without a timer due (Mongoose polls its DNS and
+/// other internal timeouts from the loop).
+const MAX_WAIT_MS: i32 = 1000;
+/// `seq` value meaning "the oldest request not yet answered".
+pub const SEQ_OLDEST: u32 = u32::MAX;
+/// Reply flag: close the connection after this response.
+pub const REPLY_CLOSE: u32 = 1;
+/// Reply flag: the user's headers carry a `date`; do not add one.
+pub const REPLY_OWN_DATE: u32 = 2;
+
+/// Protocol a listener speaks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Proto {
+    Http,
+}
+
+/// `fn_data` of a listener; accepted connections find their listener here.
+pub struct ListenerInfo {
+    mgr: *mut Manager,
+    proto: Proto,
+    id: u64,
+}
+
+struct Pending {
+    meta: ResponseMeta,
+    response: Option<Vec<u8>>,
+}
+
+/// Per-connection HTTP state: the parser and the in-order response queue.
+#[derive(Default)]
+struct HttpConn {
+    parser: Parser,
+    /// Requests handed to JS, oldest first; `inflight[0]` has `send_seq`.
+    inflight: VecDeque<Pending>,
+    send_seq: u32,
+    next_seq: u32,
+    /// The final response is in the send buffer: close once it is out.
+    close_when_sent: bool,
+    /// Parsing stopped for backpressure; resume when responses go out.
+    paused: bool,
+    /// A request with `Expect: 100-continue` waits for its body.
+    continue_pending: bool,
+}
+
+enum Kind {
+    Free,
+    Listener,
+    Http(Box<HttpConn>),
+}
+
+struct Slot {
+    /// Mongoose connection id; 0 while the slot is free.
+    id: u64,
+    c: *mut sys::mg_connection,
+    kind: Kind,
+    dirty: bool,
+    lingering: bool,
+}
+
+/// A Mongoose manager plus mgnet's state around it.
+pub struct Manager {
+    mgr: sys::mg_mgr,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    pub events: EventBuf,
+    dirty: Vec<u32>,
+    lingering: Vec<(u32, u64, u64)>,
+    /// Boxed: each is a listener's `fn_data`, so its address must not move.
+    #[allow(clippy::vec_box)]
+    listeners: Vec<Box<ListenerInfo>>,
+    limits: Limits,
+    date: DateCache,
+    wake_tx: c_int,
+    wake_pending: bool,
+    needs_poll: bool,
+    /// Requests handed to JS that have no response yet (all connections).
+    awaiting: usize,
+}
+
+fn now_ms() -> u64 {
+    unsafe { sys::mg_millis() }
+}
+
+unsafe fn slot_of(c: *mut sys::mg_connection) -> u32 {
+    u32::from_ne_bytes([
+        (*c).data[0] as u8,
+        (*c).data[1] as u8,
+        (*c).data[2] as u8,
+        (*c).data[3] as u8,
+    ])
+}
+
+unsafe fn set_slot_of(c: *mut sys::mg_connection, slot: u32) {
+    for (i, b) in slot.to_ne_bytes().iter().enumerate() {
+        (*c).data[i] = *b as _;
+    }
+}
+
+/// Appends `parts` to a Mongoose I/O buffer, growing it once.
+unsafe fn iobuf_append(io: *mut sys::mg_iobuf, parts: &[&[u8]]) -> bool {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let need = (*io).len + total;
+    if need > (*io).size && !sys::mg_iobuf_resize(io, need) {
+        return false;
+    }
+    let mut at = (*io).buf.add((*io).len);
+    for p in parts {
+        ptr::copy_nonoverlapping(p.as_ptr(), at, p.len());
+        at = at.add(p.len());
+    }
+    (*io).len = need;
+    true
+}
+
+/// Drops the first `n` bytes of a Mongoose I/O buffer. Unlike
+/// `mg_iobuf_del` it does not zero them byte by byte (1.5% of a hello
+/// request's CPU): these buffers hold no secrets (TLS keeps its own).
+unsafe fn iobuf_consume(io: *mut sys::mg_iobuf, n: usize) {
+    if n >= (*io).len {
+        (*io).len = 0;
+    } else if n > 0 {
+        ptr::copy((*io).buf.add(n), (*io).buf, (*io).len - n);
+        (*io).len -= n;
+    }
+}
+
+/// `send(2)` as a raw system call: glibc's `send` is a thread cancellation
+/// point and brackets the call with two bookkeeping calls (~2% of a hello
+/// request's CPU in a multi-threaded process like Deno).
+unsafe fn sys_send(fd: c_int, buf: *const u8, len: usize) -> isize {
+    libc::syscall(
+        libc::SYS_sendto,
+        fd,
+        buf,
+        len,
+        libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+        ptr::null::<c_void>(),
+        0,
+    ) as isize
+}
+
+/// `recv(2)` as a raw system call, for the same reason; Mongoose's reads
+/// are routed here by a compile-time define in build.rs.
+///
+/// # Safety
+/// The arguments of `recv(2)`: `buf` is valid for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_sys_recv(
+    fd: c_int,
+    buf: *mut c_void,
+    len: usize,
+    flags: c_int,
+) -> isize {
+    libc::syscall(
+        libc::SYS_recvfrom,
+        fd,
+        buf,
+        len,
+        flags,
+        ptr::null::<c_void>(),
+        ptr::null::<c_void>(),
+    ) as isize
+}
+
+unsafe fn addr_bytes(a: &sys::mg_addr) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    if a.is_ip6 {
+        out.copy_from_slice(&a.addr.ip);
+    } else {
+        out[..4].copy_from_slice(&a.addr.ip[..4]);
+    }
+    out
+}
+
+impl Manager {
+    /// Creates a manager with its wake-up socket in the poll set.
+    pub fn new(limits: Limits) -> Result<Box<Manager>, String> {
+        let mut fds = [0 as c_int; 2];
+        let rc = unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
+        };
+        if rc != 0 {
+            return Err(format!("socketpair: {}", std::io::Error::last_os_error()));
+        }
+        let mut m = Box::new(Manager {
+            mgr: sys::mg_mgr::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            events: EventBuf::default(),
+            dirty: Vec::new(),
+            lingering: Vec::new(),
+            listeners: Vec::new(),
+            limits,
+            date: DateCache::default(),
+            wake_tx: fds[1],
+            wake_pending: false,
+            needs_poll: false,
+            awaiting: 0,
+        });
+        let this: *mut Manager = &mut *m;
+        unsafe {
+            sys::mg_mgr_init(ptr::addr_of_mut!((*this).mgr));
+            if (*this).mgr.epoll_fd < 0 {
+                sys::mg_mgr_free(ptr::addr_of_mut!((*this).mgr));
+                libc::close(fds[0]);
+                libc::close(fds[1]);
+                return Err("epoll_create failed".into());
+            }
+            let wc = sys::mg_wrapfd(
+                ptr::addr_of_mut!((*this).mgr),
+                fds[0],
+                Some(on_wake),
+                this as *mut c_void,
+            );
+            if wc.is_null() {
+                sys::mg_mgr_free(ptr::addr_of_mut!((*this).mgr));
+                libc::close(fds[0]);
+                libc::close(fds[1]);
+                return Err("out of memory".into());
+            }
+        }
+        Ok(m)
+    }
+
+    /// Frees the manager: closes every connection (without events to JS).
+    ///
+    /// # Safety
+    /// `this` comes from `Box::into_raw` of a live manager; nothing else
+    /// refers to it afterwards.
+    pub unsafe fn destroy(this: *mut Manager) {
+        sys::mg_mgr_free(ptr::addr_of_mut!((*this).mgr));
+        libc::close((*this).wake_tx);
+        drop(Box::from_raw(this));
+    }
+
+    pub fn epoll_fd(&self) -> c_int {
+        self.mgr.epoll_fd
+    }
+
+    fn alloc_slot(&mut self, id: u64, c: *mut sys::mg_connection, kind: Kind) -> u32 {
+        let slot = Slot {
+            id,
+            c,
+            kind,
+            dirty: false,
+            lingering: false,
+        };
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = slot;
+                i
+            }
+            None => {
+                self.slots.push(slot);
+                (self.slots.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Requests handed to JS and not yet answered, on all connections.
+    pub fn awaiting(&self) -> usize {
+        self.awaiting
+    }
+
+    /// Forgets a connection's queued requests (it is closing).
+    fn drop_inflight(&mut self, slot: u32) {
+        if let Kind::Http(h) = &mut self.slots[slot as usize].kind {
+            let unanswered = h.inflight.iter().filter(|p| p.response.is_none()).count();
+            h.inflight.clear();
+            self.awaiting -= unanswered;
+        }
+    }
+
+    fn release_slot(&mut self, i: u32) {
+        self.drop_inflight(i);
+        let s = &mut self.slots[i as usize];
+        s.id = 0;
+        s.c = ptr::null_mut();
+        s.kind = Kind::Free;
+        s.lingering = false;
+        self.free.push(i);
+    }
+
+    /// The live connection in `slot` if it still has id `id`.
+    fn conn(&self, slot: u32, id: u64) -> Result<*mut sys::mg_connection, i32> {
+        match self.slots.get(slot as usize) {
+            Some(s) if s.id == id && id != 0 => {
+                if unsafe { (*s.c).is_closing() } != 0 {
+                    Err(fail(Status::Closed, format!("connection {id} is closing")))
+                } else {
+                    Ok(s.c)
+                }
+            }
+            _ => Err(fail(Status::Closed, format!("connection {id} is closed"))),
+        }
+    }
+
+    /// Starts listening on `url` (`http://host:port`). Returns (slot, id, port).
+    ///
+    /// # Safety
+    /// `this` is a live manager, no `&mut` to it is held.
+    pub unsafe fn listen(this: *mut Manager, url: &str) -> Result<(u32, u64, u16), i32> {
+        let (proto, rest) = if let Some(r) = url.strip_prefix("http://") {
+            (Proto::Http, r)
+        } else {
+            return Err(fail(
+                Status::Invalid,
+                format!("unsupported listen URL {url:?}: expected http://host:port"),
+            ));
+        };
+        if rest.is_empty() || rest.contains('/') && !rest.ends_with('/') {
+            return Err(fail(Status::Invalid, format!("invalid listen URL {url:?}")));
+        }
+        let curl = std::ffi::CString::new(format!("tcp://{}", rest.trim_end_matches('/')))
+            .map_err(|_| fail(Status::Invalid, "listen URL contains NUL"))?;
+        let mut info = Box::new(ListenerInfo {
+            mgr: this,
+            proto,
+            id: 0,
+        });
+        let info_ptr: *mut ListenerInfo = &mut *info;
+        (*this).listeners.push(info);
+        // errno is meaningful only if mg_listen fails in socket/bind/listen.
+        *libc::__errno_location() = 0;
+        let c = sys::mg_listen(
+            ptr::addr_of_mut!((*this).mgr),
+            curl.as_ptr(),
+            Some(on_listener),
+            info_ptr as *mut c_void,
+        );
+        if c.is_null() {
+            let err = std::io::Error::last_os_error();
+            (*this).listeners.pop();
+            let why = if err.raw_os_error().unwrap_or(0) != 0 {
+                err.to_string()
+            } else {
+                "invalid address".to_string()
+            };
+            return Err(fail(Status::Io, format!("cannot listen on {url}: {why}")));
+        }
+        let id = (*c).id;
+        (*info_ptr).id = id;
+        let m = &mut *this;
+        let slot = m.alloc_slot(id, c, Kind::Listener);
+        set_slot_of(c, slot);
+        Ok((slot, id, u16::from_be((*c).loc.port)))
+    }
+
+    /// Sends what replies put into send buffers, runs one non-blocking
+    /// Mongoose poll if no events are waiting, sends again. Returns the
+    /// number of event bytes ready.
+    ///
+    /// # Safety
+    /// `this` is a live manager, no `&mut` to it is held.
+    pub unsafe fn poll(this: *mut Manager) -> usize {
+        (*this).flush();
+        if (*this).events.is_empty() {
+            (*this).needs_poll = false;
+            (*this).date.refresh();
+            sys::mg_mgr_poll(ptr::addr_of_mut!((*this).mgr), 0);
+            let m = &mut *this;
+            m.expire_lingering();
+            m.flush();
+        }
+        (*this).events.len()
+    }
+
+    /// Milliseconds a wait may sleep before the next poll is due.
+    pub fn next_timeout(&self) -> i32 {
+        if !self.events.is_empty() || self.needs_poll || !self.dirty.is_empty() {
+            return 0;
+        }
+        let now = now_ms();
+        let mut due = now + MAX_WAIT_MS as u64;
+        let mut t = self.mgr.timers;
+        while !t.is_null() {
+            unsafe {
+                due = due.min((*t).expire);
+                t = (*t).next;
+            }
+        }
+        for &(_, _, deadline) in &self.lingering {
+            due = due.min(deadline);
+        }
+        due.saturating_sub(now) as i32
+    }
+
+    /// Makes a pending or future `poll(2)` on the epoll fd return.
+    pub fn wake(&mut self) {
+        if !self.wake_pending {
+            self.wake_pending = true;
+            unsafe {
+                libc::send(
+                    self.wake_tx,
+                    b"w".as_ptr() as *const c_void,
+                    1,
+                    libc::MSG_DONTWAIT,
+                );
+            }
+        }
+    }
+
+    fn mark_dirty(&mut self, slot: u32) {
+        let s = &mut self.slots[slot as usize];
+        if !s.dirty {
+            s.dirty = true;
+            self.dirty.push(slot);
+        }
+    }
+
+    /// Writes every dirty connection's send buffer to its socket now instead
+    /// of on the next poll (saves Mongoose's EPOLLOUT round trip). What the
+    /// socket does not take stays for Mongoose to send when writable.
+    pub fn flush(&mut self) {
+        let mut i = 0;
+        while i < self.dirty.len() {
+            let slot = self.dirty[i];
+            i += 1;
+            let s = &mut self.slots[slot as usize];
+            s.dirty = false;
+            if s.id == 0 {
+                continue;
+            }
+            let c = s.c;
+            unsafe {
+                if (*c).is_closing() != 0 {
+                    continue;
+                }
+                let io = &mut (*c).send;
+                if io.len > 0 && (*c).is_tls() == 0 && (*c).is_connecting() == 0 {
+                    let fd = (*c).fd as usize as c_int;
+                    let n = sys_send(fd, io.buf, io.len);
+                    if n > 0 {
+                        iobuf_consume(io, n as usize);
+                    } else if n < 0 {
+                        let e = *libc::__errno_location();
+                        if e != libc::EAGAIN && e != libc::EWOULDBLOCK && e != libc::EINTR {
+                            (*c).set_is_closing(1);
+                            self.needs_poll = true;
+                            continue;
+                        }
+                    }
+                }
+            }
+            self.after_send(slot);
+        }
+        self.dirty.clear();
+    }
+
+    /// Bookkeeping once (some of) a connection's output left: shrink a
+    /// drained buffer, start the closing handshake after a final response,
+    /// resume parsing paused by backpressure.
+    fn after_send(&mut self, slot: u32) {
+        let s = &mut self.slots[slot as usize];
+        let c = s.c;
+        let Kind::Http(h) = &mut s.kind else { return };
+        unsafe {
+            let sent_all = (*c).send.len == 0;
+            if sent_all && (*c).send.size > 64 * 1024 {
+                sys::mg_iobuf_free(&mut (*c).send);
+            }
+            if sent_all && h.close_when_sent && !s.lingering {
+                s.lingering = true;
+                libc::shutdown((*c).fd as usize as c_int, libc::SHUT_WR);
+                let deadline = now_ms() + LINGER_MS;
+                self.lingering.push((slot, s.id, deadline));
+                return;
+            }
+            if h.paused && (*c).send.len < SEND_HIGH_WATER / 2 {
+                h.paused = false;
+                self.drive_http(slot);
+            }
+        }
+    }
+
+    fn expire_lingering(&mut self) {
+        if self.lingering.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        let slots = &self.slots;
+        let mut expired = false;
+        self.lingering.retain(|&(slot, id, deadline)| {
+            let s = &slots[slot as usize];
+            if s.id != id {
+                return false;
+            }
+            if now >= deadline {
+                unsafe { (*s.c).set_is_closing(1) };
+                expired = true;
+                return false;
+            }
+            true
+        });
+        self.needs_poll |= expired;
+    }
+
+    /// Parses what the connection received and queues request events.
+    fn drive_http(&mut self, slot: u32) {
+        let s = &mut self.slots[slot as usize];
+        let (id, c) = (s.id, s.c);
+        let Kind::Http(h) = &mut s.kind else { return };
+        if s.lingering || h.parser.stopped() {
+            unsafe { (*c).recv.len = 0 };
+            return;
+        }
+        let mut parser = std::mem::take(&mut h.parser);
+        let can_start =
+            h.inflight.len() < MAX_INFLIGHT && unsafe { (*c).send.len } < SEND_HIGH_WATER;
+        let limits = self.limits;
+        let mut reject = None;
+        let mut body_pending = false;
+        let consumed = unsafe {
+            let input = if (*c).recv.len == 0 {
+                &[][..]
+            } else {
+                std::slice::from_raw_parts((*c).recv.buf, (*c).recv.len)
+            };
+            parser.feed(input, &limits, can_start, &mut |p| match p {
+                Parsed::Request(r) => {
+                    let Kind::Http(h) = &mut self.slots[slot as usize].kind else {
+                        return false;
+                    };
+                    let seq = h.next_seq;
+                    h.next_seq = h.next_seq.wrapping_add(1);
+                    let meta = ResponseMeta {
+                        head_only: r.info.head_only,
+                        close: !r.info.keep_alive,
+                        http10: r.info.http10,
+                    };
+                    h.inflight.push_back(Pending {
+                        meta,
+                        response: None,
+                    });
+                    self.awaiting += 1;
+                    let mut flags = 0;
+                    if r.info.http10 {
+                        flags |= HTTP_FLAG_HTTP10;
+                    }
+                    if r.info.keep_alive {
+                        flags |= HTTP_FLAG_KEEP_ALIVE;
+                    }
+                    self.events.http(&HttpRecord {
+                        id,
+                        slot,
+                        seq,
+                        flags,
+                        head: r.head,
+                        method: r.info.method,
+                        target: r.info.target,
+                        headers: &r.info.headers,
+                        body: r.body,
+                    });
+                    let more = h.inflight.len() < MAX_INFLIGHT && (*c).send.len < SEND_HIGH_WATER;
+                    if !more {
+                        h.paused = true;
+                    }
+                    more
+                }
+                Parsed::BodyPending(info) => {
+                    body_pending = info.expect_continue;
+                    true
+                }
+                Parsed::Reject(status) => {
+                    reject = Some(status);
+                    false
+                }
+            })
+        };
+        let in_body = parser.in_body();
+        let remaining = parser.body_remaining();
+        let Kind::Http(h) = &mut self.slots[slot as usize].kind else {
+            return;
+        };
+        h.parser = parser;
+        if !can_start && !in_body {
+            h.paused = true;
+        }
+        unsafe {
+            let recv = &mut (*c).recv;
+            iobuf_consume(recv, consumed);
+            if in_body {
+                // Let Mongoose read big bodies in big steps.
+                let want = remaining.unwrap_or(64 * 1024).min(256 * 1024) as usize;
+                if recv.size < want.min(256 * 1024) {
+                    sys::mg_iobuf_resize(recv, want);
+                }
+            } else if recv.len == 0 && recv.size > 16 * 1024 {
+                sys::mg_iobuf_free(recv);
+            }
+        }
+        if body_pending {
+            h.continue_pending = true;
+            self.send_continue_if_due(slot);
+        }
+        if let Some(status) = reject {
+            let Kind::Http(h) = &mut self.slots[slot as usize].kind else {
+                return;
+            };
+            let seq = h.next_seq;
+            h.next_seq = h.next_seq.wrapping_add(1);
+            h.continue_pending = false;
+            h.inflight.push_back(Pending {
+                meta: ResponseMeta {
+                    head_only: false,
+                    close: true,
+                    http10: false,
+                },
+                response: None,
+            });
+            self.awaiting += 1;
+            let body = reject_body(status);
+            let _ = self.reply(
+                slot,
+                id,
+                seq,
+                status,
+                REPLY_CLOSE,
+                b"content-type: text/plain; charset=utf-8\r\n",
+                body.as_bytes(),
+            );
+        }
+    }
+
+    /// Sends `100 Continue` once every earlier response is out.
+    fn send_continue_if_due(&mut self, slot: u32) {
+        let s = &mut self.slots[slot as usize];
+        let Kind::Http(h) = &mut s.kind else { return };
+        if h.continue_pending && h.inflight.is_empty() && h.parser.in_body() {
+            h.continue_pending = false;
+            unsafe { iobuf_append(&mut (*s.c).send, &[b"HTTP/1.1 100 Continue\r\n\r\n"]) };
+            self.mark_dirty(slot);
+        } else if !h.parser.in_body() {
+            h.continue_pending = false;
+        }
+    }
+
+    /// Answers request `seq` (or the oldest unanswered one) of a connection.
+    /// Responses leave in request order: an early answer waits in memory.
+    #[allow(clippy::too_many_arguments)]
+    pub fn reply(
+        &mut self,
+        slot: u32,
+        id: u64,
+        seq: u32,
+        status: u16,
+        flags: u32,
+        head: &[u8],
+        body: &[u8],
+    ) -> Result<(), i32> {
+        let c = self.conn(slot, id)?;
+        if !(100..=999).contains(&status) {
+            return Err(fail(Status::Invalid, format!("invalid status {status}")));
+        }
+        let date_buf: [u8; 37] = self.date.line().try_into().unwrap_or([0; 37]);
+        let date: &[u8] = if flags & REPLY_OWN_DATE != 0 {
+            b""
+        } else {
+            &date_buf
+        };
+        let s = &mut self.slots[slot as usize];
+        let Kind::Http(h) = &mut s.kind else {
+            return Err(fail(Status::State, "not an HTTP connection"));
+        };
+        if h.close_when_sent {
+            // An earlier response closed the connection; later requests are dropped.
+            return Err(fail(
+                Status::Closed,
+                format!("connection {id} is closing: an earlier response ended it"),
+            ));
+        }
+        let idx = if seq == SEQ_OLDEST {
+            h.inflight
+                .iter()
+                .position(|p| p.response.is_none())
+                .ok_or_else(|| fail(Status::State, "no request is waiting for a response"))?
+        } else {
+            seq.wrapping_sub(h.send_seq) as usize
+        };
+        match h.inflight.get(idx) {
+            Some(p) if p.response.is_none() => {}
+            Some(_) => return Err(fail(Status::State, "request already answered")),
+            None => return Err(fail(Status::State, "request already answered or unknown")),
+        }
+        let mut meta = h.inflight[idx].meta;
+        if flags & REPLY_CLOSE != 0 {
+            meta.close = true;
+        }
+        if idx > 0 {
+            let mut out = Vec::new();
+            write_response(status, head, body, meta, date, &mut |parts| {
+                for p in parts {
+                    out.extend_from_slice(p);
+                }
+            });
+            h.inflight[idx].meta = meta;
+            h.inflight[idx].response = Some(out);
+            self.awaiting -= 1;
+            return Ok(());
+        }
+        let mut ok = true;
+        write_response(status, head, body, meta, date, &mut |parts| {
+            ok = unsafe { iobuf_append(&mut (*c).send, parts) };
+        });
+        if !ok {
+            unsafe { (*c).set_is_closing(1) };
+            self.needs_poll = true;
+            return Err(fail(Status::NoMem, "out of memory for the response"));
+        }
+        h.inflight.pop_front();
+        h.send_seq = h.send_seq.wrapping_add(1);
+        self.awaiting -= 1;
+        let mut closing = meta.close;
+        while !closing {
+            match h.inflight.front_mut() {
+                Some(Pending {
+                    response: Some(r),
+                    meta,
+                }) => {
+                    closing = meta.close;
+                    unsafe { iobuf_append(&mut (*c).send, &[r]) };
+                    h.inflight.pop_front();
+                    h.send_seq = h.send_seq.wrapping_add(1);
+                }
+                _ => break,
+            }
+        }
+        if closing {
+            h.close_when_sent = true;
+            h.parser.stop();
+            self.drop_inflight(slot);
+        }
+        self.mark_dirty(slot);
+        self.send_continue_if_due(slot);
+        if let Kind::Http(h) = &mut self.slots[slot as usize].kind {
+            if h.paused && !closing && unsafe { (*c).send.len } < SEND_HIGH_WATER {
+                h.paused = false;
+                self.drive_http(slot);
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes a connection or listener: `drain` sends what is queued first.
+    pub fn close(&mut self, slot: u32, id: u64, drain: bool) -> Result<(), i32> {
+        let c = self.conn(slot, id)?;
+        unsafe {
+            if drain && (*c).is_listening() == 0 {
+                if let Kind::Http(h) = &mut self.slots[slot as usize].kind {
+                    h.parser.stop();
+                    h.close_when_sent = true;
+                }
+                self.drop_inflight(slot);
+                self.mark_dirty(slot);
+            } else {
+                (*c).set_is_closing(1);
+            }
+        }
+        self.needs_poll = true;
+        Ok(())
+    }
+
+    fn on_accept(&mut self, c: *mut sys::mg_connection, info: &ListenerInfo) {
+        unsafe {
+            let id = (*c).id;
+            let kind = match info.proto {
+                Proto::Http => Kind::Http(Box::default()),
+            };
+            let slot = self.alloc_slot(id, c, kind);
+            set_slot_of(c, slot);
+            (*c).fn_ = Some(on_conn);
+            (*c).fn_data = info.mgr as *mut c_void;
+            let rem = &(*c).rem;
+            let loc = &(*c).loc;
+            self.events.open(
+                id,
+                slot,
+                info.id,
+                rem.is_ip6,
+                (&addr_bytes(rem), u16::from_be(rem.port)),
+                (&addr_bytes(loc), u16::from_be(loc.port)),
+            );
+        }
+    }
+
+    unsafe fn on_event(&mut self, c: *mut sys::mg_connection, ev: c_int, ev_data: *mut c_void) {
+        let slot = slot_of(c);
+        let valid = self
+            .slots
+            .get(slot as usize)
+            .is_some_and(|s| s.c == c && s.id != 0);
+        if !valid {
+            return;
+        }
+        match ev as u32 {
+            sys::MG_EV_READ => {
+                if matches!(self.slots[slot as usize].kind, Kind::Http(_)) {
+                    self.drive_http(slot);
+                }
+            }
+            sys::MG_EV_WRITE => self.after_send(slot),
+            sys::MG_EV_ERROR => {
+                let msg = if ev_data.is_null() {
+                    &b"error"[..]
+                } else {
+                    CStr::from_ptr(ev_data as *const libc::c_char).to_bytes()
+                };
+                let id = self.slots[slot as usize].id;
+                self.events.error(id, slot, msg);
+            }
+            sys::MG_EV_CLOSE => {
+                let id = self.slots[slot as usize].id;
+                self.events.close(id, slot);
+                self.release_slot(slot);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Event handler of accepted connections (and of listeners, below).
+unsafe extern "C" fn on_conn(c: *mut sys::mg_connection, ev: c_int, ev_data: *mut c_void) {
+    if ev == sys::MG_EV_POLL as c_int {
+        return; // called for every connection on every poll: stay cheap
+    }
+    let m = (*c).fn_data as *mut Manager;
+    guard(|| (*m).on_event(c, ev, ev_data));
+}
+
+/// Handler of listening connections. Accepted connections inherit it and
+/// switch to [`on_conn`] on their first event.
+unsafe extern "C" fn on_listener(c: *mut sys::mg_connection, ev: c_int, ev_data: *mut c_void) {
+    if ev == sys::MG_EV_POLL as c_int {
+        return;
+    }
+    let info = &*((*c).fn_data as *const ListenerInfo);
+    let m = info.mgr;
+    if (*c).is_listening() == 0 {
+        if ev == sys::MG_EV_ACCEPT as c_int {
+            guard(|| (*m).on_accept(c, info));
+        }
+        return;
+    }
+    guard(|| (*m).on_event(c, ev, ev_data));
+}
+
+/// Handler of the wake-up socket: drops what it reads.
+unsafe extern "C" fn on_wake(c: *mut sys::mg_connection, ev: c_int, _ev_data: *mut c_void) {
+    if ev == sys::MG_EV_READ as c_int {
+        (*c).recv.len = 0;
+        (*((*c).fn_data as *mut Manager)).wake_pending = false;
+    }
+}
+
+/// Runs `f`, turning a panic into a recorded error: unwinding must not cross
+/// Mongoose's C frames.
+fn guard(f: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+        fail(Status::Panic, "internal error in an event handler");
+    }
+}

@@ -1,0 +1,121 @@
+/**
+ * Builds what mgnet needs, once: the pinned Mongoose sources, libclang for
+ * bindgen (installed from Debian's packages when missing and possible) and
+ * the native library `rust/target/release/libmgnet.so`.
+ *
+ *   deno task build
+ *
+ * Every missing prerequisite ends the build with one line saying what to do.
+ * Set MGNET_SANITIZE=address to build an AddressSanitizer variant into
+ * rust/target/asan/ (see scripts/test.ts --asan).
+ */
+import { ensureMongoose, SetupError } from "../vendor/mongoose/fetch.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function tryRun(cmd: string, args: string[], inherit = false): Promise<boolean> {
+  try {
+    const out = await new Deno.Command(cmd, {
+      args,
+      stdout: inherit ? "inherit" : "null",
+      stderr: inherit ? "inherit" : "null",
+    }).output();
+    return out.success;
+  } catch {
+    return false; // the command is not installed
+  }
+}
+
+async function findLibclang(): Promise<string | undefined> {
+  const explicit = Deno.env.get("LIBCLANG_PATH");
+  if (explicit) return explicit;
+  const dirs = [
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib64",
+    "/usr/lib",
+    "/usr/local/lib",
+  ];
+  try {
+    for await (const e of Deno.readDir("/usr/lib")) {
+      if (e.name.startsWith("llvm-")) dirs.unshift(`/usr/lib/${e.name}/lib`);
+    }
+  } catch { /* no /usr/lib */ }
+  for (const d of dirs) {
+    try {
+      for await (const e of Deno.readDir(d)) {
+        if (/^libclang(-\d+)?\.so(\.\d+)*$/.test(e.name)) return `${d}/${e.name}`;
+      }
+    } catch { /* missing folder */ }
+  }
+  return undefined;
+}
+
+/** Makes sure bindgen can find libclang; installs Debian's libclang-dev when root. */
+async function ensureLibclang(): Promise<void> {
+  if (await findLibclang()) return;
+  const root = Deno.uid() === 0;
+  if (root && await tryRun("apt-get", ["--version"])) {
+    console.error("mgnet: installing libclang-dev (bindgen needs libclang)...");
+    const env = ["-y", "-qq", "-o", "Dpkg::Use-Pty=0", "install", "libclang-dev"];
+    if (
+      !await tryRun("apt-get", env) &&
+      !(await tryRun("apt-get", ["-qq", "update"]) && await tryRun("apt-get", env))
+    ) {
+      throw new SetupError(
+        "could not install libclang-dev with apt-get: install libclang (Debian: apt-get install libclang-dev) or set LIBCLANG_PATH",
+      );
+    }
+    if (await findLibclang()) return;
+  }
+  throw new SetupError(
+    "libclang is missing (bindgen needs it): run `sudo apt-get install libclang-dev` or set LIBCLANG_PATH to its folder",
+  );
+}
+
+/** Runs cargo to build the native library. */
+async function cargoBuild(): Promise<void> {
+  if (!await tryRun("cargo", ["--version"])) {
+    throw new SetupError(
+      "cargo is missing: install Rust (https://rustup.rs) to build mgnet's native library",
+    );
+  }
+  const asan = Deno.env.get("MGNET_SANITIZE") === "address";
+  const targetDir = asan ? `${ROOT}rust/target/asan` : `${ROOT}rust/target`;
+  if (!await exists(`${targetDir}/release/libmgnet.so`)) {
+    console.error("mgnet: building the native library (the first build takes about a minute)...");
+  }
+  const ok = await tryRun("cargo", [
+    "build",
+    "--release",
+    "--quiet",
+    "--manifest-path",
+    `${ROOT}rust/Cargo.toml`,
+    "--target-dir",
+    targetDir,
+  ], true);
+  if (!ok) throw new SetupError("cargo build failed (see the errors above)");
+}
+
+if (import.meta.main) {
+  try {
+    await ensureMongoose();
+    await ensureLibclang();
+    await cargoBuild();
+  } catch (e) {
+    if (e instanceof SetupError) {
+      console.error(`mgnet setup: ${e.message}`);
+      Deno.exit(1);
+    }
+    throw e;
+  }
+}

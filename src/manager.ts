@@ -1,0 +1,438 @@
+/**
+ * The event manager: owns one Mongoose `mg_mgr`, runs its loop and yields
+ * its events through `for await`.
+ *
+ * How the loop runs (see docs/architecture.md for the measurements):
+ * - while there is work, one synchronous FFI call sends queued replies,
+ *   polls Mongoose without blocking and copies a whole batch of events;
+ * - when idle, it waits in a `nonblocking` FFI call that only `poll(2)`s
+ *   the epoll fd, so the JS thread is free for timers, fetch and other I/O;
+ * - but when every request handed out has been answered (no handler is
+ *   awaiting anything), a gap in the traffic is first bridged by a short
+ *   synchronous wait of at most {@linkcode SYNC_WAIT_MS} on the JS thread:
+ *   it saves the two thread hand-offs of a `nonblocking` call, the largest
+ *   cost of a busy server's idle moments;
+ * - replies made inside the `for await` body are sent when the batch ends
+ *   (one `send()` per connection per batch); replies made later (after an
+ *   `await`) are sent at the end of the current microtask checkpoint,
+ *   even while the loop waits;
+ * - a busy loop gives the event loop a turn at least every {@linkcode YIELD_MS}.
+ *
+ * @module
+ */
+
+import type { Connection, ConnectionHost, NetAddr } from "./connection.ts";
+import { ManagerClosedError, MgnetError } from "./errors.ts";
+import type { MgEvent } from "./events.ts";
+import { Kind } from "./events.ts";
+import { check, lib, type Symbols } from "./ffi.ts";
+import { HttpConnection, HttpRequestEvent } from "./http.ts";
+import { utf8Decoder, utf8Encoder } from "./bytes.ts";
+
+/** Longest time a busy loop runs before letting other async work run (ms). */
+export const YIELD_MS = 2;
+/** Longest synchronous wait for traffic on the JS thread (ms). */
+export const SYNC_WAIT_MS = 1;
+
+const ARENA_SIZE = 1 << 20;
+const ARENA_MIN_FREE = 64 * 1024;
+
+/** Request limits of a manager's HTTP listeners. */
+export interface ManagerOptions {
+  /** Maximum bytes of request line plus headers (default 64 KiB); over it: 431. */
+  maxHeaderSize?: number;
+  /** Maximum number of request headers (default 128, at most 1024); over it: 431. */
+  maxHeaders?: number;
+  /** Maximum request-target length (default 16 KiB); over it: 414. */
+  maxUriLength?: number;
+  /** Maximum request body size after decoding (default 64 MiB); over it: 413. */
+  maxBodySize?: number;
+}
+
+/**
+ * A listening socket made by {@linkcode Manager.listen}.
+ *
+ * @example
+ * ```ts ignore
+ * const listener = mgr.listen("http://127.0.0.1:0");
+ * console.log(`listening on ${listener.port}`);
+ * listener.close();
+ * ```
+ */
+export class Listener {
+  /** Mongoose's connection id of the listening socket. */
+  readonly id: number;
+  /** The port actually bound (useful with port 0). */
+  readonly port: number;
+  /** The URL passed to `listen`. */
+  readonly url: string;
+  #host: ConnectionHost;
+  #slot: number;
+  #closed = false;
+
+  /**
+   * @internal
+   * @param host The manager.
+   * @param slot Native slot.
+   * @param id Connection id.
+   * @param port Bound port.
+   * @param url Listen URL.
+   */
+  constructor(host: ConnectionHost, slot: number, id: number, port: number, url: string) {
+    this.#host = host;
+    this.#slot = slot;
+    this.id = id;
+    this.port = port;
+    this.url = url;
+  }
+
+  /** True once closed. */
+  get closed(): boolean {
+    return this.#closed || this.#host.isClosed;
+  }
+
+  /** Stops accepting connections; open connections stay. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.#closed = true;
+    const rc = this.#host.sym.mgnet_close(this.#host.handle, this.#slot, this.id, 0);
+    if (rc !== -2) this.#host.check(rc);
+  }
+}
+
+const DONE: IteratorReturnResult<undefined> = { value: undefined, done: true };
+
+/**
+ * Owns a Mongoose event manager. Create listeners with {@linkcode listen},
+ * then consume events with `for await`. Only one loop may iterate a manager.
+ * Breaking out of the loop closes the manager.
+ *
+ * @example Hello server on an ephemeral port
+ * ```ts
+ * import { Manager } from "../mod.ts";
+ *
+ * await using mgr = new Manager();
+ * const listener = mgr.listen("http://127.0.0.1:0");
+ * const served = (async () => {
+ *   for await (const ev of mgr) {
+ *     if (ev.type === "http") ev.reply(200, "hello");
+ *   }
+ * })();
+ * const res = await fetch(`http://127.0.0.1:${listener.port}/`);
+ * console.log(await res.text()); // "hello"
+ * await mgr.close();
+ * await served;
+ * ```
+ */
+export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
+  #sym: Symbols;
+  #h: number;
+  #epfd: number;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  #iterating = false;
+  #host: ConnectionHost;
+
+  #arena = new Uint8Array(ARENA_SIZE);
+  #arenaView = new DataView(this.#arena.buffer);
+  #arenaOff = 0;
+  #batch: Uint8Array = this.#arena;
+  #batchView: DataView = this.#arenaView;
+  #pos = 0;
+  #end = 0;
+
+  #conns: (Connection | undefined)[] = [];
+  #waiting: Promise<number> | undefined;
+  #lastYield = 0;
+  #delivered = 0;
+  #flushMark = 0;
+  #flushQueued = false;
+  #unflushed = false;
+
+  /**
+   * Creates a manager (loads the native library on first use).
+   *
+   * @param options Request limits for HTTP listeners.
+   * @throws {Error} if the native library cannot be loaded.
+   */
+  constructor(options: ManagerOptions = {}) {
+    this.#sym = lib();
+    const lim = (v: number | undefined, name: string, max: number) => {
+      if (v === undefined) return 0;
+      if (!Number.isInteger(v) || v < 1 || v > max) {
+        throw new RangeError(`${name} must be an integer from 1 to ${max}`);
+      }
+      return v;
+    };
+    this.#h = check(this.#sym.mgnet_manager_new(
+      lim(options.maxHeaderSize, "maxHeaderSize", 0x7fffffff),
+      lim(options.maxHeaders, "maxHeaders", 1024),
+      lim(options.maxUriLength, "maxUriLength", 0x7fffffff),
+      lim(options.maxBodySize, "maxBodySize", 0x7fffffff),
+    ));
+    this.#epfd = check(this.#sym.mgnet_wait_fd(this.#h));
+    // deno-lint-ignore no-this-alias
+    const self = this;
+    this.#host = {
+      handle: this.#h,
+      sym: this.#sym,
+      get isClosed() {
+        return self.#closed;
+      },
+      queued: () => this.#queued(),
+      check: (rc: number) => {
+        if (rc === -1 || (rc < 0 && this.#closed)) throw new ManagerClosedError();
+        return check(rc);
+      },
+    };
+  }
+
+  /** True once {@linkcode close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Starts listening. The URL scheme picks the protocol: `http://` serves
+   * HTTP/1.1. Port 0 binds a free port; read it from the result.
+   *
+   * @param url e.g. `"http://127.0.0.1:8000"` or `"http://[::1]:0"`.
+   * @returns The listener, with its real `port`.
+   * @throws {MgnetError} if the address is invalid or in use.
+   * @example
+   * ```ts ignore
+   * const { port } = mgr.listen("http://0.0.0.0:0");
+   * ```
+   */
+  listen(url: string): Listener {
+    if (this.#closed) throw new ManagerClosedError();
+    if (typeof url !== "string") throw new TypeError("listen() takes a URL string");
+    const bytes = utf8Encoder.encode(url);
+    const out = new Uint8Array(16);
+    const slot = check(this.#sym.mgnet_listen(this.#h, bytes, bytes.length, out));
+    const dv = new DataView(out.buffer);
+    return new Listener(this.#host, slot, dv.getFloat64(0, true), dv.getUint16(8, true), url);
+  }
+
+  /** Replies were queued: make sure they are sent soon (see module docs). */
+  #queued(): void {
+    this.#unflushed = true;
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      this.#flushMark = this.#delivered;
+      queueMicrotask(this.#flushTask);
+    }
+  }
+
+  #flushTask = (): void => {
+    if (this.#closed || !this.#unflushed) {
+      this.#flushQueued = false;
+      return;
+    }
+    // The consumer went on to the next event of the same batch without
+    // awaiting: the batch's end sends everything in one go.
+    if (this.#delivered !== this.#flushMark && this.#pos < this.#end) {
+      this.#flushMark = this.#delivered;
+      queueMicrotask(this.#flushTask);
+      return;
+    }
+    this.#flushQueued = false;
+    this.#unflushed = false;
+    this.#sym.mgnet_flush(this.#h);
+  };
+
+  /** Flushes, polls once and makes the next batch current. Returns its length. */
+  #pollOnce(): number {
+    this.#unflushed = false;
+    const free = this.#arena.length - this.#arenaOff;
+    let n = this.#sym.mgnet_poll(this.#h, this.#arena, this.#arenaOff, free);
+    if (n <= 0) {
+      if (n < 0) this.#host.check(n);
+      return 0;
+    }
+    if (n > free) {
+      this.#newArena(n);
+      n = check(this.#sym.mgnet_take(this.#h, this.#arena, this.#arena.length));
+    }
+    this.#batch = this.#arena;
+    this.#batchView = this.#arenaView;
+    this.#pos = this.#arenaOff;
+    this.#end = this.#arenaOff + n;
+    this.#arenaOff = (this.#end + 7) & ~7;
+    if (this.#arena.length - this.#arenaOff < ARENA_MIN_FREE) this.#newArena(0);
+    return n;
+  }
+
+  #newArena(min: number): void {
+    // Earlier batches stay alive for as long as events reference them.
+    this.#arena = new Uint8Array(Math.max(ARENA_SIZE, min));
+    this.#arenaView = new DataView(this.#arena.buffer);
+    this.#arenaOff = 0;
+  }
+
+  #conn(slot: number, id: number): Connection {
+    const c = this.#conns[slot];
+    if (c !== undefined && c.id === id) return c;
+    const made = new HttpConnection(this.#host, slot, id);
+    this.#conns[slot] = made;
+    return made;
+  }
+
+  /** Decodes the next event of the current batch, or undefined. */
+  #next(): MgEvent | undefined {
+    const u8 = this.#batch;
+    const dv = this.#batchView;
+    while (this.#pos < this.#end) {
+      const off = this.#pos;
+      this.#pos += dv.getUint32(off + 4, true);
+      const id = dv.getUint32(off + 8, true) + dv.getUint32(off + 12, true) * 0x1_0000_0000;
+      const slot = dv.getUint32(off + 16, true);
+      switch (u8[off]) {
+        case Kind.Http:
+          return new HttpRequestEvent(this.#conn(slot, id) as HttpConnection, u8, dv, off);
+        case Kind.Open: {
+          const ipv6 = (u8[off + 1] & 1) !== 0;
+          const conn = new HttpConnection(
+            this.#host,
+            slot,
+            id,
+            addr(u8, off + 32, dv.getUint16(off + 28, true), ipv6),
+            addr(u8, off + 48, dv.getUint16(off + 30, true), ipv6),
+          );
+          this.#conns[slot] = conn;
+          const listenerId = dv.getUint32(off + 20, true) + dv.getUint32(off + 24, true) * 0x1_0000_0000;
+          return { type: "open", conn, listenerId };
+        }
+        case Kind.Close: {
+          const conn = this.#conn(slot, id);
+          conn.markClosed();
+          this.#conns[slot] = undefined;
+          return { type: "close", conn };
+        }
+        case Kind.Error: {
+          const len = dv.getUint32(off + 20, true);
+          const message = utf8Decoder.decode(u8.subarray(off + 24, off + 24 + len));
+          return { type: "error", conn: this.#conn(slot, id), message };
+        }
+      }
+    }
+    return undefined;
+  }
+
+  #wait(ms: number): Promise<number> {
+    const p = this.#sym.mgnet_wait(this.#epfd, ms);
+    this.#waiting = p;
+    return p.finally(() => {
+      if (this.#waiting === p) this.#waiting = undefined;
+      this.#lastYield = performance.now();
+    });
+  }
+
+  /** Waits on the JS thread for traffic, briefly. */
+  #bridgeGap(ms: number): boolean {
+    return this.#sym.mgnet_wait_sync(this.#epfd, Math.min(ms, SYNC_WAIT_MS)) > 0;
+  }
+
+  async #nextSlow(): Promise<IteratorResult<MgEvent>> {
+    for (;;) {
+      if (this.#closed) return DONE;
+      if (performance.now() - this.#lastYield >= YIELD_MS) {
+        // Busy for a while: let timers and other I/O of this process run.
+        await this.#wait(0);
+        continue;
+      }
+      if (this.#pollOnce() > 0) {
+        const ev = this.#next();
+        if (ev !== undefined) return { value: ev, done: false };
+        continue;
+      }
+      const ms = this.#sym.mgnet_next_timeout(this.#h);
+      if (ms < 0) this.#host.check(ms);
+      if (ms === 0) continue;
+      if (this.#sym.mgnet_awaiting(this.#h) === 0 && this.#bridgeGap(ms)) continue;
+      await this.#wait(ms);
+    }
+  }
+
+  /**
+   * Iterates events until the manager closes. Breaking out of the loop
+   * closes the manager.
+   *
+   * @returns The event iterator.
+   * @throws {MgnetError} if another loop already iterates this manager.
+   */
+  [Symbol.asyncIterator](): AsyncIterator<MgEvent> {
+    if (this.#iterating) throw new MgnetError("this manager is already being iterated", "State");
+    this.#iterating = true;
+    this.#lastYield = performance.now();
+    return {
+      next: (): Promise<IteratorResult<MgEvent>> => {
+        this.#delivered++;
+        if (this.#pos < this.#end) {
+          const ev = this.#next();
+          if (ev !== undefined) return Promise.resolve({ value: ev, done: false });
+        }
+        return this.#nextSlow();
+      },
+      return: async (): Promise<IteratorResult<MgEvent>> => {
+        this.#iterating = false;
+        await this.close();
+        return DONE;
+      },
+    };
+  }
+
+  /**
+   * Closes the manager: sends queued replies, closes every listener and
+   * connection and frees native memory. Idempotent; a running `for await`
+   * ends.
+   *
+   * @returns A promise that settles once everything is freed.
+   */
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closed = true;
+    this.#closing = (async () => {
+      this.#sym.mgnet_flush(this.#h);
+      this.#sym.mgnet_wake(this.#h);
+      while (this.#waiting) await this.#waiting.catch(() => {});
+      this.#sym.mgnet_manager_free(this.#h);
+      for (const c of this.#conns) c?.markClosed();
+      this.#conns = [];
+    })();
+    return this.#closing;
+  }
+
+  /** Same as {@linkcode close}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+function addr(u8: Uint8Array, off: number, port: number, ipv6: boolean): NetAddr {
+  let hostname: string;
+  if (!ipv6) {
+    hostname = `${u8[off]}.${u8[off + 1]}.${u8[off + 2]}.${u8[off + 3]}`;
+  } else {
+    const groups: string[] = [];
+    for (let i = 0; i < 16; i += 2) groups.push(((u8[off + i] << 8) | u8[off + i + 1]).toString(16));
+    hostname = compressIpv6(groups);
+  }
+  return { transport: "tcp", hostname, port };
+}
+
+function compressIpv6(groups: string[]): string {
+  let best = -1, bestLen = 0;
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== "0") {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === "0") j++;
+    if (j - i > bestLen && j - i > 1) [best, bestLen] = [i, j - i];
+    i = j;
+  }
+  if (best < 0) return groups.join(":");
+  return `${groups.slice(0, best).join(":")}::${groups.slice(best + bestLen).join(":")}`;
+}

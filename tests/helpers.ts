@@ -1,0 +1,227 @@
+/**
+ * Test helpers: a served manager with a handler, raw-socket exchanges and
+ * a small HTTP/1.1 response parser (independent of mgnet's own code).
+ */
+import { type HttpRequestEvent, Manager, type ManagerOptions, type MgEvent } from "../mod.ts";
+
+/** A running manager with its loop. */
+export interface TestServer extends AsyncDisposable {
+  mgr: Manager;
+  port: number;
+  /** Every event the loop saw, in order. */
+  events: MgEvent[];
+  /** Resolves when the loop ends; rejects if the handler threw. */
+  done: Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a manager listening on an ephemeral port, calling `onHttp` for
+ * every request (synchronously inside the loop).
+ */
+export function serve(
+  onHttp: (ev: HttpRequestEvent, srv: TestServer) => void,
+  options: ManagerOptions & { host?: string } = {},
+): TestServer {
+  const mgr = new Manager(options);
+  const listener = mgr.listen(`http://${options.host ?? "127.0.0.1"}:0`);
+  const srv = { mgr, port: listener.port, events: [] as MgEvent[] } as TestServer;
+  srv.done = (async () => {
+    for await (const ev of mgr) {
+      srv.events.push(ev);
+      if (ev.type === "http") onHttp(ev, srv);
+    }
+  })();
+  srv.close = async () => {
+    await mgr.close();
+    await srv.done;
+  };
+  srv[Symbol.asyncDispose] = srv.close;
+  return srv;
+}
+
+/** A handler answering `200` with `path` as the body. */
+export const echoPath = (ev: HttpRequestEvent): void => {
+  ev.reply(200, ev.path);
+};
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** A parsed HTTP response. */
+export interface RawResponse {
+  status: number;
+  reason: string;
+  headers: Map<string, string>;
+  body: Uint8Array;
+  text: string;
+}
+
+/**
+ * Parses as many complete responses as `buf` holds. `noBody[i]` marks the
+ * i-th response as an answer to HEAD (no body whatever its length says).
+ */
+export function parseResponses(
+  buf: Uint8Array,
+  noBody: boolean[] = [],
+): { responses: RawResponse[]; rest: number } {
+  const out: RawResponse[] = [];
+  let pos = 0;
+  for (;;) {
+    let end = -1;
+    for (let i = pos; i + 3 < buf.length; i++) {
+      if (buf[i] === 13 && buf[i + 1] === 10 && buf[i + 2] === 13 && buf[i + 3] === 10) {
+        end = i;
+        break;
+      }
+    }
+    if (end < 0) break;
+    const lines = dec.decode(buf.subarray(pos, end)).split("\r\n");
+    const m = /^HTTP\/1\.[01] (\d{3}) ?(.*)$/.exec(lines[0]);
+    if (!m) throw new Error(`bad status line: ${JSON.stringify(lines[0])}`);
+    const headers = new Map<string, string>();
+    for (const l of lines.slice(1)) {
+      const c = l.indexOf(":");
+      const k = l.slice(0, c).toLowerCase();
+      const v = l.slice(c + 1).trim();
+      headers.set(k, headers.has(k) ? `${headers.get(k)}, ${v}` : v);
+    }
+    const status = Number(m[1]);
+    const skip = noBody[out.length] || status === 204 || status === 304 || status < 200;
+    const len = skip ? 0 : Number(headers.get("content-length") ?? 0);
+    if (end + 4 + len > buf.length) break;
+    const body = buf.slice(end + 4, end + 4 + len);
+    out.push({ status, reason: m[2], headers, body, text: dec.decode(body) });
+    pos = end + 4 + len;
+  }
+  return { responses: out, rest: pos };
+}
+
+/** Options of {@linkcode exchange}. */
+export interface ExchangeOptions {
+  /** Stop once this many responses arrived (default: read until EOF). */
+  responses?: number;
+  /** Which responses answer HEAD requests. */
+  noBody?: boolean[];
+  /** Half-close our side after writing. */
+  closeWrite?: boolean;
+  /** Give up after this many ms (default 10 s) and return what arrived. */
+  timeoutMs?: number;
+}
+
+/** Result of {@linkcode exchange}. */
+export interface Exchange {
+  responses: RawResponse[];
+  /** Everything received. */
+  raw: Uint8Array;
+  /** True if the server closed the connection (EOF or reset). */
+  closed: boolean;
+}
+
+/**
+ * Connects, writes `data` (chunks written one by one), reads until the
+ * wanted number of responses, EOF, a reset, or the timeout.
+ */
+export async function exchange(
+  port: number,
+  data: string | Uint8Array | (string | Uint8Array)[],
+  opts: ExchangeOptions = {},
+): Promise<Exchange> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    const chunks = Array.isArray(data) ? data : [data];
+    for (const c of chunks) await writeAll(conn, typeof c === "string" ? enc.encode(c) : c);
+    if (opts.closeWrite) await conn.closeWrite();
+    return await readResponses(conn, opts);
+  } finally {
+    try {
+      conn.close();
+    } catch { /* already closed */ }
+  }
+}
+
+/** Writes all of `data`. */
+export async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < data.length) off += await conn.write(data.subarray(off));
+}
+
+/** Reads responses from an open connection (see {@linkcode exchange}). */
+export async function readResponses(conn: Deno.Conn, opts: ExchangeOptions = {}): Promise<Exchange> {
+  let raw = new Uint8Array(0);
+  const buf = new Uint8Array(64 * 1024);
+  let closed = false;
+  const timer = setTimeout(() => {
+    try {
+      conn.close();
+    } catch { /* closed already */ }
+  }, opts.timeoutMs ?? 10_000);
+  try {
+    for (;;) {
+      if (opts.responses !== undefined) {
+        const { responses } = parseResponses(raw, opts.noBody);
+        if (responses.length >= opts.responses) break;
+      }
+      let n: number | null;
+      try {
+        n = await conn.read(buf);
+      } catch (e) {
+        if (e instanceof Deno.errors.ConnectionReset || e instanceof Deno.errors.BadResource) {
+          closed = true;
+          break;
+        }
+        throw e;
+      }
+      if (n === null) {
+        closed = true;
+        break;
+      }
+      const next = new Uint8Array(raw.length + n);
+      next.set(raw);
+      next.set(buf.subarray(0, n), raw.length);
+      raw = next;
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  return { responses: parseResponses(raw, opts.noBody).responses, raw, closed };
+}
+
+/** A GET over a fresh connection, answered with `Connection: close`. */
+export function get(port: number, path = "/"): Promise<Exchange> {
+  return exchange(port, `GET ${path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n`);
+}
+
+/** Asserts-by-throwing that the server answers a normal request. */
+export async function assertAlive(port: number): Promise<void> {
+  const res = await fetch(`http://127.0.0.1:${port}/alive`);
+  const text = await res.text();
+  if (res.status !== 200 || text !== "/alive") {
+    throw new Error(`server not answering after the hostile input: ${res.status} ${text}`);
+  }
+}
+
+/** Polls `pred` every few ms until it holds; throws after `ms` (default 10 s). */
+export async function until(
+  pred: () => boolean | Promise<boolean>,
+  what = "condition",
+  ms = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await pred())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+/** True if a TCP connect to the port is refused. */
+export async function refused(port: number): Promise<boolean> {
+  try {
+    (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+    return false;
+  } catch (e) {
+    if (e instanceof Deno.errors.ConnectionRefused) return true;
+    if (e instanceof Deno.errors.ConnectionReset) return false; // closing right now
+    throw e;
+  }
+}

@@ -32,6 +32,7 @@ async function runStep(
     text += decoder.decode(chunk, { stream: true });
   }
   const status = await child.status;
+  // deno-lint-ignore no-control-regex
   const counts = parse(text.replace(/\x1b\[[0-9;]*m/g, ""));
   if (!status.success && counts.failed === 0) counts.failed = 1; // crashed or failed to start
   counts.ok = status.success && counts.failed === 0;

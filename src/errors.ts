@@ -30,6 +30,8 @@ export class MgnetError extends Error {
   /** Which kind of failure: `Closed`, `Invalid`, `State`, `Io`, ... */
   readonly code: string;
   /**
+   * Creates an error.
+   *
    * @param message What went wrong.
    * @param code The failure kind (a key of {@linkcode Status}).
    * @param options Standard error options (`cause`).
@@ -53,7 +55,11 @@ export class MgnetError extends Error {
  * ```
  */
 export class ConnectionClosedError extends MgnetError {
-  /** @param message What was closed. */
+  /**
+   * Creates the error.
+   *
+   * @param message What was closed.
+   */
   constructor(message: string) {
     super(message, "Closed");
     this.name = "ConnectionClosedError";
@@ -70,7 +76,11 @@ export class ConnectionClosedError extends MgnetError {
  * ```
  */
 export class ManagerClosedError extends MgnetError {
-  /** @param message Defaults to "the manager is closed". */
+  /**
+   * Creates the error.
+   *
+   * @param message Defaults to "the manager is closed".
+   */
   constructor(message = "the manager is closed") {
     super(message, "BadHandle");
     this.name = "ManagerClosedError";

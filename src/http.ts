@@ -254,6 +254,7 @@ export class HttpRequestEvent {
   #dv: DataView;
   #off: number;
   #replied = false;
+  #uri: string | undefined;
 
   /**
    * @internal Made by the manager's decoder.
@@ -283,8 +284,11 @@ export class HttpRequestEvent {
 
   /** The request target as sent, e.g. `"/search?q=deno"`. */
   get uri(): string {
-    const start = this.#off + this.#u32(F_TARGET_OFF);
-    return latin1(this.#u8, start, start + this.#u32(F_TARGET_LEN));
+    if (this.#uri === undefined) {
+      const start = this.#off + this.#u32(F_TARGET_OFF);
+      this.#uri = latin1(this.#u8, start, start + this.#u32(F_TARGET_LEN));
+    }
+    return this.#uri;
   }
 
   /** The target's path (before `?`), still percent-encoded. */

@@ -225,3 +225,10 @@ export async function refused(port: number): Promise<boolean> {
     throw e;
   }
 }
+
+/**
+ * Environment for external tools (curl, ab): drops an AddressSanitizer
+ * preload that `deno task test:asan` puts on this process, which such
+ * tools do not expect (curl deadlocks under it).
+ */
+export const toolEnv: Record<string, string> = { LD_PRELOAD: "" };

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ConnectionClosedError, type HttpRequestEvent } from "../mod.ts";
-import { echoPath, exchange, readResponses, serve, until, writeAll } from "./helpers.ts";
+import { echoPath, exchange, readResponses, serve, toolEnv, until, writeAll } from "./helpers.ts";
 
 const enc = new TextEncoder();
 
@@ -333,6 +333,7 @@ Deno.test("curl (an independent client) gets the reply", async () => {
   await using srv = serve((ev) => ev.reply(200, `curl saw ${ev.method} ${ev.uri}`, { "x-from": "mgnet" }));
   const out = await new Deno.Command("curl", {
     args: ["-s", "-i", "--max-time", "10", `http://127.0.0.1:${srv.port}/c?x=1`],
+    env: toolEnv,
   }).output();
   assert.ok(out.success, new TextDecoder().decode(out.stderr));
   const text = new TextDecoder().decode(out.stdout);
@@ -348,6 +349,7 @@ Deno.test("curl uploads with Expect: 100-continue complete", async () => {
     await Deno.writeFile(file, new Uint8Array(2 << 20).fill(97));
     const out = await new Deno.Command("curl", {
       args: ["-s", "--max-time", "20", "--data-binary", `@${file}`, `http://127.0.0.1:${srv.port}/up`],
+      env: toolEnv,
     }).output();
     assert.equal(new TextDecoder().decode(out.stdout), String(2 << 20));
   } finally {

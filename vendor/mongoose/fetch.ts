@@ -31,7 +31,7 @@ const lock: MongooseLock = JSON.parse(
 );
 
 /** Hex sha256 of a byte array. */
-export async function sha256Hex(data: Uint8Array): Promise<string> {
+export async function sha256Hex(data: Uint8Array<ArrayBuffer>): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", data);
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0"))
     .join("");

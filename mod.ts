@@ -23,7 +23,14 @@
  * @module
  */
 
-export { Listener, Manager, type ManagerOptions, SYNC_WAIT_MS, YIELD_MS } from "./src/manager.ts";
+export {
+  Listener,
+  type ListenHandlers,
+  Manager,
+  type ManagerOptions,
+  SYNC_WAIT_MS,
+  YIELD_MS,
+} from "./src/manager.ts";
 export { Connection, type NetAddr } from "./src/connection.ts";
 export { type BodyInit, type HeadersInit, HttpConnection, HttpRequestEvent } from "./src/http.ts";
 export type { CloseEvent, ErrorEvent, MgEvent, OpenEvent } from "./src/events.ts";

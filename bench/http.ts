@@ -14,7 +14,9 @@
  * (16 requests per write), async10 (the handler awaits a 0 ms timer before
  * replying; 10 connections, latency percentiles reported).
  *
- * Prints a markdown table with ratios to Deno.serve and to plain-C Mongoose.
+ * Prints a markdown table with ratios to Deno.serve and to plain-C Mongoose;
+ * with --rounds=N every figure is the median over N rounds, and ratios are
+ * medians of per-round ratios.
  */
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -37,7 +39,7 @@ function parseArgs(): Args {
   }
   return {
     duration: Number(a.duration ?? 10),
-    rounds: Number(a.rounds ?? 1),
+    rounds: Number(a.rounds ?? 3),
     scenarios: (a.scenarios ?? "keepalive100,keepalive1000,pipeline16,async10").split(","),
     servers: (a.servers ?? "Deno.serve,Mongoose-C,mgnet").split(","),
   };
@@ -239,6 +241,7 @@ async function oha(url: string, sc: Scenario, seconds: number): Promise<Result> 
 interface Row {
   scenario: string;
   server: string;
+  round: number;
   rps: number;
   cpuUs: number;
   errors: number;
@@ -246,11 +249,52 @@ interface Row {
   p99?: number;
 }
 
+function median(xs: number[]): number {
+  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+}
+
+/**
+ * One markdown table. Each value is the median over rounds; ratios are the
+ * median of the per-round ratios (each round runs every server back to back,
+ * so the ratio cancels the VM's slow drift in speed).
+ */
+function table(rows: Row[], servers: string[]): string {
+  const lines = [
+    "| scenario | server | req/s | server CPU µs/req | CPU × Deno.serve | CPU × Mongoose-C | req/s × Deno.serve | p50 ms | p99 ms | errors |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ];
+  const scenarios = [...new Set(rows.map((r) => r.scenario))];
+  for (const sc of scenarios) {
+    for (const server of servers) {
+      const mine = rows.filter((r) => r.scenario === sc && r.server === server);
+      if (mine.length === 0) continue;
+      const ratio = (other: string, f: (r: Row) => number) =>
+        median(mine.map((r) => {
+          const o = rows.find((x) => x.scenario === sc && x.server === other && x.round === r.round);
+          return o ? f(r) / f(o) : NaN;
+        }));
+      lines.push(
+        `| ${sc} | ${server} | ${fmt(median(mine.map((r) => r.rps)), 0)} | ${
+          fmt(median(mine.map((r) => r.cpuUs)))
+        } | ${fmt(ratio("Deno.serve", (r) => r.cpuUs))} | ${fmt(ratio("Mongoose-C", (r) => r.cpuUs))} | ${
+          fmt(ratio("Deno.serve", (r) => r.rps))
+        } | ${fmt(median(mine.map((r) => r.p50 ?? NaN)))} | ${fmt(median(mine.map((r) => r.p99 ?? NaN)))} | ${
+          mine.reduce((a, r) => a + r.errors, 0)
+        } |`,
+      );
+    }
+  }
+  return lines.join("\n");
+}
+
 async function measure(
   serverName: string,
   sc: Scenario,
   args: Args,
   useOha: boolean,
+  round: number,
 ): Promise<Row | undefined> {
   const cmd = SERVERS[serverName].cmd(!!sc.async);
   if (!cmd) return undefined;
@@ -263,12 +307,12 @@ async function measure(
     const before = cpuTicks(child.pid);
     const r = await load(url, sc, args.duration);
     const cpu = (cpuTicks(child.pid) - before) / CLK_TCK;
-    const answered = r.requests;
     return {
       scenario: sc.name,
       server: serverName,
-      rps: answered / r.seconds,
-      cpuUs: (cpu * 1e6) / answered,
+      round,
+      rps: r.requests / r.seconds,
+      cpuUs: (cpu * 1e6) / r.requests,
       errors: r.errors,
       p50: r.p50,
       p99: r.p99,
@@ -291,39 +335,26 @@ if (import.meta.main) {
   }
   if (args.servers.includes("Mongoose-C")) await buildMongooseC();
   const useOha = await have("oha");
-  console.error(`load tool: ${useOha ? "oha" : "wrk"} (pipelining: wrk); ${args.duration}s per run`);
+  console.error(
+    `load tool: ${
+      useOha ? "oha" : "wrk"
+    } (pipelining: wrk); ${args.rounds} round(s) of ${args.duration} s per run`,
+  );
   const rows: Row[] = [];
   for (let round = 0; round < args.rounds; round++) {
     for (const key of args.scenarios) {
       const sc = SCENARIOS[key];
       if (!sc) throw new Error(`unknown scenario ${key}; known: ${Object.keys(SCENARIOS).join(", ")}`);
       for (const server of args.servers) {
-        const row = await measure(server, sc, args, useOha);
+        const row = await measure(server, sc, args, useOha, round);
         if (!row) continue;
         rows.push(row);
         console.error(
-          `${sc.name} | ${server}: ${fmt(row.rps, 0)} req/s, ${fmt(row.cpuUs)} µs/req, errors ${row.errors}`,
+          `round ${round + 1}: ${sc.name} | ${server}: ${fmt(row.rps, 0)} req/s, ${fmt(row.cpuUs)} µs/req, ` +
+            `p99 ${fmt(row.p99)} ms, errors ${row.errors}`,
         );
       }
     }
   }
-  const lines = [
-    "| scenario | server | req/s | server CPU µs/req | CPU × Deno.serve | CPU × Mongoose-C | req/s × Deno.serve | p50 ms | p99 ms | errors |",
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-  ];
-  for (const r of rows) {
-    const same = rows.filter((o) => o.scenario === r.scenario);
-    const avg = (name: string, f: (x: Row) => number) => {
-      const xs = same.filter((o) => o.server === name).map(f);
-      return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
-    };
-    lines.push(
-      `| ${r.scenario} | ${r.server} | ${fmt(r.rps, 0)} | ${fmt(r.cpuUs)} | ${
-        fmt(r.cpuUs / avg("Deno.serve", (x) => x.cpuUs))
-      } | ${fmt(r.cpuUs / avg("Mongoose-C", (x) => x.cpuUs))} | ${
-        fmt(r.rps / avg("Deno.serve", (x) => x.rps))
-      } | ${fmt(r.p50)} | ${fmt(r.p99)} | ${r.errors} |`,
-    );
-  }
-  console.log(lines.join("\n"));
+  console.log(table(rows, args.servers));
 }

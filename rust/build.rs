@@ -31,9 +31,14 @@ const MONGOOSE_DEFINES: &[(&str, &str)] = &[
     ("MG_ENABLE_IPV6", "1"),
 ];
 
-/// Function-like defines for the C compiler only: Mongoose's socket reads go
-/// through a raw system call (see `mgnet_sys_recv` in manager.rs).
-const MONGOOSE_CALL_DEFINES: &[(&str, &str)] = &[("recv(a,b,c,d)", "mgnet_sys_recv(a,b,c,d)")];
+/// Function-like defines for the C compiler only (Mongoose's sources stay
+/// unmodified): its socket reads and epoll waits go through mgnet's raw
+/// system-call wrappers (`mgnet_sys_recv`, `mgnet_sys_epoll_wait` in
+/// manager.rs; see docs/architecture.md section 5).
+const MONGOOSE_CALL_DEFINES: &[(&str, &str)] = &[
+    ("recv(a,b,c,d)", "mgnet_sys_recv(a,b,c,d)"),
+    ("epoll_wait(a,b,c,d)", "mgnet_sys_epoll_wait(a,b,c,d)"),
+];
 
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());

@@ -320,6 +320,11 @@ export class HttpRequestEvent {
     return (this.#u8[this.#off + F_FLAGS] & FLAG_KEEP_ALIVE) !== 0;
   }
 
+  /** True once this request was answered (by {@linkcode reply}). */
+  get replied(): boolean {
+    return this.#replied;
+  }
+
   /** @internal Position of this request on its connection. */
   get seq(): number {
     return this.#u32(F_SEQ);

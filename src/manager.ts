@@ -23,7 +23,7 @@
 
 import type { Connection, ConnectionHost, NetAddr } from "./connection.ts";
 import { ManagerClosedError, MgnetError } from "./errors.ts";
-import type { MgEvent } from "./events.ts";
+import type { CloseEvent, ErrorEvent, MgEvent, OpenEvent } from "./events.ts";
 import { Kind } from "./events.ts";
 import { check, lib, type Symbols } from "./ffi.ts";
 import { HttpConnection, HttpRequestEvent } from "./http.ts";
@@ -36,6 +36,29 @@ export const SYNC_WAIT_MS = 1;
 
 const ARENA_SIZE = 1 << 20;
 const ARENA_MIN_FREE = 64 * 1024;
+
+/**
+ * Callbacks for a listener's connections, for those who prefer handlers to
+ * a `for await` loop. They run synchronously inside the manager's loop, one
+ * batch of events at a time; `onRequest` may return a promise (an async
+ * handler) and reply later.
+ */
+export interface ListenHandlers {
+  /** Called for every complete HTTP request. */
+  onRequest(ev: HttpRequestEvent): void | Promise<void>;
+  /** A connection was accepted. */
+  onOpen?(ev: OpenEvent): void;
+  /** A connection failed (a close follows). */
+  onError?(ev: ErrorEvent): void;
+  /** A connection closed. */
+  onClose?(ev: CloseEvent): void;
+  /**
+   * `onRequest` threw or its promise rejected. By default the error is
+   * logged with `console.error`; either way an unanswered request then gets
+   * a 500 response.
+   */
+  onHandlerError?(error: unknown, ev: HttpRequestEvent): void;
+}
 
 /** Request limits of a manager's HTTP listeners. */
 export interface ManagerOptions {
@@ -142,6 +165,9 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
   #end = 0;
 
   #conns: (Connection | undefined)[] = [];
+  #handlers = new Map<number, ListenHandlers>();
+  #connHandlers: (ListenHandlers | undefined)[] = [];
+  #pumping: Promise<void> | undefined;
   #waiting: Promise<number> | undefined;
   #lastYield = 0;
   #delivered = 0;
@@ -204,14 +230,75 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
    * const { port } = mgr.listen("http://0.0.0.0:0");
    * ```
    */
-  listen(url: string): Listener {
+  listen(url: string, handlers?: ListenHandlers): Listener {
     if (this.#closed) throw new ManagerClosedError();
     if (typeof url !== "string") throw new TypeError("listen() takes a URL string");
+    if (handlers !== undefined) {
+      if (typeof handlers?.onRequest !== "function") {
+        throw new TypeError("handlers.onRequest must be a function");
+      }
+      if (this.#iterating) {
+        throw new MgnetError("this manager is iterated with for await: listen without handlers", "State");
+      }
+    } else if (this.#pumping) {
+      throw new MgnetError("this manager runs handlers: give this listener handlers too", "State");
+    }
     const bytes = utf8Encoder.encode(url);
     const out = new Uint8Array(16);
     const slot = check(this.#sym.mgnet_listen(this.#h, bytes, bytes.length, out));
     const dv = new DataView(out.buffer);
-    return new Listener(this.#host, slot, dv.getFloat64(0, true), dv.getUint16(8, true), url);
+    const listener = new Listener(this.#host, slot, dv.getFloat64(0, true), dv.getUint16(8, true), url);
+    if (handlers !== undefined) {
+      this.#handlers.set(listener.id, handlers);
+      this.#pumping ??= this.#pump();
+    }
+    return listener;
+  }
+
+  /**
+   * Resolves when the manager's handler loop has stopped (after
+   * {@linkcode close}); resolves at once if no listener has handlers.
+   */
+  get finished(): Promise<void> {
+    return this.#pumping ?? Promise.resolve();
+  }
+
+  async #pump(): Promise<void> {
+    this.#lastYield = performance.now();
+    while (await this.#fill()) {
+      for (let ev = this.#next(); ev !== undefined; ev = this.#next()) this.#dispatch(ev);
+    }
+  }
+
+  #dispatch(ev: MgEvent): void {
+    const h = this.#connHandlers[ev.conn.slot];
+    if (h === undefined) return;
+    switch (ev.type) {
+      case "http":
+        try {
+          const r = h.onRequest(ev);
+          if (r instanceof Promise) r.catch((e) => this.#handlerFailed(h, e, ev));
+        } catch (e) {
+          this.#handlerFailed(h, e, ev);
+        }
+        return;
+      case "open":
+        return h.onOpen?.(ev);
+      case "error":
+        return h.onError?.(ev);
+      case "close":
+        this.#connHandlers[ev.conn.slot] = undefined;
+        return h.onClose?.(ev);
+    }
+  }
+
+  #handlerFailed(h: ListenHandlers, error: unknown, ev: HttpRequestEvent): void {
+    try {
+      if (h.onHandlerError) h.onHandlerError(error, ev);
+      else console.error("mgnet: request handler failed:", error);
+    } finally {
+      if (!ev.replied && !ev.conn.closed) ev.reply(500, "Internal Server Error\n");
+    }
   }
 
   /** Replies were queued: make sure they are sent soon (see module docs). */
@@ -301,6 +388,7 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
           );
           this.#conns[slot] = conn;
           const listenerId = dv.getUint32(off + 20, true) + dv.getUint32(off + 24, true) * 0x1_0000_0000;
+          this.#connHandlers[slot] = this.#handlers.get(listenerId);
           return { type: "open", conn, listenerId };
         }
         case Kind.Close: {
@@ -333,25 +421,30 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
     return this.#sym.mgnet_wait_sync(this.#epfd, Math.min(ms, SYNC_WAIT_MS)) > 0;
   }
 
-  async #nextSlow(): Promise<IteratorResult<MgEvent>> {
+  /** Makes a new batch current: polls, or waits when idle. False once closed. */
+  async #fill(): Promise<boolean> {
     for (;;) {
-      if (this.#closed) return DONE;
+      if (this.#closed) return false;
       if (performance.now() - this.#lastYield >= YIELD_MS) {
         // Busy for a while: let timers and other I/O of this process run.
         await this.#wait(0);
         continue;
       }
-      if (this.#pollOnce() > 0) {
-        const ev = this.#next();
-        if (ev !== undefined) return { value: ev, done: false };
-        continue;
-      }
+      if (this.#pollOnce() > 0) return true;
       const ms = this.#sym.mgnet_next_timeout(this.#h);
       if (ms < 0) this.#host.check(ms);
       if (ms === 0) continue;
       if (this.#sym.mgnet_awaiting(this.#h) === 0 && this.#bridgeGap(ms)) continue;
       await this.#wait(ms);
     }
+  }
+
+  async #nextSlow(): Promise<IteratorResult<MgEvent>> {
+    while (await this.#fill()) {
+      const ev = this.#next();
+      if (ev !== undefined) return { value: ev, done: false };
+    }
+    return DONE;
   }
 
   /**
@@ -363,6 +456,9 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
    */
   [Symbol.asyncIterator](): AsyncIterator<MgEvent> {
     if (this.#iterating) throw new MgnetError("this manager is already being iterated", "State");
+    if (this.#pumping) {
+      throw new MgnetError("this manager runs listener handlers; it cannot be iterated", "State");
+    }
     this.#iterating = true;
     this.#lastYield = performance.now();
     return {
@@ -396,9 +492,11 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
       this.#sym.mgnet_flush(this.#h);
       this.#sym.mgnet_wake(this.#h);
       while (this.#waiting) await this.#waiting.catch(() => {});
+      await this.#pumping;
       this.#sym.mgnet_manager_free(this.#h);
       for (const c of this.#conns) c?.markClosed();
       this.#conns = [];
+      this.#connHandlers = [];
     })();
     return this.#closing;
   }

@@ -368,3 +368,23 @@ Deno.test("a closed connection's pending request cannot be answered", async () =
   assert.throws(() => held[0].reply(200), ConnectionClosedError);
   assert.throws(() => held[0].conn.reply(200), ConnectionClosedError);
 });
+
+Deno.test("a client that half-closes after its request still gets the response", async () => {
+  await using srv = serve(echoPath);
+  for (let i = 0; i < 20; i++) {
+    const r = await exchange(srv.port, `GET /half${i} HTTP/1.1\r\nHost: t\r\n\r\n`, { closeWrite: true });
+    assert.equal(r.responses[0]?.text, `/half${i}`);
+    assert.equal(r.closed, true);
+  }
+});
+
+Deno.test("a client closing right after pipelined requests does not disturb the server", async () => {
+  await using srv = serve(echoPath);
+  for (let i = 0; i < 20; i++) {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: srv.port });
+    await writeAll(conn, enc.encode("GET /a HTTP/1.1\r\nHost: t\r\n\r\n".repeat(10)));
+    conn.close();
+  }
+  const r = await exchange(srv.port, "GET /after HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+  assert.equal(r.responses[0].text, "/after");
+});

@@ -42,6 +42,8 @@ const FLAG_KEEP_ALIVE = 2;
 const METHODS = ["", "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"];
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** `scheme://` at the start of an absolute-form request target. */
+const ABSOLUTE = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
 const BAD_VALUE = /[\0\r\n]/;
 
 interface EncodedHead {
@@ -291,18 +293,45 @@ export class HttpRequestEvent {
     return this.#uri;
   }
 
-  /** The target's path (before `?`), still percent-encoded. */
+  /**
+   * The target's path (before `?`), still percent-encoded. For an
+   * absolute-form target (`GET http://host/p HTTP/1.1`, as proxies send) it
+   * is the path part of that URL.
+   */
   get path(): string {
-    const uri = this.uri;
-    const q = uri.indexOf("?");
-    return q < 0 ? uri : uri.slice(0, q);
+    const t = this.#originForm();
+    const q = t.indexOf("?");
+    return q < 0 ? t : t.slice(0, q);
   }
 
   /** The target's query string without the `?` (`""` if none). */
   get query(): string {
+    const t = this.#originForm();
+    const q = t.indexOf("?");
+    return q < 0 ? "" : t.slice(q + 1);
+  }
+
+  /**
+   * The authority the request is for: the host of an absolute-form target
+   * (RFC 9112 3.2.2 says the Host header is then ignored), else the Host
+   * header (`undefined` for an HTTP/1.0 request without one).
+   */
+  get host(): string | undefined {
     const uri = this.uri;
-    const q = uri.indexOf("?");
-    return q < 0 ? "" : uri.slice(q + 1);
+    const m = ABSOLUTE.exec(uri);
+    if (m) return uri.slice(m[0].length).split(/[/?#]/, 1)[0];
+    return this.header("host");
+  }
+
+  /** The target without an absolute-form `scheme://authority` prefix. */
+  #originForm(): string {
+    const uri = this.uri;
+    const m = ABSOLUTE.exec(uri);
+    if (!m) return uri;
+    const rest = uri.slice(m[0].length);
+    const slash = rest.search(/[/?]/);
+    if (slash < 0) return "/";
+    return rest[slash] === "?" ? `/${rest.slice(slash)}` : rest.slice(slash);
   }
 
   /** The query parsed as `URLSearchParams`. */

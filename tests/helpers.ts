@@ -116,6 +116,8 @@ export interface Exchange {
   raw: Uint8Array;
   /** True if the server closed the connection (EOF or reset). */
   closed: boolean;
+  /** True if the timeout ended the read. */
+  timedOut: boolean;
 }
 
 /**
@@ -151,7 +153,9 @@ export async function readResponses(conn: Deno.Conn, opts: ExchangeOptions = {})
   let raw = new Uint8Array(0);
   const buf = new Uint8Array(64 * 1024);
   let closed = false;
+  let timedOut = false;
   const timer = setTimeout(() => {
+    timedOut = true;
     try {
       conn.close();
     } catch { /* closed already */ }
@@ -166,6 +170,7 @@ export async function readResponses(conn: Deno.Conn, opts: ExchangeOptions = {})
       try {
         n = await conn.read(buf);
       } catch (e) {
+        if (timedOut) break;
         if (e instanceof Deno.errors.ConnectionReset || e instanceof Deno.errors.BadResource) {
           closed = true;
           break;
@@ -184,7 +189,7 @@ export async function readResponses(conn: Deno.Conn, opts: ExchangeOptions = {})
   } finally {
     clearTimeout(timer);
   }
-  return { responses: parseResponses(raw, opts.noBody).responses, raw, closed };
+  return { responses: parseResponses(raw, opts.noBody).responses, raw, closed, timedOut };
 }
 
 /** A GET over a fresh connection, answered with `Connection: close`. */

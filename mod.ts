@@ -32,7 +32,23 @@ export {
   YIELD_MS,
 } from "./src/manager.ts";
 export { Connection, type NetAddr } from "./src/connection.ts";
-export { type BodyInit, type HeadersInit, HttpConnection, HttpRequestEvent } from "./src/http.ts";
+export {
+  type BodyInit,
+  type HeadersInit,
+  HttpConnection,
+  HttpRequestEvent,
+  ResponseWriter,
+  STREAM_HIGH_WATER,
+} from "./src/http.ts";
 export type { CloseEvent, ErrorEvent, MgEvent, OpenEvent } from "./src/events.ts";
 export { ConnectionClosedError, ManagerClosedError, MgnetError } from "./src/errors.ts";
 export { mongooseVersion } from "./src/ffi.ts";
+export {
+  type HttpServer,
+  serve,
+  type ServeHandler,
+  type ServeHandlerInfo,
+  type ServeInit,
+  type ServeOptions,
+} from "./src/serve.ts";
+export { MgRequest } from "./src/fetch_bridge.ts";

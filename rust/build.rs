@@ -74,8 +74,7 @@ fn main() {
         .warnings(false)
         .flag_if_supported("-fno-strict-aliasing");
     if env::var("MGNET_SANITIZE").as_deref() == Ok("address") {
-        cc.flag("-fsanitize=address")
-            .flag("-fno-omit-frame-pointer");
+        cc.flag("-fsanitize=address").flag("-fno-omit-frame-pointer");
     }
     for (k, v) in MONGOOSE_DEFINES.iter().chain(MONGOOSE_CALL_DEFINES) {
         cc.define(k, Some(*v));

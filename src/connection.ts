@@ -32,6 +32,11 @@ export interface ConnectionHost {
   queued(): void;
   /** Throws the error of a negative native status. */
   check(rc: number): number;
+  /**
+   * Resolves when the connection's DRAIN event arrives; rejects with
+   * ConnectionClosedError when it closes first.
+   */
+  drained(conn: Connection): Promise<void>;
 }
 
 /**

@@ -39,6 +39,19 @@ export const symbols = {
     parameters: ["u32", "u32", "f64", "u32", "u32", "u32", "buffer", "u32", "buffer", "u32", "u32"],
     result: "i32",
   },
+  // int32_t mgnet_http_start(uint32_t h, uint32_t slot, double id, uint32_t seq, uint32_t status,
+  //   uint32_t flags, const uint8_t *head, uint32_t head_len)
+  mgnet_http_start: {
+    parameters: ["u32", "u32", "f64", "u32", "u32", "u32", "buffer", "u32"],
+    result: "i32",
+  },
+  // int32_t mgnet_http_write(uint32_t h, uint32_t slot, double id, uint32_t seq, const uint8_t *data,
+  //   uint32_t off, uint32_t len)
+  mgnet_http_write: { parameters: ["u32", "u32", "f64", "u32", "buffer", "u32", "u32"], result: "i32" },
+  // int32_t mgnet_http_end(uint32_t h, uint32_t slot, double id, uint32_t seq, uint32_t close)
+  mgnet_http_end: { parameters: ["u32", "u32", "f64", "u32", "u32"], result: "i32" },
+  // int32_t mgnet_want_drain(uint32_t h, uint32_t slot, double id, uint32_t seq, uint32_t threshold)
+  mgnet_want_drain: { parameters: ["u32", "u32", "f64", "u32", "u32"], result: "i32" },
   // int32_t mgnet_flush(uint32_t h)
   mgnet_flush: { parameters: ["u32"], result: "i32" },
   // int32_t mgnet_close(uint32_t h, uint32_t slot, double id, uint32_t drain)

@@ -7,6 +7,7 @@
 
 import { asciiEqualsLower, latin1, utf8Decoder, utf8Encoder } from "./bytes.ts";
 import { Connection } from "./connection.ts";
+import { ConnectionClosedError } from "./errors.ts";
 
 /** Header values for a reply. */
 export type HeadersInit =
@@ -135,6 +136,45 @@ function encodeString(s: string): Uint8Array {
   return scratch;
 }
 
+/** Serialised header lists already validated by `Headers`, by content. */
+const trustedHeads = new Map<string, EncodedHead>();
+
+/**
+ * Serialises header pairs that a `Headers` object already validated
+ * (a `Response`'s header list): no validation, and small lists are cached
+ * by content, since most handlers send the same few headers every time.
+ */
+function encodeTrustedPairs(pairs: [string, string][]): EncodedHead {
+  if (pairs.length === 0) return NO_HEAD;
+  let key = "";
+  if (pairs.length <= 4) {
+    for (const [k, v] of pairs) key += `${k}\0${v}\0`;
+    const hit = trustedHeads.get(key);
+    if (hit) return hit;
+  }
+  let text = "";
+  let flags = 0;
+  for (const [name, value] of pairs) {
+    const n = name.length;
+    if (n === 4 || n === 10 || n === 14 || n === 17) {
+      const lower = name.toLowerCase();
+      if (lower === "content-length" || lower === "transfer-encoding") continue;
+      if (lower === "connection") {
+        if (/(^|,)\s*close\s*(,|$)/i.test(value)) flags |= REPLY_CLOSE;
+        continue;
+      }
+      if (lower === "date") flags |= REPLY_OWN_DATE;
+    }
+    text += `${name}: ${value}\r\n`;
+  }
+  const head: EncodedHead = { bytes: utf8Encoder.encode(text), flags };
+  if (key !== "" && key.length < 512) {
+    if (trustedHeads.size >= 256) trustedHeads.clear();
+    trustedHeads.set(key, head);
+  }
+  return head;
+}
+
 function bodyBytes(body: BodyInit): Uint8Array | string {
   if (body === undefined || body === null) return EMPTY;
   if (typeof body === "string") return body;
@@ -142,6 +182,12 @@ function bodyBytes(body: BodyInit): Uint8Array | string {
   if (body instanceof ArrayBuffer) return new Uint8Array(body);
   if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
   throw new TypeError("reply body must be a string, Uint8Array, ArrayBuffer or null");
+}
+
+function checkStatus(status: number): void {
+  if (!Number.isInteger(status) || status < 200 || status > 599) {
+    throw new RangeError(`status must be an integer from 200 to 599, got ${status}`);
+  }
 }
 
 /**
@@ -157,12 +203,11 @@ export function sendReply(
   status: number,
   body: BodyInit,
   headers: HeadersInit | undefined,
+  trusted = false,
 ): boolean {
-  if (!Number.isInteger(status) || status < 200 || status > 599) {
-    throw new RangeError(`status must be an integer from 200 to 599, got ${status}`);
-  }
+  checkStatus(status);
   conn.assertOpen();
-  const head = encodeHead(headers);
+  const head = trusted ? encodeTrustedPairs(headers as [string, string][]) : encodeHead(headers);
   const data = bodyBytes(body);
   const host = conn.host;
   let rc: number;
@@ -200,6 +245,100 @@ export function sendReply(
   if (rc < 0) host.check(rc);
   host.queued();
   return true;
+}
+
+/** A streamed response's `write()` waits while more than this is queued (bytes). */
+export const STREAM_HIGH_WATER = 256 * 1024;
+/** ...and resumes once the queue is down to this. */
+const STREAM_LOW_WATER = 64 * 1024;
+
+/**
+ * The body of a streamed response, from {@linkcode HttpRequestEvent.respond}.
+ * HTTP/1.1 clients receive it with chunked framing, HTTP/1.0 clients as a
+ * body that ends when the connection closes, HEAD requests not at all.
+ *
+ * Backpressure: `write()` resolves at once while less than
+ * {@linkcode STREAM_HIGH_WATER} bytes wait to be sent, otherwise when the
+ * client has read enough; a slow reader therefore bounds the memory a
+ * stream uses instead of growing it.
+ *
+ * @example Streaming a large body
+ * ```ts ignore
+ * const out = ev.respond(200, { "content-type": "application/octet-stream" });
+ * for (let i = 0; i < 1000; i++) await out.write(new Uint8Array(64 * 1024));
+ * out.end();
+ * ```
+ */
+export class ResponseWriter {
+  #conn: HttpConnection;
+  #seq: number;
+  #ended = false;
+  #queued = 0;
+
+  /**
+   * @internal Made by {@linkcode HttpRequestEvent.respond}.
+   * @param conn The connection.
+   * @param seq The request's position on it.
+   */
+  constructor(conn: HttpConnection, seq: number) {
+    this.#conn = conn;
+    this.#seq = seq;
+  }
+
+  /** True once {@linkcode end} was called. */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Bytes of this response the socket had not taken after the last write. */
+  get queued(): number {
+    return this.#queued;
+  }
+
+  /**
+   * Sends a piece of the body.
+   *
+   * @param chunk Bytes, or a string sent as UTF-8.
+   * @returns A promise that resolves when more may be written.
+   * @throws {ConnectionClosedError} if the client went away.
+   */
+  async write(chunk: string | Uint8Array): Promise<void> {
+    if (this.#ended) throw new Error("write() after end()");
+    const conn = this.#conn;
+    conn.assertOpen();
+    const host = conn.host;
+    const data = typeof chunk === "string" ? encodeString(chunk) : chunk;
+    const len = typeof chunk === "string" ? encodedLen : chunk.length;
+    const queued = host.sym.mgnet_http_write(host.handle, conn.slot, conn.id, this.#seq, data, 0, len);
+    if (queued < 0) {
+      if (queued === -2) throw new ConnectionClosedError(`connection ${conn.id} closed`);
+      host.check(queued);
+    }
+    this.#queued = queued;
+    host.queued();
+    if (queued > STREAM_HIGH_WATER) {
+      const rc = host.sym.mgnet_want_drain(host.handle, conn.slot, conn.id, this.#seq, STREAM_LOW_WATER);
+      if (rc > 0) await host.drained(conn);
+      else if (rc < 0) host.check(rc);
+    }
+  }
+
+  /**
+   * Ends the body. Idempotent.
+   *
+   * @param close Close the connection after this response.
+   */
+  end(close = false): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    const conn = this.#conn;
+    const host = conn.host;
+    if (conn.closed) return;
+    const rc = host.sym.mgnet_http_end(host.handle, conn.slot, conn.id, this.#seq, close ? 1 : 0);
+    if (rc === -2) return;
+    if (rc < 0) host.check(rc);
+    host.queued();
+  }
 }
 
 /**
@@ -457,5 +596,60 @@ export class HttpRequestEvent {
     const sent = sendReply(this.conn, this.seq, status, body, headers);
     this.#replied = true;
     return sent;
+  }
+
+  /**
+   * Answers with header pairs a `Headers` object already validated.
+   * @internal Used by `serve()`.
+   */
+  replyTrusted(status: number, body: string | Uint8Array | null, headers: [string, string][]): boolean {
+    if (this.#replied) throw new Error("this request was already answered");
+    const sent = sendReply(this.conn, this.seq, status, body, headers, true);
+    this.#replied = true;
+    return sent;
+  }
+
+  /**
+   * Starts a streamed response: sends the status and headers now; the body
+   * follows through the returned writer (chunked for HTTP/1.1 clients).
+   * Responses still leave in request order.
+   *
+   * @param status Status code, 200–599.
+   * @param headers Response headers (framing headers are managed by mgnet).
+   * @returns The body writer.
+   * @throws {ConnectionClosedError} after the connection's `close` event.
+   * @example
+   * ```ts ignore
+   * const out = ev.respond(200, { "content-type": "text/plain" });
+   * await out.write("hello ");
+   * await out.write("world");
+   * out.end();
+   * ```
+   */
+  respond(status: number, headers?: HeadersInit): ResponseWriter {
+    if (this.#replied) throw new Error("this request was already answered");
+    checkStatus(status);
+    this.conn.assertOpen();
+    const head = encodeHead(headers);
+    const host = this.conn.host;
+    const rc = host.sym.mgnet_http_start(
+      host.handle,
+      this.conn.slot,
+      this.conn.id,
+      this.seq,
+      status,
+      head.flags,
+      head.bytes,
+      head.bytes.length,
+    );
+    this.#replied = true;
+    const writer = new ResponseWriter(this.conn, this.seq);
+    if (rc === -2) {
+      writer.end(); // the client left: writes will throw ConnectionClosedError
+    } else {
+      if (rc < 0) host.check(rc);
+      host.queued();
+    }
+    return writer;
   }
 }

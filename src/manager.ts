@@ -22,7 +22,7 @@
  */
 
 import type { Connection, ConnectionHost, NetAddr } from "./connection.ts";
-import { ManagerClosedError, MgnetError } from "./errors.ts";
+import { ConnectionClosedError, ManagerClosedError, MgnetError } from "./errors.ts";
 import type { CloseEvent, ErrorEvent, MgEvent, OpenEvent } from "./events.ts";
 import { Kind } from "./events.ts";
 import { check, lib, type Symbols } from "./ffi.ts";
@@ -166,6 +166,11 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
 
   #conns: (Connection | undefined)[] = [];
   #handlers = new Map<number, ListenHandlers>();
+  #drainWaiters = new Map<Connection, PromiseWithResolvers<void>>();
+  #backlog: MgEvent[] = [];
+  #backlogPos = 0;
+  #filling: Promise<boolean> | undefined;
+  #driving = false;
   #connHandlers: (ListenHandlers | undefined)[] = [];
   #pumping: Promise<void> | undefined;
   #waiting: Promise<number> | undefined;
@@ -209,6 +214,15 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
       check: (rc: number) => {
         if (rc === -1 || (rc < 0 && this.#closed)) throw new ManagerClosedError();
         return check(rc);
+      },
+      drained: (conn: Connection) => {
+        let w = this.#drainWaiters.get(conn);
+        if (!w) {
+          w = Promise.withResolvers<void>();
+          this.#drainWaiters.set(conn, w);
+          this.#drive().catch(() => {}); // a failing poll surfaces in the loop itself
+        }
+        return w.promise;
       },
     };
   }
@@ -265,7 +279,7 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
 
   async #pump(): Promise<void> {
     this.#lastYield = performance.now();
-    while (await this.#fill()) {
+    while (await this.#fillShared()) {
       for (let ev = this.#next(); ev !== undefined; ev = this.#next()) this.#dispatch(ev);
     }
   }
@@ -318,7 +332,7 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
     }
     // The consumer went on to the next event of the same batch without
     // awaiting: the batch's end sends everything in one go.
-    if (this.#delivered !== this.#flushMark && this.#pos < this.#end) {
+    if (this.#delivered !== this.#flushMark && this.#hasEvents()) {
       this.#flushMark = this.#delivered;
       queueMicrotask(this.#flushTask);
       return;
@@ -365,8 +379,50 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
     return made;
   }
 
-  /** Decodes the next event of the current batch, or undefined. */
+  /** True if an event is ready without polling. */
+  #hasEvents(): boolean {
+    return this.#backlogPos < this.#backlog.length || this.#pos < this.#end;
+  }
+
+  /** The next event: from the backlog first, then the current batch. */
   #next(): MgEvent | undefined {
+    if (this.#backlogPos < this.#backlog.length) {
+      const ev = this.#backlog[this.#backlogPos++];
+      if (this.#backlogPos === this.#backlog.length) {
+        this.#backlog = [];
+        this.#backlogPos = 0;
+      }
+      return ev;
+    }
+    return this.#decode();
+  }
+
+  /** Decodes the rest of the current batch into the backlog (before a new poll replaces it). */
+  #toBacklog(): void {
+    for (let ev = this.#decode(); ev !== undefined; ev = this.#decode()) this.#backlog.push(ev);
+  }
+
+  /**
+   * Drives the loop while a streamed response waits for room and nobody
+   * else polls (a `for await` body awaiting `write()`): events that arrive
+   * meanwhile wait in the backlog for the iterator.
+   */
+  async #drive(): Promise<void> {
+    if (this.#driving || this.#pumping) return;
+    this.#driving = true;
+    try {
+      while (this.#drainWaiters.size > 0 && !this.#closed) {
+        this.#toBacklog();
+        if (!(await this.#fillShared())) break;
+        this.#toBacklog();
+      }
+    } finally {
+      this.#driving = false;
+    }
+  }
+
+  /** Decodes the next event of the current batch, or undefined. */
+  #decode(): MgEvent | undefined {
     const u8 = this.#batch;
     const dv = this.#batchView;
     while (this.#pos < this.#end) {
@@ -395,7 +451,22 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
           const conn = this.#conn(slot, id);
           conn.markClosed();
           this.#conns[slot] = undefined;
+          const w = this.#drainWaiters.get(conn);
+          if (w) {
+            this.#drainWaiters.delete(conn);
+            w.reject(new ConnectionClosedError(`connection ${id} closed`));
+          }
           return { type: "close", conn };
+        }
+        case Kind.Drain: {
+          // Internal: a streamed response has room again.
+          const conn = this.#conns[slot];
+          const w = conn && this.#drainWaiters.get(conn);
+          if (w) {
+            this.#drainWaiters.delete(conn!);
+            w.resolve();
+          }
+          continue;
         }
         case Kind.Error: {
           const len = dv.getUint32(off + 20, true);
@@ -421,6 +492,12 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
     return this.#sym.mgnet_wait_sync(this.#epfd, Math.min(ms, SYNC_WAIT_MS)) > 0;
   }
 
+  /** {@linkcode #fill}, shared by whoever needs the loop to run right now. */
+  #fillShared(): Promise<boolean> {
+    this.#filling ??= this.#fill().finally(() => this.#filling = undefined);
+    return this.#filling;
+  }
+
   /** Makes a new batch current: polls, or waits when idle. False once closed. */
   async #fill(): Promise<boolean> {
     for (;;) {
@@ -430,6 +507,7 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
         await this.#wait(0);
         continue;
       }
+      if (this.#pos < this.#end) this.#toBacklog();
       if (this.#pollOnce() > 0) return true;
       const ms = this.#sym.mgnet_next_timeout(this.#h);
       if (ms < 0) this.#host.check(ms);
@@ -440,9 +518,10 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
   }
 
   async #nextSlow(): Promise<IteratorResult<MgEvent>> {
-    while (await this.#fill()) {
+    for (;;) {
       const ev = this.#next();
       if (ev !== undefined) return { value: ev, done: false };
+      if (!(await this.#fillShared())) break;
     }
     return DONE;
   }
@@ -464,7 +543,7 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
     return {
       next: (): Promise<IteratorResult<MgEvent>> => {
         this.#delivered++;
-        if (this.#pos < this.#end) {
+        if (this.#hasEvents()) {
           const ev = this.#next();
           if (ev !== undefined) return Promise.resolve({ value: ev, done: false });
         }
@@ -495,6 +574,10 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
       await this.#pumping;
       this.#sym.mgnet_manager_free(this.#h);
       for (const c of this.#conns) c?.markClosed();
+      for (const [conn, w] of this.#drainWaiters) {
+        w.reject(new ConnectionClosedError(`connection ${conn.id} closed`));
+      }
+      this.#drainWaiters.clear();
       this.#conns = [];
       this.#connHandlers = [];
     })();

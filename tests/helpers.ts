@@ -88,13 +88,55 @@ export function parseResponses(
     }
     const status = Number(m[1]);
     const skip = noBody[out.length] || status === 204 || status === 304 || status < 200;
-    const len = skip ? 0 : Number(headers.get("content-length") ?? 0);
-    if (end + 4 + len > buf.length) break;
-    const body = buf.slice(end + 4, end + 4 + len);
+    let body: Uint8Array;
+    if (!skip && /chunked/i.test(headers.get("transfer-encoding") ?? "")) {
+      const chunked = decodeChunked(buf, end + 4);
+      if (!chunked) break;
+      body = chunked.body;
+      pos = chunked.end;
+    } else {
+      const len = skip ? 0 : Number(headers.get("content-length") ?? 0);
+      if (end + 4 + len > buf.length) break;
+      body = buf.slice(end + 4, end + 4 + len);
+      pos = end + 4 + len;
+    }
     out.push({ status, reason: m[2], headers, body, text: dec.decode(body) });
-    pos = end + 4 + len;
   }
   return { responses: out, rest: pos };
+}
+
+/** Decodes a chunked body starting at `at`; undefined if incomplete. */
+function decodeChunked(buf: Uint8Array, at: number): { body: Uint8Array; end: number } | undefined {
+  const parts: Uint8Array[] = [];
+  let pos = at;
+  for (;;) {
+    let nl = pos;
+    while (nl + 1 < buf.length && !(buf[nl] === 13 && buf[nl + 1] === 10)) nl++;
+    if (nl + 1 >= buf.length) return undefined;
+    const size = parseInt(dec.decode(buf.subarray(pos, nl)).split(";")[0], 16);
+    pos = nl + 2;
+    if (size === 0) {
+      // Trailer section: lines until an empty one.
+      for (;;) {
+        let e = pos;
+        while (e + 1 < buf.length && !(buf[e] === 13 && buf[e + 1] === 10)) e++;
+        if (e + 1 >= buf.length) return undefined;
+        const empty = e === pos;
+        pos = e + 2;
+        if (empty) break;
+      }
+      const body = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+      let o = 0;
+      for (const p of parts) {
+        body.set(p, o);
+        o += p.length;
+      }
+      return { body, end: pos };
+    }
+    if (pos + size + 2 > buf.length) return undefined;
+    parts.push(buf.subarray(pos, pos + size));
+    pos += size + 2;
+  }
 }
 
 /** Options of {@linkcode exchange}. */

@@ -23,6 +23,8 @@ pub const KIND_HTTP: u8 = 2;
 pub const KIND_CLOSE: u8 = 3;
 /// An error on a connection; the connection closes after it.
 pub const KIND_ERROR: u8 = 4;
+/// A streamed response's queued output fell to the level JS waited for.
+pub const KIND_DRAIN: u8 = 5;
 
 /// Size of the common record header.
 pub const HEADER_LEN: usize = 16;
@@ -134,6 +136,12 @@ impl EventBuf {
     /// CLOSE: slot u32 @16.
     pub fn close(&mut self, id: u64, slot: u32) {
         self.header(KIND_CLOSE, 0, 0, HEADER_LEN + 4, id);
+        self.u32(slot);
+    }
+
+    /// DRAIN: slot u32 @16.
+    pub fn drain(&mut self, id: u64, slot: u32) {
+        self.header(KIND_DRAIN, 0, 0, HEADER_LEN + 4, id);
         self.u32(slot);
     }
 

@@ -177,10 +177,7 @@ impl Parser {
                 State::Stopped => return input.len(),
                 State::Head => {
                     // RFC 9112 2.2: ignore empty lines before a request-line.
-                    let skip = avail
-                        .iter()
-                        .take_while(|&&b| b == b'\r' || b == b'\n')
-                        .count();
+                    let skip = avail.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
                     if skip > 0 {
                         pos += skip;
                         self.scanned = 0;
@@ -195,9 +192,7 @@ impl Parser {
                             match check_request_line(avail, &mut self.line_scanned) {
                                 LineCheck::Incomplete => {}
                                 LineCheck::Valid => self.line_checked = true,
-                                LineCheck::Invalid(status) => {
-                                    return self.reject(status, input.len(), emit)
-                                }
+                                LineCheck::Invalid(status) => return self.reject(status, input.len(), emit),
                             }
                         }
                         if avail.len() > limits.max_head {
@@ -275,12 +270,7 @@ impl Parser {
         }
     }
 
-    fn reject(
-        &mut self,
-        status: u16,
-        consumed: usize,
-        emit: &mut dyn FnMut(Parsed) -> bool,
-    ) -> usize {
+    fn reject(&mut self, status: u16, consumed: usize, emit: &mut dyn FnMut(Parsed) -> bool) -> usize {
         self.stop();
         emit(Parsed::Reject(status));
         consumed
@@ -322,12 +312,7 @@ impl Parser {
 
     /// Decodes chunked framing from `input` into `self.body`. Returns bytes
     /// used and whether the message (including trailers) is complete.
-    fn decode_chunked(
-        &mut self,
-        mut st: Chunk,
-        input: &[u8],
-        limits: &Limits,
-    ) -> Result<(usize, bool), u16> {
+    fn decode_chunked(&mut self, mut st: Chunk, input: &[u8], limits: &Limits) -> Result<(usize, bool), u16> {
         let mut i = 0;
         while i < input.len() {
             let b = input[i];
@@ -441,11 +426,7 @@ fn check_request_line(buf: &[u8], scanned: &mut usize) -> LineCheck {
         _ => return LineCheck::Invalid(400),
     }
     let from = (*scanned).min(buf.len());
-    let Some(nl) = buf[from..]
-        .iter()
-        .position(|&b| b == b'\n')
-        .map(|i| from + i)
-    else {
+    let Some(nl) = buf[from..].iter().position(|&b| b == b'\n').map(|i| from + i) else {
         *scanned = buf.len();
         return LineCheck::Incomplete;
     };
@@ -510,13 +491,11 @@ fn parse_head(head: &[u8], limits: &Limits, info: &mut ReqInfo) -> Result<Framin
         Ok(httparse::Status::Partial) => return Err(400),
         Err(httparse::Error::TooManyHeaders) => return Err(431),
         Err(httparse::Error::Version) => {
-            return Err(
-                if head.windows(7).any(|w| w == b" HTTP/2" || w == b" HTTP/3") {
-                    505
-                } else {
-                    400
-                },
-            )
+            return Err(if head.windows(7).any(|w| w == b" HTTP/2" || w == b" HTTP/3") {
+                505
+            } else {
+                400
+            })
         }
         Err(_) => return Err(400),
     }
@@ -575,9 +554,7 @@ fn parse_head(head: &[u8], limits: &Limits, info: &mut ReqInfo) -> Result<Framin
                     conn_keep_alive = true;
                 }
             }
-        } else if name.eq_ignore_ascii_case(b"expect")
-            && value.eq_ignore_ascii_case(b"100-continue")
-        {
+        } else if name.eq_ignore_ascii_case(b"expect") && value.eq_ignore_ascii_case(b"100-continue") {
             expect_continue = true;
         }
     }
@@ -649,22 +626,121 @@ pub fn write_response(
 ) {
     let mut line = [0u8; 48];
     let status_line = status_line(status, &mut line);
-    let no_body = status == 204 || status == 304 || (100..200).contains(&status);
+    let no_body = status_has_no_body(status);
     let mut len_buf = [0u8; 40];
     let cl: &[u8] = if no_body {
         b""
     } else {
         content_length_line(body.len(), &mut len_buf)
     };
-    let conn: &[u8] = if meta.close {
+    let body: &[u8] = if no_body || meta.head_only { b"" } else { body };
+    put(&[
+        status_line,
+        user_head,
+        cl,
+        date,
+        connection_line(&meta),
+        b"\r\n",
+        body,
+    ]);
+}
+
+/// True for statuses whose responses never carry content.
+pub fn status_has_no_body(status: u16) -> bool {
+    status == 204 || status == 304 || (100..200).contains(&status)
+}
+
+/// How a streamed response's body is delimited on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamFraming {
+    /// `transfer-encoding: chunked` (HTTP/1.1 clients).
+    Chunked,
+    /// The body ends when the connection closes (HTTP/1.0 clients).
+    Close,
+    /// No body at all (HEAD, 204, 304): writes are dropped.
+    NoBody,
+}
+
+impl StreamFraming {
+    /// The framing a streamed response to this request must use.
+    pub fn for_response(status: u16, meta: &ResponseMeta) -> StreamFraming {
+        if status_has_no_body(status) || meta.head_only {
+            StreamFraming::NoBody
+        } else if meta.http10 {
+            StreamFraming::Close
+        } else {
+            StreamFraming::Chunked
+        }
+    }
+}
+
+/// Formats the head of a streamed response (its body follows in chunks).
+/// With `Close` framing `meta.close` must already be set.
+pub fn write_stream_head(
+    status: u16,
+    user_head: &[u8],
+    framing: StreamFraming,
+    meta: ResponseMeta,
+    date: &[u8],
+    put: &mut dyn FnMut(&[&[u8]]),
+) {
+    let mut line = [0u8; 48];
+    let status_line = status_line(status, &mut line);
+    let te: &[u8] = if framing == StreamFraming::Chunked {
+        b"transfer-encoding: chunked\r\n"
+    } else {
+        b""
+    };
+    put(&[status_line, user_head, te, date, connection_line(&meta), b"\r\n"]);
+}
+
+/// Frames one chunk of a streamed body (empty data writes nothing).
+pub fn write_chunk(framing: StreamFraming, data: &[u8], put: &mut dyn FnMut(&[&[u8]])) {
+    match framing {
+        StreamFraming::NoBody => {}
+        _ if data.is_empty() => {}
+        StreamFraming::Close => put(&[data]),
+        StreamFraming::Chunked => {
+            let mut hex = [0u8; 18];
+            let n = hex_line(data.len(), &mut hex);
+            put(&[&hex[..n], data, b"\r\n"]);
+        }
+    }
+}
+
+/// The end of a streamed body.
+pub fn write_stream_end(framing: StreamFraming, put: &mut dyn FnMut(&[&[u8]])) {
+    if framing == StreamFraming::Chunked {
+        put(&[b"0\r\n\r\n"]);
+    }
+}
+
+fn hex_line(mut n: usize, buf: &mut [u8; 18]) -> usize {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = HEX[n & 15];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    let len = digits.len() - i;
+    buf[..len].copy_from_slice(&digits[i..]);
+    buf[len..len + 2].copy_from_slice(b"\r\n");
+    len + 2
+}
+
+fn connection_line(meta: &ResponseMeta) -> &'static [u8] {
+    if meta.close {
         b"connection: close\r\n"
     } else if meta.http10 {
         b"connection: keep-alive\r\n"
     } else {
         b""
-    };
-    let body: &[u8] = if no_body || meta.head_only { b"" } else { body };
-    put(&[status_line, user_head, cl, date, conn, b"\r\n", body]);
+    }
 }
 
 fn content_length_line(n: usize, buf: &mut [u8; 40]) -> &[u8] {
@@ -789,8 +865,7 @@ impl DateCache {
 pub fn format_date_line(unix: u64) -> [u8; 37] {
     const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
     const MONTHS: [&[u8; 3]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-        b"Dec",
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
     ];
     let mut days = unix / 86400;
     let rem = unix % 86400;
@@ -955,11 +1030,7 @@ mod tests {
         let first = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nab";
         let (used, seen) = run(&mut p, first, &l);
         assert_eq!(seen, vec![Seen::Pending(false)]);
-        assert_eq!(
-            used,
-            first.len(),
-            "partial body bytes are taken into the parser"
-        );
+        assert_eq!(used, first.len(), "partial body bytes are taken into the parser");
         let (_, seen) = run(&mut p, b"cdef", &l);
         assert_eq!(seen, vec![req("POST", "/", b"abcdef")]);
     }
@@ -967,26 +1038,18 @@ mod tests {
     #[test]
     fn http10_closes_unless_keep_alive_and_11_closes_on_request() {
         let seen = parse_all(b"GET / HTTP/1.0\r\n\r\nGET /ignored HTTP/1.0\r\n\r\n");
-        assert_eq!(
-            seen,
-            vec![Seen::Req("GET".into(), "/".into(), vec![], false)]
-        );
+        assert_eq!(seen, vec![Seen::Req("GET".into(), "/".into(), vec![], false)]);
         let seen = parse_all(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
         assert_eq!(seen, vec![req("GET", "/", b"")]);
-        let seen = parse_all(
-            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /x HTTP/1.1\r\n\r\n",
-        );
-        assert_eq!(
-            seen,
-            vec![Seen::Req("GET".into(), "/".into(), vec![], false)]
-        );
+        let seen =
+            parse_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /x HTTP/1.1\r\n\r\n");
+        assert_eq!(seen, vec![Seen::Req("GET".into(), "/".into(), vec![], false)]);
     }
 
     #[test]
     fn expect_continue_is_reported_while_the_body_is_pending() {
-        let seen = parse_all(
-            b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 9\r\n\r\n",
-        );
+        let seen =
+            parse_all(b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 9\r\n\r\n");
         assert_eq!(seen, vec![Seen::Pending(true)]);
     }
 
@@ -1008,17 +1071,44 @@ mod tests {
             (b"GET / HTTP/1.1\r\n\r\n", 400), // no Host
             (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
             (b"GET /\0 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
-            (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
+            (
+                b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                400,
+            ),
             (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400),
-            (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n", 400),
-            (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
-            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
-            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
-            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400),
+            (
+                b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n",
+                400,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+                400,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+                400,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                501,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+                400,
+            ),
             (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
-            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
-            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX", 400),
-            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n", 400),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                400,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX",
+                400,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n",
+                400,
+            ),
             (b"GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400),
             (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
         ];
@@ -1050,8 +1140,7 @@ mod tests {
         assert_eq!(rejected(many.as_bytes(), small), Some(431));
         let body = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n";
         assert_eq!(rejected(body.as_bytes(), small), Some(413));
-        let chunked =
-            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n6\r\n";
+        let chunked = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n6\r\n";
         assert_eq!(rejected(chunked.as_bytes(), small), Some(413));
     }
 
@@ -1095,18 +1184,11 @@ mod tests {
 
     fn response(status: u16, body: &[u8], meta: ResponseMeta) -> String {
         let mut out = Vec::new();
-        write_response(
-            status,
-            b"x-a: 1\r\n",
-            body,
-            meta,
-            b"date: D\r\n",
-            &mut |parts| {
-                for p in parts {
-                    out.extend_from_slice(p);
-                }
-            },
-        );
+        write_response(status, b"x-a: 1\r\n", body, meta, b"date: D\r\n", &mut |parts| {
+            for p in parts {
+                out.extend_from_slice(p);
+            }
+        });
         String::from_utf8(out).unwrap()
     }
 
@@ -1132,10 +1214,7 @@ mod tests {
     fn no_body_statuses_have_no_length_and_no_body() {
         for s in [204, 304] {
             let r = response(s, b"dropped", ResponseMeta::default());
-            assert!(
-                !r.contains("content-length") && !r.contains("dropped"),
-                "{r}"
-            );
+            assert!(!r.contains("content-length") && !r.contains("dropped"), "{r}");
         }
     }
 
@@ -1154,12 +1233,63 @@ mod tests {
         assert!(response(599, b"", Default::default()).starts_with("HTTP/1.1 599 \r\n"));
     }
 
+    fn collect(f: impl FnOnce(&mut dyn FnMut(&[&[u8]]))) -> String {
+        let mut out = Vec::new();
+        f(&mut |parts| {
+            for p in parts {
+                out.extend_from_slice(p);
+            }
+        });
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn streamed_responses_use_chunked_framing_for_http11() {
+        let meta = ResponseMeta::default();
+        let framing = StreamFraming::for_response(200, &meta);
+        assert_eq!(framing, StreamFraming::Chunked);
+        let head = collect(|p| write_stream_head(200, b"x-a: 1\r\n", framing, meta, b"date: D\r\n", p));
+        assert_eq!(
+            head,
+            "HTTP/1.1 200 OK\r\nx-a: 1\r\ntransfer-encoding: chunked\r\ndate: D\r\n\r\n"
+        );
+        let body = collect(|p| {
+            write_chunk(framing, b"hello", p);
+            write_chunk(framing, b"", p);
+            write_chunk(framing, &[b'x'; 300], p);
+            write_stream_end(framing, p);
+        });
+        assert_eq!(
+            body,
+            format!("5\r\nhello\r\n12c\r\n{}\r\n0\r\n\r\n", "x".repeat(300))
+        );
+    }
+
+    #[test]
+    fn streamed_responses_to_http10_or_head_frame_differently() {
+        let http10 = ResponseMeta {
+            http10: true,
+            close: true,
+            ..Default::default()
+        };
+        assert_eq!(StreamFraming::for_response(200, &http10), StreamFraming::Close);
+        assert_eq!(collect(|p| write_chunk(StreamFraming::Close, b"raw", p)), "raw");
+        let head = ResponseMeta {
+            head_only: true,
+            ..Default::default()
+        };
+        assert_eq!(StreamFraming::for_response(200, &head), StreamFraming::NoBody);
+        assert_eq!(
+            StreamFraming::for_response(204, &ResponseMeta::default()),
+            StreamFraming::NoBody
+        );
+        assert_eq!(collect(|p| write_chunk(StreamFraming::NoBody, b"dropped", p)), "");
+        assert_eq!(collect(|p| write_stream_end(StreamFraming::NoBody, p)), "");
+    }
+
     #[test]
     fn dates_are_imf_fixdate() {
-        assert_eq!(
-            &format_date_line(0),
-            b"date: Thu, 01 Jan 1970 00:00:00 GMT\r\n"
-        );
+        assert_eq!(&format_date_line(0), b"date: Thu, 01 Jan 1970 00:00:00 GMT\r\n");
         assert_eq!(
             &format_date_line(784111777),
             b"date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"

@@ -40,12 +40,7 @@ fn boundary(f: impl FnOnce() -> i32) -> i32 {
 
 /// Looks a handle up and runs `f` with the manager pointer.
 fn with_manager(h: u32, f: impl FnOnce(*mut Manager) -> i32) -> i32 {
-    let ptr = MANAGERS.with(|m| {
-        m.borrow()
-            .get((h as usize).wrapping_sub(1))
-            .copied()
-            .flatten()
-    });
+    let ptr = MANAGERS.with(|m| m.borrow().get((h as usize).wrapping_sub(1)).copied().flatten());
     match ptr {
         Some(p) => boundary(|| f(p)),
         None => fail(Status::BadHandle, format!("manager {h} is closed")),
@@ -99,12 +94,7 @@ pub unsafe extern "C" fn mgnet_last_error(out: *mut u8, cap: u32) -> i32 {
 /// Creates a manager with request limits (0 keeps a default). Returns a
 /// handle (> 0) or a negative status.
 #[no_mangle]
-pub extern "C" fn mgnet_manager_new(
-    max_head: u32,
-    max_headers: u32,
-    max_uri: u32,
-    max_body: f64,
-) -> i32 {
+pub extern "C" fn mgnet_manager_new(max_head: u32, max_headers: u32, max_uri: u32, max_body: f64) -> i32 {
     boundary(|| {
         let mut limits = http::Limits::default();
         if max_head > 0 {
@@ -255,6 +245,86 @@ pub unsafe extern "C" fn mgnet_http_reply(
     })
 }
 
+/// Starts a streamed response to request `seq` of (`slot`, `id`): sends the
+/// status line and `head` (header lines); the body follows with
+/// `mgnet_http_write` and ends with `mgnet_http_end`. HTTP/1.1 clients get
+/// chunked framing, HTTP/1.0 clients a body delimited by closing.
+///
+/// # Safety
+/// `head` is valid for `head_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_http_start(
+    h: u32,
+    slot: u32,
+    id: f64,
+    seq: u32,
+    status: u32,
+    flags: u32,
+    head: *const u8,
+    head_len: u32,
+) -> i32 {
+    let head = bytes(head, head_len as usize);
+    with_manager(h, |m| {
+        let status = status.min(u16::MAX as u32) as u16;
+        match (*m).start(slot, id as u64, seq, status, flags, head) {
+            Ok(()) => 0,
+            Err(e) => e,
+        }
+    })
+}
+
+/// Sends `data[off..off+len]` as part of the streamed response to `seq`.
+/// Returns the bytes of this response not yet taken by the socket (use it
+/// with `mgnet_want_drain` for backpressure; capped at i32::MAX).
+///
+/// # Safety
+/// `data` is valid for `off + len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_http_write(
+    h: u32,
+    slot: u32,
+    id: f64,
+    seq: u32,
+    data: *const u8,
+    off: u32,
+    len: u32,
+) -> i32 {
+    let data = if data.is_null() {
+        &[][..]
+    } else {
+        bytes(data.add(off as usize), len as usize)
+    };
+    with_manager(h, |m| match (*m).write(slot, id as u64, seq, data) {
+        Ok(queued) => queued.min(i32::MAX as usize) as i32,
+        Err(e) => e,
+    })
+}
+
+/// Ends the streamed response to `seq`; `close` != 0 closes the connection
+/// after it.
+#[no_mangle]
+pub extern "C" fn mgnet_http_end(h: u32, slot: u32, id: f64, seq: u32, close: u32) -> i32 {
+    with_manager(h, |m| unsafe {
+        match (*m).end(slot, id as u64, seq, close != 0) {
+            Ok(()) => 0,
+            Err(e) => e,
+        }
+    })
+}
+
+/// Asks for a DRAIN event once the response to `seq` is being sent and at
+/// most `threshold` bytes remain queued. Returns 0 if that already holds
+/// (no event follows), else the bytes queued now.
+#[no_mangle]
+pub extern "C" fn mgnet_want_drain(h: u32, slot: u32, id: f64, seq: u32, threshold: u32) -> i32 {
+    with_manager(h, |m| unsafe {
+        match (*m).want_drain(slot, id as u64, seq, threshold as usize) {
+            Ok(q) => q.min(i32::MAX as usize) as i32,
+            Err(e) => e,
+        }
+    })
+}
+
 /// Sends what replies queued. Wakes a waiting `mgnet_wait` if the loop has
 /// work (events to deliver, connections to close). Returns 0.
 #[no_mangle]
@@ -299,9 +369,7 @@ pub extern "C" fn mgnet_next_timeout(h: u32) -> i32 {
 /// Number of requests handed to JS that have no response yet.
 #[no_mangle]
 pub extern "C" fn mgnet_awaiting(h: u32) -> i32 {
-    with_manager(h, |m| unsafe {
-        (*m).awaiting().min(i32::MAX as usize) as i32
-    })
+    with_manager(h, |m| unsafe { (*m).awaiting().min(i32::MAX as usize) as i32 })
 }
 
 /// Makes a wait in progress (or the next one) return at once.

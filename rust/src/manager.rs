@@ -17,7 +17,10 @@ use std::ptr;
 
 use crate::error::{fail, Status};
 use crate::event::{EventBuf, HttpRecord, HTTP_FLAG_HTTP10, HTTP_FLAG_KEEP_ALIVE};
-use crate::http::{reject_body, write_response, DateCache, Limits, Parsed, Parser, ResponseMeta};
+use crate::http::{
+    reject_body, write_chunk, write_response, write_stream_end, write_stream_head, DateCache, Limits, Parsed,
+    Parser, ResponseMeta, StreamFraming,
+};
 use crate::sys;
 
 /// At most this many requests of one connection wait for their responses;
@@ -52,9 +55,34 @@ pub struct ListenerInfo {
     id: u64,
 }
 
+/// Where the response to one request stands.
+enum RespState {
+    /// Handed to JS, nothing answered yet.
+    Waiting,
+    /// Being streamed. For a request behind the front, bytes wait in `held`.
+    Streaming { framing: StreamFraming, held: Vec<u8> },
+    /// Complete. For a request behind the front, its bytes wait in `held`.
+    Done { held: Vec<u8> },
+}
+
+/// One request handed to JS, in the connection's response queue.
 struct Pending {
     meta: ResponseMeta,
-    response: Option<Vec<u8>>,
+    state: RespState,
+}
+
+impl Pending {
+    fn new(meta: ResponseMeta) -> Pending {
+        Pending {
+            meta,
+            state: RespState::Waiting,
+        }
+    }
+
+    /// Counts toward `Manager::awaiting`: JS owes this request something.
+    fn owed(&self) -> bool {
+        !matches!(self.state, RespState::Done { .. })
+    }
 }
 
 /// Per-connection HTTP state: the parser and the in-order response queue.
@@ -86,6 +114,9 @@ struct Slot {
     kind: Kind,
     dirty: bool,
     lingering: bool,
+    /// JS waits until request `.0`'s response is at the front of the queue
+    /// and at most `.1` bytes remain unsent (a DRAIN event then).
+    drain_at: Option<(u32, usize)>,
 }
 
 /// A Mongoose manager plus mgnet's state around it.
@@ -176,12 +207,7 @@ unsafe fn sys_send(fd: c_int, buf: *const u8, len: usize) -> isize {
 /// # Safety
 /// The arguments of `recv(2)`: `buf` is valid for `len` bytes.
 #[no_mangle]
-pub unsafe extern "C" fn mgnet_sys_recv(
-    fd: c_int,
-    buf: *mut c_void,
-    len: usize,
-    flags: c_int,
-) -> isize {
+pub unsafe extern "C" fn mgnet_sys_recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_int) -> isize {
     libc::syscall(
         libc::SYS_recvfrom,
         fd,
@@ -347,6 +373,7 @@ impl Manager {
             kind,
             dirty: false,
             lingering: false,
+            drain_at: None,
         };
         match self.free.pop() {
             Some(i) => {
@@ -368,7 +395,7 @@ impl Manager {
     /// Forgets a connection's queued requests (it is closing).
     fn drop_inflight(&mut self, slot: u32) {
         if let Kind::Http(h) = &mut self.slots[slot as usize].kind {
-            let unanswered = h.inflight.iter().filter(|p| p.response.is_none()).count();
+            let unanswered = h.inflight.iter().filter(|p| p.owed()).count();
             h.inflight.clear();
             self.awaiting -= unanswered;
         }
@@ -381,6 +408,7 @@ impl Manager {
         s.c = ptr::null_mut();
         s.kind = Kind::Free;
         s.lingering = false;
+        s.drain_at = None;
         self.free.push(i);
     }
 
@@ -535,7 +563,13 @@ impl Manager {
                     let n = sys_send(fd, io.buf, io.len);
                     if n > 0 {
                         iobuf_consume(io, n as usize);
-                    } else if n < 0 {
+                    }
+                    if io.len > 0 {
+                        // The socket is full: Mongoose registers for EPOLLOUT
+                        // on its next poll, which must come before any wait.
+                        self.needs_poll = true;
+                    }
+                    if n < 0 {
                         let e = *libc::__errno_location();
                         if e != libc::EAGAIN && e != libc::EWOULDBLOCK && e != libc::EINTR {
                             (*c).set_is_closing(1);
@@ -569,11 +603,42 @@ impl Manager {
                 self.lingering.push((slot, s.id, deadline));
                 return;
             }
+            if let Some((seq, threshold)) = s.drain_at {
+                if h.send_seq == seq && (*c).send.len <= threshold {
+                    s.drain_at = None;
+                    self.events.drain(s.id, slot);
+                }
+            }
+            let Kind::Http(h) = &mut self.slots[slot as usize].kind else {
+                return;
+            };
             if h.paused && (*c).send.len < SEND_HIGH_WATER / 2 {
                 h.paused = false;
                 self.drive_http(slot);
             }
         }
+    }
+
+    /// Asks for a DRAIN event once the response to `seq` is the one being
+    /// sent and at most `threshold` bytes of output remain queued. Returns
+    /// the bytes queued now, or 0 if that is already the case (no event).
+    pub fn want_drain(&mut self, slot: u32, id: u64, seq: u32, threshold: usize) -> Result<usize, i32> {
+        let c = self.conn(slot, id)?;
+        let s = &mut self.slots[slot as usize];
+        let Kind::Http(h) = &mut s.kind else {
+            return Err(fail(Status::State, "not an HTTP connection"));
+        };
+        let idx = seq.wrapping_sub(h.send_seq) as usize;
+        let sent = unsafe { (*c).send.len };
+        let queued = match h.inflight.get(idx).map(|p| &p.state) {
+            Some(RespState::Streaming { held, .. }) if idx > 0 => held.len() + sent,
+            _ => sent,
+        };
+        if idx == 0 && queued <= threshold {
+            return Ok(0);
+        }
+        s.drain_at = Some((seq, threshold));
+        Ok(queued.max(1))
     }
 
     fn expire_lingering(&mut self) {
@@ -608,8 +673,7 @@ impl Manager {
             return;
         }
         let mut parser = std::mem::take(&mut h.parser);
-        let can_start =
-            h.inflight.len() < MAX_INFLIGHT && unsafe { (*c).send.len } < SEND_HIGH_WATER;
+        let can_start = h.inflight.len() < MAX_INFLIGHT && unsafe { (*c).send.len } < SEND_HIGH_WATER;
         let limits = self.limits;
         let mut reject = None;
         let mut body_pending = false;
@@ -631,10 +695,7 @@ impl Manager {
                         close: !r.info.keep_alive,
                         http10: r.info.http10,
                     };
-                    h.inflight.push_back(Pending {
-                        meta,
-                        response: None,
-                    });
+                    h.inflight.push_back(Pending::new(meta));
                     self.awaiting += 1;
                     let mut flags = 0;
                     if r.info.http10 {
@@ -703,14 +764,11 @@ impl Manager {
             let seq = h.next_seq;
             h.next_seq = h.next_seq.wrapping_add(1);
             h.continue_pending = false;
-            h.inflight.push_back(Pending {
-                meta: ResponseMeta {
-                    head_only: false,
-                    close: true,
-                    http10: false,
-                },
-                response: None,
-            });
+            h.inflight.push_back(Pending::new(ResponseMeta {
+                head_only: false,
+                close: true,
+                http10: false,
+            }));
             self.awaiting += 1;
             let body = reject_body(status);
             let _ = self.reply(
@@ -738,31 +796,11 @@ impl Manager {
         }
     }
 
-    /// Answers request `seq` (or the oldest unanswered one) of a connection.
-    /// Responses leave in request order: an early answer waits in memory.
-    #[allow(clippy::too_many_arguments)]
-    pub fn reply(
-        &mut self,
-        slot: u32,
-        id: u64,
-        seq: u32,
-        status: u16,
-        flags: u32,
-        head: &[u8],
-        body: &[u8],
-    ) -> Result<(), i32> {
+    /// The live HTTP connection and the queue index of request `seq`
+    /// (`SEQ_OLDEST`: the oldest one nothing was answered for yet).
+    fn request(&mut self, slot: u32, id: u64, seq: u32) -> Result<(*mut sys::mg_connection, usize), i32> {
         let c = self.conn(slot, id)?;
-        if !(100..=999).contains(&status) {
-            return Err(fail(Status::Invalid, format!("invalid status {status}")));
-        }
-        let date_buf: [u8; 37] = self.date.line().try_into().unwrap_or([0; 37]);
-        let date: &[u8] = if flags & REPLY_OWN_DATE != 0 {
-            b""
-        } else {
-            &date_buf
-        };
-        let s = &mut self.slots[slot as usize];
-        let Kind::Http(h) = &mut s.kind else {
+        let Kind::Http(h) = &mut self.slots[slot as usize].kind else {
             return Err(fail(Status::State, "not an HTTP connection"));
         };
         if h.close_when_sent {
@@ -775,57 +813,226 @@ impl Manager {
         let idx = if seq == SEQ_OLDEST {
             h.inflight
                 .iter()
-                .position(|p| p.response.is_none())
+                .position(|p| matches!(p.state, RespState::Waiting))
                 .ok_or_else(|| fail(Status::State, "no request is waiting for a response"))?
         } else {
             seq.wrapping_sub(h.send_seq) as usize
         };
-        match h.inflight.get(idx) {
-            Some(p) if p.response.is_none() => {}
-            Some(_) => return Err(fail(Status::State, "request already answered")),
-            None => return Err(fail(Status::State, "request already answered or unknown")),
+        if idx >= h.inflight.len() {
+            return Err(fail(Status::State, "request already answered or unknown"));
         }
-        let mut meta = h.inflight[idx].meta;
-        if flags & REPLY_CLOSE != 0 {
-            meta.close = true;
+        Ok((c, idx))
+    }
+
+    /// The cached `date:` line, or none when the handler sends its own.
+    fn date_line(&self, flags: u32) -> ([u8; 37], usize) {
+        if flags & REPLY_OWN_DATE != 0 {
+            ([0; 37], 0)
+        } else {
+            (self.date.line().try_into().unwrap_or([0; 37]), 37)
         }
-        if idx > 0 {
-            let mut out = Vec::new();
-            write_response(status, head, body, meta, date, &mut |parts| {
-                for p in parts {
-                    out.extend_from_slice(p);
-                }
-            });
-            h.inflight[idx].meta = meta;
-            h.inflight[idx].response = Some(out);
-            self.awaiting -= 1;
+    }
+
+    /// Appends response bytes for queue entry `idx`: straight to the send
+    /// buffer for the front, into the entry's `held` bytes otherwise.
+    fn emit(
+        &mut self,
+        slot: u32,
+        c: *mut sys::mg_connection,
+        idx: usize,
+        parts: &[&[u8]],
+    ) -> Result<(), i32> {
+        if idx == 0 {
+            if !unsafe { iobuf_append(&mut (*c).send, parts) } {
+                unsafe { (*c).set_is_closing(1) };
+                self.needs_poll = true;
+                return Err(fail(Status::NoMem, "out of memory for the response"));
+            }
+            self.mark_dirty(slot);
             return Ok(());
         }
-        let mut ok = true;
-        write_response(status, head, body, meta, date, &mut |parts| {
-            ok = unsafe { iobuf_append(&mut (*c).send, parts) };
-        });
-        if !ok {
-            unsafe { (*c).set_is_closing(1) };
-            self.needs_poll = true;
-            return Err(fail(Status::NoMem, "out of memory for the response"));
+        let Kind::Http(h) = &mut self.slots[slot as usize].kind else {
+            return Ok(());
+        };
+        if let RespState::Streaming { held, .. } | RespState::Done { held } = &mut h.inflight[idx].state {
+            for p in parts {
+                held.extend_from_slice(p);
+            }
         }
-        h.inflight.pop_front();
-        h.send_seq = h.send_seq.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Takes request `idx` from Waiting to `next`, returning its (possibly
+    /// closing) framing metadata.
+    fn answer(&mut self, slot: u32, idx: usize, flags: u32, next: RespState) -> Result<ResponseMeta, i32> {
+        let Kind::Http(h) = &mut self.slots[slot as usize].kind else {
+            return Err(fail(Status::State, "not an HTTP connection"));
+        };
+        let p = &mut h.inflight[idx];
+        if !matches!(p.state, RespState::Waiting) {
+            return Err(fail(Status::State, "request already answered"));
+        }
+        if flags & REPLY_CLOSE != 0 {
+            p.meta.close = true;
+        }
+        p.state = next;
+        Ok(p.meta)
+    }
+
+    /// Answers request `seq` (or the oldest unanswered one) with a complete
+    /// response. Responses leave in request order: an early answer waits.
+    #[allow(clippy::too_many_arguments)]
+    pub fn reply(
+        &mut self,
+        slot: u32,
+        id: u64,
+        seq: u32,
+        status: u16,
+        flags: u32,
+        head: &[u8],
+        body: &[u8],
+    ) -> Result<(), i32> {
+        if !(100..=999).contains(&status) {
+            return Err(fail(Status::Invalid, format!("invalid status {status}")));
+        }
+        let (c, idx) = self.request(slot, id, seq)?;
+        let meta = self.answer(slot, idx, flags, RespState::Done { held: Vec::new() })?;
         self.awaiting -= 1;
-        let mut closing = meta.close;
-        while !closing {
-            match h.inflight.front_mut() {
-                Some(Pending {
-                    response: Some(r),
-                    meta,
-                }) => {
-                    closing = meta.close;
-                    unsafe { iobuf_append(&mut (*c).send, &[r]) };
+        let (date, date_len) = self.date_line(flags);
+        let mut result = Ok(());
+        write_response(status, head, body, meta, &date[..date_len], &mut |parts| {
+            result = self.emit(slot, c, idx, parts);
+        });
+        result?;
+        if idx == 0 {
+            self.complete_front(slot, c);
+        }
+        Ok(())
+    }
+
+    /// Starts a streamed response to request `seq`: sends the head; the
+    /// body follows with [`Manager::write`] and [`Manager::end`].
+    pub fn start(
+        &mut self,
+        slot: u32,
+        id: u64,
+        seq: u32,
+        status: u16,
+        flags: u32,
+        head: &[u8],
+    ) -> Result<(), i32> {
+        if !(200..=999).contains(&status) {
+            return Err(fail(Status::Invalid, format!("invalid status {status}")));
+        }
+        let (c, idx) = self.request(slot, id, seq)?;
+        let Kind::Http(h) = &mut self.slots[slot as usize].kind else {
+            return Err(fail(Status::State, "not an HTTP connection"));
+        };
+        let framing = StreamFraming::for_response(status, &h.inflight[idx].meta);
+        // Without chunked framing the body ends where the connection does.
+        let close = if framing == StreamFraming::Close {
+            REPLY_CLOSE
+        } else {
+            0
+        };
+        let state = RespState::Streaming {
+            framing,
+            held: Vec::new(),
+        };
+        let meta = self.answer(slot, idx, flags | close, state)?;
+        let (date, date_len) = self.date_line(flags);
+        let mut result = Ok(());
+        write_stream_head(status, head, framing, meta, &date[..date_len], &mut |parts| {
+            result = self.emit(slot, c, idx, parts);
+        });
+        result
+    }
+
+    /// Sends one piece of a streamed response's body. Returns the bytes
+    /// queued for this response that the socket has not taken yet.
+    pub fn write(&mut self, slot: u32, id: u64, seq: u32, data: &[u8]) -> Result<usize, i32> {
+        let (c, idx) = self.request(slot, id, seq)?;
+        let Kind::Http(h) = &mut self.slots[slot as usize].kind else {
+            return Err(fail(Status::State, "not an HTTP connection"));
+        };
+        let RespState::Streaming { framing, .. } = h.inflight[idx].state else {
+            return Err(fail(
+                Status::State,
+                "no streamed response in progress for this request",
+            ));
+        };
+        let mut result = Ok(());
+        write_chunk(framing, data, &mut |parts| {
+            result = self.emit(slot, c, idx, parts);
+        });
+        result?;
+        let Kind::Http(h) = &self.slots[slot as usize].kind else {
+            return Ok(0);
+        };
+        let held = match &h.inflight[idx].state {
+            RespState::Streaming { held, .. } => held.len(),
+            _ => 0,
+        };
+        Ok(held + unsafe { (*c).send.len })
+    }
+
+    /// Ends a streamed response (`close`: close the connection after it).
+    pub fn end(&mut self, slot: u32, id: u64, seq: u32, close: bool) -> Result<(), i32> {
+        let (c, idx) = self.request(slot, id, seq)?;
+        let Kind::Http(h) = &mut self.slots[slot as usize].kind else {
+            return Err(fail(Status::State, "not an HTTP connection"));
+        };
+        let p = &mut h.inflight[idx];
+        let RespState::Streaming { framing, held } = &mut p.state else {
+            return Err(fail(
+                Status::State,
+                "no streamed response in progress for this request",
+            ));
+        };
+        let framing = *framing;
+        let held = std::mem::take(held);
+        p.state = RespState::Done { held };
+        p.meta.close |= close;
+        self.awaiting -= 1;
+        let mut result = Ok(());
+        write_stream_end(framing, &mut |parts| {
+            result = self.emit(slot, c, idx, parts);
+        });
+        result?;
+        if idx == 0 {
+            self.complete_front(slot, c);
+        }
+        Ok(())
+    }
+
+    /// The front response is complete: retire it and every complete one
+    /// behind it, move a streamed one's held bytes out, close if asked.
+    fn complete_front(&mut self, slot: u32, c: *mut sys::mg_connection) {
+        let Kind::Http(h) = &mut self.slots[slot as usize].kind else {
+            return;
+        };
+        let mut closing = false;
+        let mut first = true;
+        while let Some(p) = h.inflight.front_mut() {
+            match &mut p.state {
+                RespState::Done { held } => {
+                    if !first {
+                        unsafe { iobuf_append(&mut (*c).send, &[held]) };
+                    }
+                    closing = p.meta.close;
                     h.inflight.pop_front();
                     h.send_seq = h.send_seq.wrapping_add(1);
+                    first = false;
+                    if closing {
+                        break;
+                    }
                 }
-                _ => break,
+                RespState::Streaming { held, .. } => {
+                    unsafe { iobuf_append(&mut (*c).send, &[held]) };
+                    *held = Vec::new();
+                    break;
+                }
+                RespState::Waiting => break,
             }
         }
         if closing {
@@ -841,7 +1048,6 @@ impl Manager {
                 self.drive_http(slot);
             }
         }
-        Ok(())
     }
 
     /// Closes a connection or listener: `drain` sends what is queued first.

@@ -1,0 +1,32 @@
+/**
+ * A Hono app, unchanged, on mgnet's engine: `serve(app.fetch)`.
+ *
+ *   PORT=8000 HOSTNAME=127.0.0.1 deno task serve:hono
+ *
+ * Routes: GET / (text), GET /hello/:name (JSON), POST /echo (JSON echo),
+ * and a middleware adding `x-powered-by`.
+ */
+import { Hono } from "hono";
+import { serve } from "../mod.ts";
+
+export const app = new Hono();
+app.use("*", async (c, next) => {
+  await next();
+  c.header("x-powered-by", "mgnet+hono");
+});
+app.get("/", (c) => c.text("Hello from Hono on mgnet!"));
+app.get("/hello/:name", (c) => c.json({ message: `Hello, ${c.req.param("name")}!` }));
+app.post("/echo", async (c) => c.json({ received: await c.req.json() }));
+
+if (import.meta.main) {
+  const hostname = Deno.env.get("HOSTNAME") ?? "127.0.0.1";
+  const port = Number(Deno.env.get("PORT") ?? "8000");
+  const server = serve({
+    port,
+    hostname,
+    onListen: ({ port }) =>
+      console.log(`Listening on http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}/`),
+  }, app.fetch);
+  for (const s of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(s, () => server.shutdown());
+  await server.finished;
+}

@@ -1,0 +1,301 @@
+/**
+ * `serve()`: `Deno.serve`'s signature on the mgnet engine. Handlers take a
+ * web `Request` and return a `Response` (or a promise of one), so apps
+ * written for `Deno.serve`, Hono apps (`serve(app.fetch)`) and modules for
+ * `deno serve` run unchanged.
+ *
+ * @module
+ */
+
+import type { NetAddr } from "./connection.ts";
+import { ConnectionClosedError } from "./errors.ts";
+import { MgRequest, type RequestContext, staticParts } from "./fetch_bridge.ts";
+import type { HttpRequestEvent } from "./http.ts";
+import { Manager, type ManagerOptions } from "./manager.ts";
+
+/** Extra information a handler receives, like `Deno.ServeHandlerInfo`. */
+export interface ServeHandlerInfo {
+  /** The client's address. */
+  readonly remoteAddr: NetAddr;
+  /** Resolves when the response has been handed to the connection (or the client left). */
+  readonly completed: Promise<void>;
+}
+
+/** A fetch-style handler. */
+export type ServeHandler = (request: Request, info: ServeHandlerInfo) => Response | Promise<Response>;
+
+/** Options of {@linkcode serve}, a subset of `Deno.ServeTcpOptions` plus mgnet's limits. */
+export interface ServeOptions extends ManagerOptions {
+  /** Port to listen on (default 8000; 0 picks a free one). */
+  port?: number;
+  /** Address to listen on (default `"0.0.0.0"`). */
+  hostname?: string;
+  /** Aborting it shuts the server down gracefully. */
+  signal?: AbortSignal;
+  /** Called once listening (default: logs `Listening on http://…/`); `false` silences it. */
+  onListen?: ((localAddr: NetAddr) => void) | false;
+  /** Turns a handler's error into a response (default: logs it, answers 500). */
+  onError?: (error: unknown) => Response | Promise<Response>;
+  /** Longest a graceful shutdown waits for in-flight requests (ms, default 10 000). */
+  shutdownTimeout?: number;
+}
+
+/** Options with the handler inside, the third form of {@linkcode serve}. */
+export interface ServeInit extends ServeOptions {
+  /** The request handler. */
+  handler: ServeHandler;
+}
+
+/** The running server, like `Deno.HttpServer`. */
+export interface HttpServer extends AsyncDisposable {
+  /** The address actually bound. */
+  readonly addr: NetAddr;
+  /** Resolves once the server has shut down. */
+  readonly finished: Promise<void>;
+  /**
+   * Stops accepting connections, lets in-flight requests finish (at most
+   * `shutdownTimeout`), then closes everything.
+   */
+  shutdown(): Promise<void>;
+}
+
+/** The `info` argument of handlers; `completed` is made only when read. */
+class HandlerInfo implements ServeHandlerInfo {
+  #ev: HttpRequestEvent;
+  #completed: PromiseWithResolvers<void> | undefined;
+  #done = false;
+
+  constructor(ev: HttpRequestEvent) {
+    this.#ev = ev;
+  }
+
+  get remoteAddr(): NetAddr {
+    return this.#ev.conn.remoteAddr!;
+  }
+
+  get completed(): Promise<void> {
+    this.#completed ??= Promise.withResolvers<void>();
+    if (this.#done) this.#completed.resolve();
+    return this.#completed.promise;
+  }
+
+  done(): void {
+    this.#done = true;
+    this.#completed?.resolve();
+  }
+}
+
+function defaultOnError(error: unknown): Response {
+  console.error("mgnet serve: the handler failed:", error);
+  return new Response("Internal Server Error", { status: 500 });
+}
+
+/**
+ * Serves HTTP/1.1 with a fetch-style handler, with `Deno.serve`'s call forms:
+ * `serve(handler)`, `serve(options, handler)` and `serve({ ...options, handler })`.
+ *
+ * Responses with a string, bytes or JSON body are written in one step;
+ * `ReadableStream` (and Blob, FormData) bodies are streamed with chunked
+ * framing and backpressure. A handler that throws gets `onError`'s
+ * response (default 500). `request.signal` aborts if the client leaves.
+ *
+ * @param a The handler, or the options.
+ * @param b The handler, when `a` holds options.
+ * @returns The running server.
+ * @example Hello world
+ * ```ts
+ * import { serve } from "./serve.ts";
+ *
+ * const server = serve({ port: 0, onListen: false }, () => new Response("hello"));
+ * const res = await fetch(`http://127.0.0.1:${server.addr.port}/`);
+ * console.log(await res.text()); // "hello"
+ * await server.shutdown();
+ * ```
+ */
+export function serve(a: ServeHandler | ServeInit | ServeOptions, b?: ServeHandler): HttpServer {
+  let options: ServeOptions;
+  let handler: ServeHandler;
+  if (typeof a === "function") {
+    options = {};
+    handler = a;
+  } else if (typeof b === "function") {
+    options = a;
+    handler = b;
+  } else if (a && typeof (a as ServeInit).handler === "function") {
+    options = a;
+    handler = (a as ServeInit).handler;
+  } else {
+    throw new TypeError("serve() needs a handler function");
+  }
+  return new MgServer(options, handler);
+}
+
+class MgServer implements HttpServer {
+  readonly addr: NetAddr;
+  readonly finished: Promise<void>;
+  #mgr: Manager;
+  #listenerClose: () => void;
+  #handler: ServeHandler;
+  #onError: (error: unknown) => Response | Promise<Response>;
+  #inFlight = 0;
+  #idle: PromiseWithResolvers<void> | undefined;
+  #shutdown: Promise<void> | undefined;
+  #timeout: number;
+  #ctx: RequestContext;
+  /** Abort controllers of requests whose `signal` was read, per connection. */
+  #watched = new Map<number, Set<AbortController>>();
+
+  constructor(options: ServeOptions, handler: ServeHandler) {
+    const hostname = options.hostname ?? "0.0.0.0";
+    const port = options.port ?? 8000;
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`invalid port ${port}`);
+    this.#handler = handler;
+    this.#onError = options.onError ?? defaultOnError;
+    this.#timeout = options.shutdownTimeout ?? 10_000;
+    this.#mgr = new Manager(options);
+    const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+    const listener = this.#mgr.listen(`http://${host}:${port}`, {
+      onRequest: (ev) => this.#onRequest(ev),
+      onClose: (ev) => {
+        const set = this.#watched.get(ev.conn.id);
+        if (!set) return;
+        this.#watched.delete(ev.conn.id);
+        for (const c of set) c.abort(new ConnectionClosedError("the client disconnected"));
+      },
+    });
+    this.#listenerClose = () => listener.close();
+    this.addr = { transport: "tcp", hostname, port: listener.port };
+    const shownHost = hostname === "0.0.0.0" ? "localhost" : host;
+    this.#ctx = {
+      origin: `http://${shownHost}:${listener.port}`,
+      watch: (id, controller) => {
+        let set = this.#watched.get(id);
+        if (!set) this.#watched.set(id, set = new Set());
+        set.add(controller);
+      },
+    };
+    // The handler loop ends when the manager closes; the native side is
+    // freed right after, which `close()` (idempotent) waits for.
+    this.finished = this.#mgr.finished.then(() => this.#mgr.close());
+    if (options.onListen !== false) {
+      (options.onListen ?? ((a: NetAddr) => console.log(`Listening on http://${shownHost}:${a.port}/`)))(
+        this.addr,
+      );
+    }
+    options.signal?.addEventListener("abort", () => this.shutdown(), { once: true });
+  }
+
+  #onRequest(ev: HttpRequestEvent): void {
+    const req = new MgRequest(ev, this.#ctx);
+    const info = new HandlerInfo(ev);
+    this.#inFlight++;
+    let res: Response | Promise<Response>;
+    try {
+      res = (0, this.#handler)(req as unknown as Request, info);
+    } catch (e) {
+      this.#settle(ev, req, info, Promise.reject(e));
+      return;
+    }
+    // The common case, answered synchronously with a static body: no promise.
+    if (res instanceof Response && this.#send(ev, res)) this.#finish(ev, req, info);
+    else this.#settle(ev, req, info, res);
+  }
+
+  async #settle(ev: HttpRequestEvent, req: MgRequest, info: HandlerInfo, res: Response | Promise<Response>) {
+    try {
+      const r = await res;
+      if (!this.#send(ev, r)) await this.#stream(ev, r);
+    } catch (e) {
+      await this.#fail(ev, e);
+    } finally {
+      this.#finish(ev, req, info);
+    }
+  }
+
+  #finish(ev: HttpRequestEvent, req: MgRequest, info: HandlerInfo): void {
+    info.done();
+    if (--this.#inFlight === 0) this.#idle?.resolve();
+    const controller = req.abortController;
+    if (controller) this.#watched.get(ev.conn.id)?.delete(controller); // answered: no abort
+  }
+
+  /** Sends a response with a static body in one step; false if it must stream. */
+  #send(ev: HttpRequestEvent, res: Response): boolean {
+    if (!(res instanceof Response)) throw new TypeError("the handler must return a Response");
+    const parts = staticParts(res);
+    if (!parts) return false;
+    if (!ev.conn.closed) ev.replyTrusted(parts.status, parts.body, parts.headers);
+    return true;
+  }
+
+  /** Streams a response whose body is a stream (or Blob, FormData...). */
+  async #stream(ev: HttpRequestEvent, res: Response): Promise<void> {
+    if (!(res instanceof Response)) throw new TypeError("the handler must return a Response");
+    if (ev.conn.closed) {
+      await res.body?.cancel();
+      return;
+    }
+    const out = ev.respond(res.status, res.headers);
+    const body = res.body;
+    if (!body) return out.end();
+    const reader = body.getReader();
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        await out.write(value);
+      }
+      out.end();
+    } catch (e) {
+      await reader.cancel(e).catch(() => {});
+      if (e instanceof ConnectionClosedError) return;
+      // The body failed midway: the client must not mistake it for complete.
+      out.end(true);
+      if (!ev.conn.closed) ev.conn.close();
+      throw e;
+    }
+  }
+
+  async #fail(ev: HttpRequestEvent, error: unknown): Promise<void> {
+    if (ev.replied) {
+      // Too late for an error response: report it and drop the connection.
+      this.#report(error);
+      if (!ev.conn.closed) ev.conn.close();
+      return;
+    }
+    let res: Response;
+    try {
+      res = await this.#onError(error);
+    } catch (e) {
+      this.#report(e);
+      res = new Response("Internal Server Error", { status: 500 });
+    }
+    if (ev.replied || ev.conn.closed) return;
+    if (!this.#send(ev, res)) await this.#stream(ev, res).catch((e) => this.#report(e));
+  }
+
+  #report(error: unknown): void {
+    console.error("mgnet serve: the handler failed:", error);
+  }
+
+  shutdown(): Promise<void> {
+    this.#shutdown ??= (async () => {
+      this.#listenerClose();
+      if (this.#inFlight > 0) {
+        this.#idle = Promise.withResolvers<void>();
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          this.#idle.promise,
+          new Promise<void>((r) => timer = setTimeout(r, this.#timeout)),
+        ]);
+        clearTimeout(timer);
+      }
+      await this.#mgr.close();
+    })();
+    return this.#shutdown;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
+  }
+}

@@ -1,0 +1,173 @@
+import assert from "node:assert/strict";
+import { ConnectionClosedError, type HttpRequestEvent, Manager, STREAM_HIGH_WATER } from "../mod.ts";
+import { exchange, serve, until } from "./helpers.ts";
+
+Deno.test("respond(): a streamed body arrives chunked and whole", async () => {
+  await using srv = serve((ev) => {
+    (async () => {
+      const out = ev.respond(200, { "content-type": "text/plain" });
+      for (let i = 0; i < 10; i++) {
+        await out.write(`part ${i}\n`);
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      out.end();
+    })();
+  });
+  const res = await fetch(`http://127.0.0.1:${srv.port}/`);
+  assert.equal(res.headers.get("transfer-encoding"), "chunked");
+  assert.equal(await res.text(), Array.from({ length: 10 }, (_, i) => `part ${i}\n`).join(""));
+});
+
+Deno.test("respond(): raw chunked framing, then the connection stays usable", async () => {
+  await using srv = serve((ev) => {
+    if (ev.path === "/next") return void ev.reply(200, "next");
+    const out = ev.respond(200);
+    out.write("abc");
+    out.write(new Uint8Array([0, 1]));
+    out.end();
+  });
+  const r = await exchange(
+    srv.port,
+    "GET / HTTP/1.1\r\nHost: t\r\n\r\nGET /next HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+  );
+  const raw = new TextDecoder().decode(r.raw);
+  assert.ok(raw.includes("transfer-encoding: chunked\r\n"));
+  assert.ok(raw.includes("\r\n\r\n3\r\nabc\r\n2\r\n\0\x01\r\n0\r\n\r\nHTTP/1.1 200 OK"), JSON.stringify(raw));
+  assert.ok(raw.endsWith("next"));
+});
+
+Deno.test("respond(): an HTTP/1.0 client gets a close-delimited body", async () => {
+  await using srv = serve((ev) => {
+    const out = ev.respond(200);
+    out.write("one ");
+    out.write("two");
+    out.end();
+  });
+  const r = await exchange(srv.port, "GET / HTTP/1.0\r\n\r\n");
+  const raw = new TextDecoder().decode(r.raw);
+  assert.ok(!raw.includes("chunked"));
+  assert.match(raw, /connection: close\r\n/);
+  assert.ok(raw.endsWith("\r\n\r\none two"));
+  assert.equal(r.closed, true);
+});
+
+Deno.test("respond(): HEAD gets the head only", async () => {
+  await using srv = serve((ev) => {
+    const out = ev.respond(200);
+    out.write("body");
+    out.end();
+  });
+  const r = await exchange(srv.port, "HEAD / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+  assert.ok(new TextDecoder().decode(r.raw).endsWith("\r\n\r\n"));
+});
+
+Deno.test("respond(): pipelined streamed and plain replies keep request order", async () => {
+  const held: HttpRequestEvent[] = [];
+  await using srv = serve((ev) => {
+    held.push(ev);
+    if (held.length < 3) return;
+    // Answer in reverse: the plain replies wait for the stream ahead of them.
+    held[2].reply(200, "third");
+    held[1].reply(200, "second");
+    const out = held[0].respond(200);
+    (async () => {
+      for (const p of ["fi", "r", "st"]) {
+        await new Promise((r) => setTimeout(r, 2));
+        await out.write(p);
+      }
+      out.end();
+    })();
+  });
+  const req =
+    "GET /1 HTTP/1.1\r\nHost: t\r\n\r\nGET /2 HTTP/1.1\r\nHost: t\r\n\r\nGET /3 HTTP/1.1\r\nHost: t\r\n\r\n";
+  const r = await exchange(srv.port, req, { responses: 2 });
+  const raw = new TextDecoder().decode(r.raw);
+  assert.match(
+    raw,
+    /\r\n\r\n2\r\nfi\r\n1\r\nr\r\n2\r\nst\r\n0\r\n\r\nHTTP\/1\.1 200 OK[\s\S]*second[\s\S]*third$/,
+  );
+});
+
+Deno.test("respond(): a for-await body awaiting write() does not stall the loop", async () => {
+  const mgr = new Manager();
+  const { port } = mgr.listen("http://127.0.0.1:0");
+  const total = 8 << 20;
+  const loop = (async () => {
+    for await (const ev of mgr) {
+      if (ev.type !== "http") continue;
+      const out = ev.respond(200);
+      const chunk = new Uint8Array(64 * 1024).fill(7);
+      for (let sent = 0; sent < total; sent += chunk.length) await out.write(chunk);
+      out.end();
+    }
+  })();
+  const res = await fetch(`http://127.0.0.1:${port}/`);
+  assert.equal((await res.arrayBuffer()).byteLength, total);
+  await mgr.close();
+  await loop;
+});
+
+Deno.test("respond(): 100 MB to a slow reader stays within the backpressure bound", async () => {
+  let maxQueued = 0;
+  let finished = false;
+  const chunk = new Uint8Array(64 * 1024).fill(120);
+  const total = 100 << 20;
+  await using srv = serve((ev) => {
+    (async () => {
+      const out = ev.respond(200, { "content-type": "application/octet-stream" });
+      for (let sent = 0; sent < total; sent += chunk.length) {
+        await out.write(chunk);
+        maxQueued = Math.max(maxQueued, out.queued);
+      }
+      out.end();
+      finished = true;
+    })();
+  });
+  const rssBefore = Deno.memoryUsage().rss;
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: srv.port });
+  await conn.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"));
+  const buf = new Uint8Array(256 * 1024);
+  let received = 0;
+  let reads = 0;
+  let maxRss = rssBefore;
+  for (;;) {
+    const n = await conn.read(buf);
+    if (n === null) break;
+    received += n;
+    // A slow reader: pause every few reads so the server must wait for room.
+    if (++reads % 8 === 0) {
+      await new Promise((r) => setTimeout(r, 1));
+      maxRss = Math.max(maxRss, Deno.memoryUsage().rss);
+    }
+  }
+  conn.close();
+  await until(() => finished, "the writer to finish");
+  assert.ok(received > total, `received ${received}`);
+  // The writer never let more than the high-water mark plus one chunk pile up...
+  assert.ok(maxQueued <= STREAM_HIGH_WATER + chunk.length + 64, `max queued ${maxQueued}`);
+  // ...so the process did not buffer the 100 MB either.
+  assert.ok(maxRss - rssBefore < 48 << 20, `RSS grew by ${(maxRss - rssBefore) >> 20} MB`);
+});
+
+Deno.test("respond(): writes after the client left throw ConnectionClosedError", async () => {
+  let error: unknown;
+  let done = false;
+  await using srv = serve((ev) => {
+    (async () => {
+      const out = ev.respond(200);
+      try {
+        for (;;) await out.write(new Uint8Array(256 * 1024));
+      } catch (e) {
+        error = e;
+      } finally {
+        done = true;
+      }
+    })();
+  });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: srv.port });
+  await conn.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
+  await conn.read(new Uint8Array(1024));
+  conn.close();
+  await until(() => done, "the writer to fail");
+  assert.ok(error instanceof ConnectionClosedError, String(error));
+});

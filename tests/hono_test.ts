@@ -26,7 +26,7 @@ Deno.test("Hono: the example app runs unchanged on serve(app.fetch)", async () =
 Deno.test("Hono: routing, params, query, middleware order, errors, streaming", async () => {
   const order: string[] = [];
   const h = new Hono();
-  h.use("*", async (c, next) => {
+  h.use("*", async (_c, next) => {
     order.push("before");
     await next();
     order.push("after");

@@ -24,6 +24,8 @@
  */
 
 export {
+  type CachedResponse,
+  type CacheOptions,
   Listener,
   type ListenHandlers,
   Manager,
@@ -44,6 +46,7 @@ export type { CloseEvent, ErrorEvent, MgEvent, OpenEvent } from "./src/events.ts
 export { ConnectionClosedError, ManagerClosedError, MgnetError } from "./src/errors.ts";
 export { mongooseVersion } from "./src/ffi.ts";
 export {
+  cached,
   type HttpServer,
   serve,
   type ServeHandler,

@@ -41,7 +41,7 @@ function parseArgs(): Args {
     duration: Number(a.duration ?? 10),
     rounds: Number(a.rounds ?? 3),
     scenarios: (a.scenarios ?? "keepalive100,keepalive1000,pipeline16,async10").split(","),
-    servers: (a.servers ?? "Deno.serve,Mongoose-C,mgnet").split(","),
+    servers: (a.servers ?? Object.keys(SERVERS).join(",")).split(","),
   };
 }
 
@@ -61,6 +61,9 @@ const SCENARIOS: Record<string, Scenario> = {
 
 interface ServerDef {
   cmd: (async: boolean) => string[] | undefined;
+  env?: Record<string, string>;
+  /** The server this one is compared with in the "× baseline" columns. */
+  baseline?: string;
 }
 
 const SERVERS: Record<string, ServerDef> = {
@@ -70,6 +73,24 @@ const SERVERS: Record<string, ServerDef> = {
     cmd: (
       a,
     ) => [DENO, "run", "-A", a ? `${ROOT}bench/servers/mgnet_async_hello.ts` : `${ROOT}examples/hello.ts`],
+    baseline: "Deno.serve",
+  },
+  "mgnet serve()": {
+    cmd: (a) => (a ? undefined : [DENO, "run", "-A", `${ROOT}examples/fetch_hello.ts`]),
+    baseline: "Deno.serve",
+  },
+  "mgnet cached": {
+    cmd: (a) => (a ? undefined : [DENO, "run", "-A", `${ROOT}bench/servers/mgnet_cached_hello.ts`]),
+    baseline: "Mongoose-C",
+  },
+  "Hono/Deno.serve": {
+    cmd: (a) => (a ? undefined : [DENO, "run", "-A", `${ROOT}bench/servers/hono_hello.ts`]),
+    env: { RUNTIME: "deno" },
+  },
+  "Hono/mgnet": {
+    cmd: (a) => (a ? undefined : [DENO, "run", "-A", `${ROOT}bench/servers/hono_hello.ts`]),
+    env: { RUNTIME: "mgnet" },
+    baseline: "Hono/Deno.serve",
   },
 };
 
@@ -262,8 +283,8 @@ function median(xs: number[]): number {
  */
 function table(rows: Row[], servers: string[]): string {
   const lines = [
-    "| scenario | server | req/s | server CPU µs/req | CPU × Deno.serve | CPU × Mongoose-C | req/s × Deno.serve | p50 ms | p99 ms | errors |",
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| scenario | server | req/s | server CPU µs/req | CPU × Deno.serve | CPU × Mongoose-C | baseline | CPU × baseline | req/s × baseline | p50 ms | p99 ms | errors |",
+    "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
   ];
   const scenarios = [...new Set(rows.map((r) => r.scenario))];
   for (const sc of scenarios) {
@@ -275,14 +296,23 @@ function table(rows: Row[], servers: string[]): string {
           const o = rows.find((x) => x.scenario === sc && x.server === other && x.round === r.round);
           return o ? f(r) / f(o) : NaN;
         }));
+      const base = SERVERS[server]?.baseline;
+      const vsBase = (f: (r: Row) => number) => (base ? fmt(ratio(base, f)) : "–");
       lines.push(
-        `| ${sc} | ${server} | ${fmt(median(mine.map((r) => r.rps)), 0)} | ${
-          fmt(median(mine.map((r) => r.cpuUs)))
-        } | ${fmt(ratio("Deno.serve", (r) => r.cpuUs))} | ${fmt(ratio("Mongoose-C", (r) => r.cpuUs))} | ${
-          fmt(ratio("Deno.serve", (r) => r.rps))
-        } | ${fmt(median(mine.map((r) => r.p50 ?? NaN)))} | ${fmt(median(mine.map((r) => r.p99 ?? NaN)))} | ${
-          mine.reduce((a, r) => a + r.errors, 0)
-        } |`,
+        [
+          sc,
+          server,
+          fmt(median(mine.map((r) => r.rps)), 0),
+          fmt(median(mine.map((r) => r.cpuUs))),
+          fmt(ratio("Deno.serve", (r) => r.cpuUs)),
+          fmt(ratio("Mongoose-C", (r) => r.cpuUs)),
+          base ?? "–",
+          vsBase((r) => r.cpuUs),
+          vsBase((r) => r.rps),
+          fmt(median(mine.map((r) => r.p50 ?? NaN))),
+          fmt(median(mine.map((r) => r.p99 ?? NaN))),
+          String(mine.reduce((a, r) => a + r.errors, 0)),
+        ].join(" | ").replace(/^/, "| ").replace(/$/, " |"),
       );
     }
   }
@@ -296,10 +326,15 @@ async function measure(
   useOha: boolean,
   round: number,
 ): Promise<Row | undefined> {
-  const cmd = SERVERS[serverName].cmd(!!sc.async);
+  const def = SERVERS[serverName];
+  if (!def) throw new Error(`unknown server ${serverName}; known: ${Object.keys(SERVERS).join(", ")}`);
+  const cmd = def.cmd(!!sc.async);
   if (!cmd) return undefined;
   const port = freePort();
-  const child = await startServer(cmd, port, sc.async ? { ASYNC: "1" } : {});
+  const child = await startServer(cmd, port, {
+    ...SERVERS[serverName].env,
+    ...(sc.async ? { ASYNC: "1" } : {}),
+  });
   const url = `http://127.0.0.1:${port}/`;
   const load = useOha && !sc.pipeline ? oha : wrk;
   try {

@@ -200,6 +200,8 @@ export class MgRequest {
   #controller: AbortController | undefined;
 
   /**
+   * Wraps a request event; `serve()` makes these.
+   *
    * @param ev The request event.
    * @param ctx Server context.
    */
@@ -275,7 +277,11 @@ export class MgRequest {
     return this.#ev.body;
   }
 
-  /** @returns The body as bytes. */
+  /**
+   * Reads the body.
+   *
+   * @returns The body as bytes.
+   */
   bytes(): Promise<Uint8Array<ArrayBuffer>> {
     try {
       return Promise.resolve(this.#take().slice());
@@ -284,12 +290,20 @@ export class MgRequest {
     }
   }
 
-  /** @returns The body as an ArrayBuffer. */
+  /**
+   * Reads the body.
+   *
+   * @returns The body as an ArrayBuffer.
+   */
   arrayBuffer(): Promise<ArrayBuffer> {
     return this.bytes().then((b) => b.buffer);
   }
 
-  /** @returns The body decoded as UTF-8. */
+  /**
+   * Reads the body.
+   *
+   * @returns The body decoded as UTF-8.
+   */
   text(): Promise<string> {
     try {
       return Promise.resolve(utf8Decoder.decode(this.#take()));
@@ -298,24 +312,40 @@ export class MgRequest {
     }
   }
 
-  /** @returns The body parsed as JSON. */
+  /**
+   * Reads the body.
+   *
+   * @returns The body parsed as JSON.
+   */
   json(): Promise<unknown> {
     return this.text().then(JSON.parse);
   }
 
-  /** @returns The body as a Blob typed by Content-Type. */
+  /**
+   * Reads the body.
+   *
+   * @returns The body as a Blob typed by Content-Type.
+   */
   blob(): Promise<Blob> {
     return this.bytes().then((b) => new Blob([b], { type: this.headers.get("content-type") ?? "" }));
   }
 
-  /** @returns The body parsed as form data (multipart or urlencoded). */
+  /**
+   * Reads the body.
+   *
+   * @returns The body parsed as form data (multipart or urlencoded).
+   */
   formData(): Promise<FormData> {
     return this.bytes().then((b) =>
       new Response(b, { headers: { "content-type": this.headers.get("content-type") ?? "" } }).formData()
     );
   }
 
-  /** @returns A real `Request` with the same method, URL, headers and body. */
+  /**
+   * Copies the request.
+   *
+   * @returns A real `Request` with the same method, URL, headers and body.
+   */
   clone(): Request {
     const body = this.#ev.body;
     const hasBody = body.length > 0 && this.method !== "GET" && this.method !== "HEAD";
@@ -330,39 +360,39 @@ export class MgRequest {
   get cache(): RequestCache {
     return "default";
   }
-  /** @returns `"same-origin"`. */
+  /** Always `"same-origin"`. */
   get credentials(): RequestCredentials {
     return "same-origin";
   }
-  /** @returns `""`. */
+  /** Always "". */
   get destination(): RequestDestination {
     return "";
   }
-  /** @returns `""`. */
+  /** Always "". */
   get integrity(): string {
     return "";
   }
-  /** @returns `false`. */
+  /** Always `false`. */
   get isHistoryNavigation(): boolean {
     return false;
   }
-  /** @returns `false`. */
+  /** Always `false`. */
   get keepalive(): boolean {
     return false;
   }
-  /** @returns `"cors"`. */
+  /** Always `"cors"`. */
   get mode(): RequestMode {
     return "cors";
   }
-  /** @returns `"follow"`. */
+  /** Always `"follow"`. */
   get redirect(): RequestRedirect {
     return "follow";
   }
-  /** @returns `"about:client"`. */
+  /** Always `"about:client"`. */
   get referrer(): string {
     return "about:client";
   }
-  /** @returns `""`. */
+  /** Always `""`. */
   get referrerPolicy(): ReferrerPolicy {
     return "";
   }

@@ -52,6 +52,31 @@ export const symbols = {
   mgnet_http_end: { parameters: ["u32", "u32", "f64", "u32", "u32"], result: "i32" },
   // int32_t mgnet_want_drain(uint32_t h, uint32_t slot, double id, uint32_t seq, uint32_t threshold)
   mgnet_want_drain: { parameters: ["u32", "u32", "f64", "u32", "u32"], result: "i32" },
+  // int32_t mgnet_cache_set(uint32_t h, const uint8_t *target, uint32_t target_len, uint32_t status,
+  //   const uint8_t *head, uint32_t head_len, const uint8_t *body, uint32_t body_len,
+  //   const uint8_t *etag, uint32_t etag_len, double ttl_ms, const uint8_t *tags, uint32_t tags_len)
+  mgnet_cache_set: {
+    parameters: [
+      "u32",
+      "buffer",
+      "u32",
+      "u32",
+      "buffer",
+      "u32",
+      "buffer",
+      "u32",
+      "buffer",
+      "u32",
+      "f64",
+      "buffer",
+      "u32",
+    ],
+    result: "i32",
+  },
+  // int32_t mgnet_cache_delete(uint32_t h, const uint8_t *target, uint32_t target_len)
+  mgnet_cache_delete: { parameters: ["u32", "buffer", "u32"], result: "i32" },
+  // int32_t mgnet_cache_invalidate(uint32_t h, const uint8_t *tag, uint32_t tag_len)
+  mgnet_cache_invalidate: { parameters: ["u32", "buffer", "u32"], result: "i32" },
   // int32_t mgnet_flush(uint32_t h)
   mgnet_flush: { parameters: ["u32"], result: "i32" },
   // int32_t mgnet_close(uint32_t h, uint32_t slot, double id, uint32_t drain)

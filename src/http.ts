@@ -191,6 +191,26 @@ function checkStatus(status: number): void {
 }
 
 /**
+ * Serialises validated header lines for a cached response (framing and
+ * `connection` headers are refused: a cached response has none).
+ * @internal
+ */
+export function encodeCachedHead(headers: HeadersInit | undefined, trusted = false): Uint8Array {
+  const head = trusted ? encodeTrustedPairs(headers as [string, string][]) : encodeHead(headers);
+  if (head.flags & REPLY_CLOSE) throw new TypeError("a cached response cannot close the connection");
+  return head.bytes;
+}
+
+/**
+ * Encodes a body for the native side; strings as UTF-8.
+ * @internal
+ */
+export function bodyToBytes(body: BodyInit): Uint8Array {
+  const data = bodyBytes(body);
+  return typeof data === "string" ? utf8Encoder.encode(data) : data;
+}
+
+/**
  * Queues a complete response for request `seq` of `conn`. Returns false
  * when the connection closed before JS could know (the response is
  * dropped, as Deno.serve drops it); throws ConnectionClosedError when the

@@ -26,7 +26,14 @@ import { ConnectionClosedError, ManagerClosedError, MgnetError } from "./errors.
 import type { CloseEvent, ErrorEvent, MgEvent, OpenEvent } from "./events.ts";
 import { Kind } from "./events.ts";
 import { check, lib, type Symbols } from "./ffi.ts";
-import { HttpConnection, HttpRequestEvent } from "./http.ts";
+import {
+  type BodyInit,
+  bodyToBytes,
+  encodeCachedHead,
+  type HeadersInit,
+  HttpConnection,
+  HttpRequestEvent,
+} from "./http.ts";
 import { utf8Decoder, utf8Encoder } from "./bytes.ts";
 
 /** Longest time a busy loop runs before letting other async work run (ms). */
@@ -58,6 +65,26 @@ export interface ListenHandlers {
    * a 500 response.
    */
   onHandlerError?(error: unknown, ev: HttpRequestEvent): void;
+}
+
+/** A response cached natively with {@linkcode Manager.cache}. */
+export interface CachedResponse {
+  /** Status code (default 200). */
+  status?: number;
+  /** Body (string as UTF-8, or bytes). */
+  body?: BodyInit;
+  /** Headers (framing headers are set by mgnet). */
+  headers?: HeadersInit;
+}
+
+/** How long and under which names a cached response lives. */
+export interface CacheOptions {
+  /** Time to live in milliseconds (default: until removed). */
+  ttl?: number;
+  /** Names to remove it by with {@linkcode Manager.invalidate}. */
+  tags?: string[];
+  /** Its entity tag, quoted (default: computed from the body). */
+  etag?: string;
 }
 
 /** Request limits of a manager's HTTP listeners. */
@@ -313,6 +340,101 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
     } finally {
       if (!ev.replied && !ev.conn.closed) ev.reply(500, "Internal Server Error\n");
     }
+  }
+
+  /**
+   * Answers GET and HEAD requests for `target` (path and query exactly as
+   * sent, e.g. `"/api/status"`) inside the native core, without an event:
+   * with the response given, a current `date`, an `etag` and `304 Not
+   * Modified` for a matching `If-None-Match`. Replaces an earlier entry.
+   *
+   * @param target The request target to answer.
+   * @param response Status, body and headers.
+   * @param options Time to live, tags, entity tag.
+   * @throws {TypeError} for a malformed header or a `connection: close` header.
+   * @example
+   * ```ts ignore
+   * mgr.cache("/health", { body: "ok", headers: { "content-type": "text/plain" } }, { ttl: 5_000 });
+   * ```
+   */
+  cache(target: string, response: CachedResponse, options: CacheOptions = {}): void {
+    this.#cacheRaw(
+      target,
+      response.status ?? 200,
+      encodeCachedHead(response.headers),
+      bodyToBytes(response.body),
+      options,
+    );
+  }
+
+  /** @internal {@linkcode cache} with an already encoded head. */
+  cacheEncoded(
+    target: string,
+    status: number,
+    head: Uint8Array,
+    body: Uint8Array,
+    options: CacheOptions,
+  ): void {
+    this.#cacheRaw(target, status, head, body, options);
+  }
+
+  #cacheRaw(target: string, status: number, head: Uint8Array, body: Uint8Array, options: CacheOptions): void {
+    if (this.#closed) throw new ManagerClosedError();
+    if (typeof target !== "string" || target === "" || /[\s\0]/.test(target)) {
+      throw new TypeError(`invalid request target ${JSON.stringify(target)}`);
+    }
+    if (!Number.isInteger(status) || status < 200 || status > 599) {
+      throw new RangeError(`invalid status ${status}`);
+    }
+    const ttl = options.ttl ?? 0;
+    if (!(ttl >= 0) || !Number.isFinite(ttl)) throw new RangeError("ttl must be a non-negative number of ms");
+    const tags = options.tags ?? [];
+    if (tags.some((t) => typeof t !== "string" || t === "" || t.includes("\n"))) {
+      throw new TypeError("tags must be non-empty strings without newlines");
+    }
+    if (options.etag !== undefined && !/^(W\/)?"[^"\0\r\n]*"$/.test(options.etag)) {
+      throw new TypeError('etag must be a quoted entity tag, e.g. ""v1""');
+    }
+    const t = utf8Encoder.encode(target);
+    const e = utf8Encoder.encode(options.etag ?? "");
+    const g = utf8Encoder.encode(tags.join("\n"));
+    check(this.#sym.mgnet_cache_set(
+      this.#h,
+      t,
+      t.length,
+      status,
+      head,
+      head.length,
+      body,
+      body.length,
+      e,
+      e.length,
+      ttl,
+      g,
+      g.length,
+    ));
+  }
+
+  /**
+   * Removes the cached response of `target`.
+   *
+   * @param target A target given to {@linkcode cache}.
+   * @returns Whether there was one.
+   */
+  uncache(target: string): boolean {
+    const t = utf8Encoder.encode(target);
+    return check(this.#sym.mgnet_cache_delete(this.#h, t, t.length)) === 1;
+  }
+
+  /**
+   * Removes every cached response tagged `tag`, or all with no tag.
+   *
+   * @param tag A tag given to {@linkcode cache}; omit to clear the cache.
+   * @returns How many were removed (0 when clearing everything).
+   */
+  invalidate(tag?: string): number {
+    const t = utf8Encoder.encode(tag ?? "");
+    return check(this.#sym.mgnet_cache_invalidate(this.#h, t, t.length));
   }
 
   /** Replies were queued: make sure they are sent soon (see module docs). */

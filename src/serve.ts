@@ -11,7 +11,8 @@ import type { NetAddr } from "./connection.ts";
 import { ConnectionClosedError } from "./errors.ts";
 import { MgRequest, type RequestContext, staticParts } from "./fetch_bridge.ts";
 import type { HttpRequestEvent } from "./http.ts";
-import { Manager, type ManagerOptions } from "./manager.ts";
+import { bodyToBytes, encodeCachedHead } from "./http.ts";
+import { type CacheOptions, Manager, type ManagerOptions } from "./manager.ts";
 
 /** Extra information a handler receives, like `Deno.ServeHandlerInfo`. */
 export interface ServeHandlerInfo {
@@ -57,6 +58,36 @@ export interface HttpServer extends AsyncDisposable {
    * `shutdownTimeout`), then closes everything.
    */
   shutdown(): Promise<void>;
+  /**
+   * Answers GET and HEAD requests for `target` with `response` inside the
+   * native core from now on (no handler call), with ETag / 304 handling,
+   * until `options.ttl` ms pass or it is invalidated. The body is read once.
+   */
+  cache(target: string, response: Response, options?: CacheOptions): Promise<void>;
+  /** Removes cached responses tagged `tag`, or all; returns how many. */
+  invalidate(tag?: string): number;
+}
+
+const cacheMarks = new WeakMap<Response, CacheOptions>();
+
+/**
+ * Marks a handler's response for the native cache: once sent, later GET and
+ * HEAD requests for the same target (path and query) are answered by the
+ * core without calling the handler, until the time to live passes or its
+ * tags are invalidated (`server.invalidate(tag)`). Only static bodies
+ * (string, bytes, JSON) are cached; a streamed response is just sent.
+ *
+ * @param response The response to send and cache.
+ * @param options Time to live (ms), tags, entity tag.
+ * @returns The same response.
+ * @example
+ * ```ts ignore
+ * serve((req) => cached(Response.json(expensiveReport()), { ttl: 60_000, tags: ["reports"] }));
+ * ```
+ */
+export function cached(response: Response, options: CacheOptions = {}): Response {
+  cacheMarks.set(response, options);
+  return response;
 }
 
 /** The `info` argument of handlers; `completed` is made only when read. */
@@ -225,7 +256,41 @@ class MgServer implements HttpServer {
     const parts = staticParts(res);
     if (!parts) return false;
     if (!ev.conn.closed) ev.replyTrusted(parts.status, parts.body, parts.headers);
+    const mark = cacheMarks.get(res);
+    if (mark && ev.method === "GET") {
+      try {
+        this.#mgr.cacheEncoded(
+          ev.uri,
+          parts.status,
+          encodeCachedHead(parts.headers, true),
+          bodyToBytes(parts.body),
+          mark,
+        );
+      } catch (e) {
+        this.#report(e);
+      }
+    }
     return true;
+  }
+
+  async cache(target: string, response: Response, options: CacheOptions = {}): Promise<void> {
+    const parts = staticParts(response);
+    if (parts) {
+      this.#mgr.cacheEncoded(
+        target,
+        parts.status,
+        encodeCachedHead(parts.headers, true),
+        bodyToBytes(parts.body),
+        options,
+      );
+      return;
+    }
+    const body = await response.bytes();
+    this.#mgr.cacheEncoded(target, response.status, encodeCachedHead(response.headers), body, options);
+  }
+
+  invalidate(tag?: string): number {
+    return this.#mgr.invalidate(tag);
   }
 
   /** Streams a response whose body is a stream (or Blob, FormData...). */

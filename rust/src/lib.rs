@@ -10,6 +10,7 @@
 //!   thread-local); only `mgnet_wait` runs elsewhere and it touches nothing
 //!   but a file descriptor.
 
+pub mod cache;
 pub mod error;
 pub mod event;
 pub mod http;
@@ -336,6 +337,88 @@ pub extern "C" fn mgnet_flush(h: u32) -> i32 {
             m.wake();
         }
         0
+    })
+}
+
+/// Caches a response for request target `target` (path and query, exactly
+/// as clients send it): later GET and HEAD requests for it are answered
+/// without JS until `ttl_ms` passes (0: no expiry). `head` holds header
+/// lines; `etag` a quoted entity tag (empty: computed from the body);
+/// `tags` newline-separated names for `mgnet_cache_invalidate`.
+///
+/// # Safety
+/// Every pointer is valid for its length.
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_cache_set(
+    h: u32,
+    target: *const u8,
+    target_len: u32,
+    status: u32,
+    head: *const u8,
+    head_len: u32,
+    body: *const u8,
+    body_len: u32,
+    etag: *const u8,
+    etag_len: u32,
+    ttl_ms: f64,
+    tags: *const u8,
+    tags_len: u32,
+) -> i32 {
+    let target = bytes(target, target_len as usize);
+    let head = bytes(head, head_len as usize);
+    let body = bytes(body, body_len as usize);
+    let etag = bytes(etag, etag_len as usize);
+    let tags = bytes(tags, tags_len as usize);
+    with_manager(h, |m| {
+        if target.is_empty() || !(200..=599).contains(&status) || ttl_ms.is_nan() || ttl_ms < 0.0 {
+            return fail(Status::Invalid, "cache: invalid target, status or ttl");
+        }
+        let tags = String::from_utf8_lossy(tags)
+            .split('\n')
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect();
+        let etag = (!etag.is_empty()).then_some(etag);
+        (*m).cache.set(
+            target,
+            status as u16,
+            head,
+            body,
+            etag,
+            ttl_ms as u64,
+            tags,
+            sys::mg_millis(),
+        );
+        0
+    })
+}
+
+/// Removes the cached response of `target`; returns 1 if there was one.
+///
+/// # Safety
+/// `target` is valid for `target_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_cache_delete(h: u32, target: *const u8, target_len: u32) -> i32 {
+    let target = bytes(target, target_len as usize);
+    with_manager(h, |m| (*m).cache.remove(target) as i32)
+}
+
+/// Removes every cached response tagged `tag`, or all of them when `tag`
+/// is empty; returns how many (or 0 after a clear).
+///
+/// # Safety
+/// `tag` is valid for `tag_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_cache_invalidate(h: u32, tag: *const u8, tag_len: u32) -> i32 {
+    let tag = bytes(tag, tag_len as usize);
+    with_manager(h, |m| {
+        if tag.is_empty() {
+            (*m).cache.clear();
+            return 0;
+        }
+        (*m).cache
+            .invalidate(&String::from_utf8_lossy(tag))
+            .min(i32::MAX as usize) as i32
     })
 }
 

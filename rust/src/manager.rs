@@ -14,7 +14,9 @@
 use std::collections::VecDeque;
 use std::ffi::{c_int, c_void, CStr};
 use std::ptr;
+use std::rc::Rc;
 
+use crate::cache::{etag_matches, Cache, Entry};
 use crate::error::{fail, Status};
 use crate::event::{EventBuf, HttpRecord, HTTP_FLAG_HTTP10, HTTP_FLAG_KEEP_ALIVE};
 use crate::http::{
@@ -137,6 +139,8 @@ pub struct Manager {
     needs_poll: bool,
     /// Requests handed to JS that have no response yet (all connections).
     awaiting: usize,
+    /// Responses answered without JS (see cache.rs).
+    pub cache: Cache,
 }
 
 fn now_ms() -> u64 {
@@ -286,6 +290,19 @@ unsafe fn epoll_mode(c: *mut sys::mg_connection, edge: bool) {
     );
 }
 
+fn method_is_get(head: &[u8], info: &crate::http::ReqInfo) -> bool {
+    &head[info.method.0 as usize..][..info.method.1 as usize] == b"GET"
+}
+
+/// The first value of header `name` (lower-case) of a parsed request.
+fn header_value<'a>(head: &'a [u8], info: &crate::http::ReqInfo, name: &[u8]) -> Option<&'a [u8]> {
+    info.headers.iter().find_map(|h| {
+        let n = &head[h[0] as usize..][..h[1] as usize];
+        n.eq_ignore_ascii_case(name)
+            .then(|| &head[h[2] as usize..][..h[3] as usize])
+    })
+}
+
 unsafe fn addr_bytes(a: &sys::mg_addr) -> [u8; 16] {
     let mut out = [0u8; 16];
     if a.is_ip6 {
@@ -325,6 +342,7 @@ impl Manager {
             wake_pending: false,
             needs_poll: false,
             awaiting: 0,
+            cache: Cache::default(),
         });
         let this: *mut Manager = &mut *m;
         unsafe {
@@ -677,6 +695,8 @@ impl Manager {
         let limits = self.limits;
         let mut reject = None;
         let mut body_pending = false;
+        let mut cached: Vec<(u32, Rc<Entry>, bool)> = Vec::new();
+        let mut now = 0;
         let consumed = unsafe {
             let input = if (*c).recv.len == 0 {
                 &[][..]
@@ -697,6 +717,22 @@ impl Manager {
                     };
                     h.inflight.push_back(Pending::new(meta));
                     self.awaiting += 1;
+                    if !self.cache.is_empty() && (r.info.head_only || method_is_get(r.head, r.info)) {
+                        if now == 0 {
+                            now = now_ms();
+                        }
+                        let target = &r.head[r.info.target.0 as usize..][..r.info.target.1 as usize];
+                        if let Some(entry) = self.cache.get(target, now) {
+                            let fresh = header_value(r.head, r.info, b"if-none-match")
+                                .is_some_and(|v| etag_matches(v, &entry.etag));
+                            cached.push((seq, entry, fresh));
+                            let more = h.inflight.len() < MAX_INFLIGHT && (*c).send.len < SEND_HIGH_WATER;
+                            if !more {
+                                h.paused = true;
+                            }
+                            return more;
+                        }
+                    }
                     let mut flags = 0;
                     if r.info.http10 {
                         flags |= HTTP_FLAG_HTTP10;
@@ -756,6 +792,14 @@ impl Manager {
         if body_pending {
             h.continue_pending = true;
             self.send_continue_if_due(slot);
+        }
+        for (seq, entry, not_modified) in cached {
+            // Answered here, in request order like any other reply.
+            let _ = if not_modified {
+                self.reply(slot, id, seq, 304, 0, &entry.etag_line, b"")
+            } else {
+                self.reply(slot, id, seq, entry.status, 0, &entry.head, &entry.body)
+            };
         }
         if let Some(status) = reject {
             let Kind::Http(h) = &mut self.slots[slot as usize].kind else {

@@ -56,3 +56,42 @@ Deno.test("examples/hello.ts honours HOSTNAME (IPv6)", async () => {
     await reader.cancel();
   }
 });
+
+Deno.test("examples/showcase.ts serves every route and exits cleanly with an event stream open", async () => {
+  const { child, url, reader } = await startExample("showcase.ts");
+  try {
+    const page = await fetch(url);
+    assert.match(page.headers.get("content-type") ?? "", /text\/html/);
+    assert.match(await page.text(), /<h1>mgnet<\/h1>/);
+    assert.deepEqual(await (await fetch(`${url}api/hello?name=Deno`)).json(), { message: "Hello, Deno!" });
+    const echo = await fetch(`${url}api/echo`, {
+      method: "POST",
+      body: '{"a":1}',
+      headers: { "content-type": "application/json" },
+    });
+    assert.equal(echo.headers.get("content-type"), "application/json");
+    assert.equal(await echo.text(), '{"a":1}');
+    const t1 = await (await fetch(`${url}api/time`)).json();
+    const t2 = await (await fetch(`${url}api/time`)).json();
+    assert.equal(t1.time, t2.time, "the second answer came from the native cache");
+    assert.equal((await (await fetch(`${url}stream`)).arrayBuffer()).byteLength, 1 << 20);
+    const missing = await fetch(`${url}nope`);
+    assert.equal(missing.status, 404);
+    await missing.text();
+    const events = await fetch(`${url}sse`);
+    assert.equal(events.headers.get("content-type"), "text/event-stream");
+    const sse = events.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!text.includes("event: tick")) text += (await sse.read()).value ?? "";
+    assert.match(text, /id: 1\nevent: tick\ndata: 1\n\n/);
+    child.kill("SIGINT");
+    assert.equal((await child.status).code, 0);
+    await sse.cancel().catch(() => {});
+  } finally {
+    try {
+      child.kill("SIGINT");
+    } catch { /* already exited */ }
+    await child.status;
+    await reader.cancel();
+  }
+});

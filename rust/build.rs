@@ -47,6 +47,7 @@ fn main() {
         _ => manifest.join("..").join("vendor").join("mongoose"),
     };
     println!("cargo:rerun-if-env-changed=MGNET_MONGOOSE_DIR");
+    println!("cargo:rerun-if-env-changed=MGNET_SANITIZE");
     let source = dir.join("mongoose.c");
     let header = dir.join("mongoose.h");
     for f in [&source, &header] {

@@ -64,25 +64,20 @@ function entries(headers: HeadersInit): Iterable<readonly [string, string]> {
 }
 
 /**
- * Serialises reply headers into `name: value\r\n` lines, validating them.
- * `content-length` and `transfer-encoding` are dropped (mgnet frames the
- * body); `connection: close` becomes a flag.
+ * Writes header pairs as `name: value\r\n` lines (validating them unless a
+ * `Headers` object already did). `content-length` and `transfer-encoding`
+ * are dropped (mgnet frames the body); `connection: close` becomes a flag,
+ * as does a handler's own `date`.
  */
-function encodeHead(headers: HeadersInit | undefined): EncodedHead {
-  if (headers === undefined || headers === null) return NO_HEAD;
-  const frozen = typeof headers === "object" && Object.isFrozen(headers);
-  if (frozen) {
-    const hit = frozenHeads.get(headers);
-    if (hit) return hit;
-  }
+function serializeHeaders(pairs: Iterable<readonly [string, string]>, validate: boolean): EncodedHead {
   let text = "";
   let flags = 0;
-  for (const pair of entries(headers)) {
+  for (const pair of pairs) {
     const name = String(pair[0]);
-    const value = String(pair[1]).trim();
-    if (!TOKEN.test(name)) throw new TypeError(`invalid header name: ${JSON.stringify(name)}`);
-    if (BAD_VALUE.test(value)) {
-      throw new TypeError(`header ${name} contains CR, LF or NUL`);
+    const value = validate ? String(pair[1]).trim() : pair[1];
+    if (validate) {
+      if (!TOKEN.test(name)) throw new TypeError(`invalid header name: ${JSON.stringify(name)}`);
+      if (BAD_VALUE.test(value)) throw new TypeError(`header ${name} contains CR, LF or NUL`);
     }
     const n = name.length;
     if (n === 4 || n === 10 || n === 14 || n === 17) {
@@ -96,7 +91,21 @@ function encodeHead(headers: HeadersInit | undefined): EncodedHead {
     }
     text += `${name}: ${value}\r\n`;
   }
-  const head: EncodedHead = { bytes: utf8Encoder.encode(text), flags };
+  return { bytes: utf8Encoder.encode(text), flags };
+}
+
+/**
+ * Serialises a handler's reply headers, validating them. Frozen header
+ * objects are serialised once and remembered.
+ */
+function encodeHead(headers: HeadersInit | undefined): EncodedHead {
+  if (headers === undefined || headers === null) return NO_HEAD;
+  const frozen = typeof headers === "object" && Object.isFrozen(headers);
+  if (frozen) {
+    const hit = frozenHeads.get(headers);
+    if (hit) return hit;
+  }
+  const head = serializeHeaders(entries(headers), true);
   if (frozen) frozenHeads.set(headers, head);
   return head;
 }
@@ -152,22 +161,7 @@ function encodeTrustedPairs(pairs: [string, string][]): EncodedHead {
     const hit = trustedHeads.get(key);
     if (hit) return hit;
   }
-  let text = "";
-  let flags = 0;
-  for (const [name, value] of pairs) {
-    const n = name.length;
-    if (n === 4 || n === 10 || n === 14 || n === 17) {
-      const lower = name.toLowerCase();
-      if (lower === "content-length" || lower === "transfer-encoding") continue;
-      if (lower === "connection") {
-        if (/(^|,)\s*close\s*(,|$)/i.test(value)) flags |= REPLY_CLOSE;
-        continue;
-      }
-      if (lower === "date") flags |= REPLY_OWN_DATE;
-    }
-    text += `${name}: ${value}\r\n`;
-  }
-  const head: EncodedHead = { bytes: utf8Encoder.encode(text), flags };
+  const head = serializeHeaders(pairs, false);
   if (key !== "" && key.length < 512) {
     if (trustedHeads.size >= 256) trustedHeads.clear();
     trustedHeads.set(key, head);

@@ -433,9 +433,19 @@ fn check_request_line(buf: &[u8], scanned: &mut usize) -> LineCheck {
     let mut req = httparse::Request::new(&mut []);
     match req.parse(&buf[..=nl]) {
         Ok(_) | Err(httparse::Error::TooManyHeaders) => LineCheck::Valid,
+        Err(httparse::Error::Version) if later_minor_version(buf).is_some() => LineCheck::Valid,
         Err(httparse::Error::Version) if is_http2_preface(buf) => LineCheck::Invalid(505),
         Err(_) => LineCheck::Invalid(400),
     }
+}
+
+/// Position of the minor digit of an `HTTP/1.x` request line with x > 1.
+fn later_minor_version(head: &[u8]) -> Option<usize> {
+    let end = head.iter().position(|&b| b == b'\n')?;
+    let line = head[..end].strip_suffix(b"\r").unwrap_or(&head[..end]);
+    let minor = line.len().checked_sub(1)?;
+    (line.len() >= 9 && line[..minor].ends_with(b" HTTP/1.") && (b'2'..=b'9').contains(&line[minor]))
+        .then_some(minor)
 }
 
 /// `tchar` of RFC 9110 5.6.2.
@@ -481,6 +491,13 @@ fn offset_of(base: &[u8], part: &[u8]) -> u32 {
 /// Parses and validates a complete head. Fills `info`, returns the framing
 /// or the status to reject with.
 fn parse_head(head: &[u8], limits: &Limits, info: &mut ReqInfo) -> Result<Framing, u16> {
+    if let Some(at) = later_minor_version(head) {
+        // RFC 9110 6.2: serve HTTP/1.x (x > 1) as the highest 1.x we speak.
+        // Same length, so every offset into the copy is valid for `head`.
+        let mut as_11 = head.to_vec();
+        as_11[at] = b'1';
+        return parse_head(&as_11, limits, info);
+    }
     let mut storage: [MaybeUninit<httparse::Header>; MAX_HEADERS_CAP] =
         [const { MaybeUninit::uninit() }; MAX_HEADERS_CAP];
     let n = limits.max_headers.clamp(1, MAX_HEADERS_CAP);
@@ -1172,6 +1189,26 @@ mod tests {
         assert_eq!(seen, vec![Seen::Reject(400)]);
         assert_eq!(used, input.len(), "the rest of the input is discarded");
         assert!(p.stopped());
+    }
+
+    #[test]
+    fn later_http1_minor_versions_are_served_as_http11() {
+        assert_eq!(
+            parse_all(b"GET /v HTTP/1.2\r\nHost: x\r\n\r\n"),
+            vec![req("GET", "/v", b"")]
+        );
+        assert_eq!(
+            parse_all(b"GET /v HTTP/1.9\nHost: x\n\n"),
+            vec![req("GET", "/v", b"")]
+        );
+        assert_eq!(
+            rejected(b"GET / HTTP/1.10\r\nHost: x\r\n\r\n", Limits::default()),
+            Some(400)
+        );
+        assert_eq!(
+            rejected(b"GET / HTTP/2.2\r\nHost: x\r\n\r\n", Limits::default()),
+            Some(505)
+        );
     }
 
     #[test]

@@ -606,10 +606,7 @@ export class HttpRequestEvent {
    * ```
    */
   reply(status: number, body?: BodyInit, headers?: HeadersInit): boolean {
-    if (this.#replied) throw new Error("this request was already answered");
-    const sent = sendReply(this.conn, this.seq, status, body, headers);
-    this.#replied = true;
-    return sent;
+    return this.#answer(status, body, headers, false);
   }
 
   /**
@@ -617,8 +614,12 @@ export class HttpRequestEvent {
    * @internal Used by `serve()`.
    */
   replyTrusted(status: number, body: string | Uint8Array | null, headers: [string, string][]): boolean {
+    return this.#answer(status, body, headers, true);
+  }
+
+  #answer(status: number, body: BodyInit, headers: HeadersInit | undefined, trusted: boolean): boolean {
     if (this.#replied) throw new Error("this request was already answered");
-    const sent = sendReply(this.conn, this.seq, status, body, headers, true);
+    const sent = sendReply(this.conn, this.seq, status, body, headers, trusted);
     this.#replied = true;
     return sent;
   }

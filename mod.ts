@@ -55,3 +55,11 @@ export {
   type ServeOptions,
 } from "./src/serve.ts";
 export { MgRequest } from "./src/fetch_bridge.ts";
+export {
+  serveDir,
+  type ServeDirOptions,
+  serveDirResponse,
+  serveFile,
+  serveFileResponse,
+  type StaticOptions,
+} from "./src/static_files.ts";

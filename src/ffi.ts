@@ -12,7 +12,7 @@
 import { errorFromStatus } from "./errors.ts";
 
 /** The ABI version this TypeScript expects (`mgnet_abi_version`). */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 /** Every symbol of the C ABI (`rust/src/lib.rs`). */
 export const symbols = {
@@ -40,9 +40,9 @@ export const symbols = {
     result: "i32",
   },
   // int32_t mgnet_http_start(uint32_t h, uint32_t slot, double id, uint32_t seq, uint32_t status,
-  //   uint32_t flags, const uint8_t *head, uint32_t head_len)
+  //   uint32_t flags, const uint8_t *head, uint32_t head_len, double length /* < 0: unknown */)
   mgnet_http_start: {
-    parameters: ["u32", "u32", "f64", "u32", "u32", "u32", "buffer", "u32"],
+    parameters: ["u32", "u32", "f64", "u32", "u32", "u32", "buffer", "u32", "f64"],
     result: "i32",
   },
   // int32_t mgnet_http_write(uint32_t h, uint32_t slot, double id, uint32_t seq, const uint8_t *data,

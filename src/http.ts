@@ -287,6 +287,7 @@ export class ResponseWriter {
   #conn: HttpConnection;
   #seq: number;
   #ended = false;
+  #gone = false;
   #queued = 0;
 
   /**
@@ -297,6 +298,12 @@ export class ResponseWriter {
   constructor(conn: HttpConnection, seq: number) {
     this.#conn = conn;
     this.#seq = seq;
+  }
+
+  /** @internal The client left before the response started: writes throw `ConnectionClosedError`. */
+  abandon(): void {
+    this.#gone = true;
+    this.#ended = true;
   }
 
   /** True once {@linkcode end} was called. */
@@ -317,8 +324,9 @@ export class ResponseWriter {
    * @throws {ConnectionClosedError} if the client went away.
    */
   async write(chunk: string | Uint8Array): Promise<void> {
-    if (this.#ended) throw new Error("write() after end()");
     const conn = this.#conn;
+    if (this.#gone) throw new ConnectionClosedError(`connection ${conn.id} closed`);
+    if (this.#ended) throw new Error("write() after end()");
     conn.assertOpen();
     const host = conn.host;
     const data = typeof chunk === "string" ? encodeString(chunk) : chunk;
@@ -629,8 +637,15 @@ export class HttpRequestEvent {
    * follows through the returned writer (chunked for HTTP/1.1 clients).
    * Responses still leave in request order.
    *
+   * With `contentLength` the body is sent unframed behind a
+   * `content-length` header (HEAD requests get the header and no body):
+   * writing more than that throws an `MgnetError` with code
+   * `"Invalid"`, and ending short closes
+   * the connection so the client cannot take the body for complete.
+   *
    * @param status Status code, 200–599.
    * @param headers Response headers (framing headers are managed by mgnet).
+   * @param contentLength The body's size in bytes, when known.
    * @returns The body writer.
    * @throws {ConnectionClosedError} after the connection's `close` event.
    * @example
@@ -641,9 +656,12 @@ export class HttpRequestEvent {
    * out.end();
    * ```
    */
-  respond(status: number, headers?: HeadersInit): ResponseWriter {
+  respond(status: number, headers?: HeadersInit, contentLength?: number): ResponseWriter {
     if (this.#replied) throw new Error("this request was already answered");
     checkStatus(status);
+    if (contentLength !== undefined && !(Number.isSafeInteger(contentLength) && contentLength >= 0)) {
+      throw new RangeError(`contentLength must be a non-negative integer, got ${contentLength}`);
+    }
     this.conn.assertOpen();
     const head = encodeHead(headers);
     const host = this.conn.host;
@@ -656,11 +674,12 @@ export class HttpRequestEvent {
       head.flags,
       head.bytes,
       head.bytes.length,
+      contentLength ?? -1,
     );
     this.#replied = true;
     const writer = new ResponseWriter(this.conn, this.seq);
     if (rc === -2) {
-      writer.end(); // the client left: writes will throw ConnectionClosedError
+      writer.abandon(); // the client left: writes throw ConnectionClosedError
     } else {
       if (rc < 0) host.check(rc);
       host.queued();

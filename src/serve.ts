@@ -161,6 +161,12 @@ export function serve(a: ServeHandler | ServeInit | ServeOptions, b?: ServeHandl
   return new MgServer(options, handler);
 }
 
+/** A response's valid `content-length`, if it declares one. */
+function declaredLength(headers: Headers): number | undefined {
+  const v = headers.get("content-length");
+  return v !== null && /^\d{1,15}$/.test(v) ? Number(v) : undefined;
+}
+
 class MgServer implements HttpServer {
   readonly addr: NetAddr;
   readonly finished: Promise<void>;
@@ -255,7 +261,14 @@ class MgServer implements HttpServer {
     if (!(res instanceof Response)) throw new TypeError("the handler must return a Response");
     const parts = staticParts(res);
     if (!parts) return false;
-    if (!ev.conn.closed) ev.replyTrusted(parts.status, parts.body, parts.headers);
+    if (ev.conn.closed) {
+      // the client left: nothing to send
+    } else if (parts.body === null && ev.method === "HEAD" && res.headers.has("content-length")) {
+      // A HEAD answer keeps the length its GET would have (RFC 9110 8.6).
+      ev.respond(parts.status, parts.headers, declaredLength(res.headers)).end();
+    } else {
+      ev.replyTrusted(parts.status, parts.body, parts.headers);
+    }
     const mark = cacheMarks.get(res);
     if (mark && ev.method === "GET") {
       try {
@@ -300,7 +313,8 @@ class MgServer implements HttpServer {
       await res.body?.cancel();
       return;
     }
-    const out = ev.respond(res.status, res.headers);
+    // A declared length is kept: the client learns the size up front.
+    const out = ev.respond(res.status, res.headers, declaredLength(res.headers));
     const body = res.body;
     if (!body) return out.end();
     const reader = body.getReader();

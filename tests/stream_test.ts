@@ -171,3 +171,56 @@ Deno.test("respond(): writes after the client left throw ConnectionClosedError",
   await until(() => done, "the writer to fail");
   assert.ok(error instanceof ConnectionClosedError, String(error));
 });
+
+Deno.test("respond() with a content length: unframed body, HEAD gets the length, overrun refused", async () => {
+  const errors: string[] = [];
+  await using srv = serve((ev) => {
+    (async () => {
+      const out = ev.respond(200, { "content-type": "text/plain" }, 10);
+      await out.write("hello");
+      if (ev.path === "/over") await out.write("123456").catch((e) => errors.push(`${e.name}:${e.code}`));
+      await out.write("world");
+      out.end();
+    })();
+  });
+  const req = "GET / HTTP/1.1\r\nHost: t\r\n\r\nHEAD / HTTP/1.1\r\nHost: t\r\n\r\n" +
+    "GET /over HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+  const r = await exchange(srv.port, req, { noBody: [false, true, false] });
+  assert.equal(r.responses.length, 3);
+  for (const res of r.responses) {
+    assert.equal(res.headers.get("content-length"), "10");
+    assert.equal(res.headers.get("transfer-encoding"), undefined);
+  }
+  assert.equal(r.responses[0].text, "helloworld");
+  assert.equal(r.responses[1].text, "");
+  assert.equal(r.responses[2].text, "helloworld");
+  assert.deepEqual(errors, ["MgnetError:Invalid"]);
+});
+
+Deno.test("respond() with a content length: a body that ends short closes the connection", async () => {
+  await using srv = serve((ev) => {
+    // The second pipelined request finds the connection closing: its
+    // writer refuses writes with ConnectionClosedError.
+    const out = ev.respond(200, {}, 100);
+    out.write("only this").catch((e) => assert.ok(e instanceof ConnectionClosedError));
+    out.end();
+  });
+  const r = await exchange(srv.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n");
+  assert.equal(r.closed, true);
+  assert.equal(r.responses.length, 0); // incomplete: the parser never sees 100 bytes
+  assert.ok(new TextDecoder().decode(r.raw).endsWith("\r\n\r\nonly this"));
+});
+
+Deno.test("respond(): a content length that is not a non-negative integer is a RangeError", async () => {
+  let thrown: unknown;
+  await using srv = serve((ev) => {
+    try {
+      ev.respond(200, {}, -1);
+    } catch (e) {
+      thrown = e;
+    }
+    ev.reply(200, "ok");
+  });
+  await (await fetch(`http://127.0.0.1:${srv.port}/`)).text();
+  assert.ok(thrown instanceof RangeError);
+});

@@ -674,15 +674,20 @@ pub enum StreamFraming {
     Chunked,
     /// The body ends when the connection closes (HTTP/1.0 clients).
     Close,
+    /// `content-length` given up front: the bytes go out as they are.
+    Length,
     /// No body at all (HEAD, 204, 304): writes are dropped.
     NoBody,
 }
 
 impl StreamFraming {
-    /// The framing a streamed response to this request must use.
-    pub fn for_response(status: u16, meta: &ResponseMeta) -> StreamFraming {
+    /// The framing a streamed response to this request must use; `sized`
+    /// when the handler declared the body's length.
+    pub fn for_response(status: u16, meta: &ResponseMeta, sized: bool) -> StreamFraming {
         if status_has_no_body(status) || meta.head_only {
             StreamFraming::NoBody
+        } else if sized {
+            StreamFraming::Length
         } else if meta.http10 {
             StreamFraming::Close
         } else {
@@ -692,23 +697,35 @@ impl StreamFraming {
 }
 
 /// Formats the head of a streamed response (its body follows in chunks).
-/// With `Close` framing `meta.close` must already be set.
+/// With `Close` framing `meta.close` must already be set. A declared
+/// `length` is announced also to HEAD requests (RFC 9110 8.6), never with
+/// a status that has no content.
+#[allow(clippy::too_many_arguments)]
 pub fn write_stream_head(
     status: u16,
     user_head: &[u8],
     framing: StreamFraming,
+    length: Option<u64>,
     meta: ResponseMeta,
     date: &[u8],
     put: &mut dyn FnMut(&[&[u8]]),
 ) {
     let mut line = [0u8; 48];
     let status_line = status_line(status, &mut line);
-    let te: &[u8] = if framing == StreamFraming::Chunked {
-        b"transfer-encoding: chunked\r\n"
-    } else {
-        b""
+    let mut len_buf = [0u8; 40];
+    let framing_line: &[u8] = match (framing, length) {
+        (StreamFraming::Chunked, _) => b"transfer-encoding: chunked\r\n",
+        (_, Some(n)) if !status_has_no_body(status) => content_length_line(n as usize, &mut len_buf),
+        _ => b"",
     };
-    put(&[status_line, user_head, te, date, connection_line(&meta), b"\r\n"]);
+    put(&[
+        status_line,
+        user_head,
+        framing_line,
+        date,
+        connection_line(&meta),
+        b"\r\n",
+    ]);
 }
 
 /// Frames one chunk of a streamed body (empty data writes nothing).
@@ -716,7 +733,7 @@ pub fn write_chunk(framing: StreamFraming, data: &[u8], put: &mut dyn FnMut(&[&[
     match framing {
         StreamFraming::NoBody => {}
         _ if data.is_empty() => {}
-        StreamFraming::Close => put(&[data]),
+        StreamFraming::Close | StreamFraming::Length => put(&[data]),
         StreamFraming::Chunked => {
             let mut hex = [0u8; 18];
             let n = hex_line(data.len(), &mut hex);
@@ -1283,9 +1300,9 @@ mod tests {
     #[test]
     fn streamed_responses_use_chunked_framing_for_http11() {
         let meta = ResponseMeta::default();
-        let framing = StreamFraming::for_response(200, &meta);
+        let framing = StreamFraming::for_response(200, &meta, false);
         assert_eq!(framing, StreamFraming::Chunked);
-        let head = collect(|p| write_stream_head(200, b"x-a: 1\r\n", framing, meta, b"date: D\r\n", p));
+        let head = collect(|p| write_stream_head(200, b"x-a: 1\r\n", framing, None, meta, b"date: D\r\n", p));
         assert_eq!(
             head,
             "HTTP/1.1 200 OK\r\nx-a: 1\r\ntransfer-encoding: chunked\r\ndate: D\r\n\r\n"
@@ -1309,19 +1326,49 @@ mod tests {
             close: true,
             ..Default::default()
         };
-        assert_eq!(StreamFraming::for_response(200, &http10), StreamFraming::Close);
+        assert_eq!(
+            StreamFraming::for_response(200, &http10, false),
+            StreamFraming::Close
+        );
         assert_eq!(collect(|p| write_chunk(StreamFraming::Close, b"raw", p)), "raw");
         let head = ResponseMeta {
             head_only: true,
             ..Default::default()
         };
-        assert_eq!(StreamFraming::for_response(200, &head), StreamFraming::NoBody);
         assert_eq!(
-            StreamFraming::for_response(204, &ResponseMeta::default()),
+            StreamFraming::for_response(200, &head, false),
+            StreamFraming::NoBody
+        );
+        assert_eq!(
+            StreamFraming::for_response(204, &ResponseMeta::default(), false),
             StreamFraming::NoBody
         );
         assert_eq!(collect(|p| write_chunk(StreamFraming::NoBody, b"dropped", p)), "");
         assert_eq!(collect(|p| write_stream_end(StreamFraming::NoBody, p)), "");
+    }
+
+    #[test]
+    fn sized_streams_announce_their_length_even_to_head() {
+        let meta = ResponseMeta::default();
+        let framing = StreamFraming::for_response(200, &meta, true);
+        assert_eq!(framing, StreamFraming::Length);
+        let head = collect(|p| write_stream_head(206, b"", framing, Some(65536), meta, b"", p));
+        assert_eq!(
+            head,
+            "HTTP/1.1 206 Partial Content\r\ncontent-length: 65536\r\n\r\n"
+        );
+        assert_eq!(collect(|p| write_chunk(framing, b"raw", p)), "raw");
+        assert_eq!(collect(|p| write_stream_end(framing, p)), "");
+        let head_req = ResponseMeta {
+            head_only: true,
+            ..Default::default()
+        };
+        let framing = StreamFraming::for_response(200, &head_req, true);
+        assert_eq!(framing, StreamFraming::NoBody);
+        let head = collect(|p| write_stream_head(200, b"", framing, Some(7), head_req, b"", p));
+        assert!(head.contains("content-length: 7\r\n"), "{head}");
+        let head = collect(|p| write_stream_head(304, b"", StreamFraming::NoBody, Some(7), meta, b"", p));
+        assert!(!head.contains("content-length"), "{head}");
     }
 
     #[test]

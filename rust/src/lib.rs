@@ -25,7 +25,7 @@ use error::{fail, Status};
 use manager::Manager;
 
 /// Version of this ABI. `src/ffi.ts` refuses a library with another one.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 thread_local! {
     /// Live managers of this thread; a handle is an index + 1. Indices are
@@ -249,7 +249,10 @@ pub unsafe extern "C" fn mgnet_http_reply(
 /// Starts a streamed response to request `seq` of (`slot`, `id`): sends the
 /// status line and `head` (header lines); the body follows with
 /// `mgnet_http_write` and ends with `mgnet_http_end`. HTTP/1.1 clients get
-/// chunked framing, HTTP/1.0 clients a body delimited by closing.
+/// chunked framing, HTTP/1.0 clients a body delimited by closing, unless
+/// `length` ≥ 0 declares the body's size: then it is sent as
+/// `content-length` (also to HEAD), writes past it fail with `Invalid`, and
+/// a body that ends short closes the connection.
 ///
 /// # Safety
 /// `head` is valid for `head_len` bytes.
@@ -263,11 +266,14 @@ pub unsafe extern "C" fn mgnet_http_start(
     flags: u32,
     head: *const u8,
     head_len: u32,
+    length: f64,
 ) -> i32 {
     let head = bytes(head, head_len as usize);
+    // A negative length (or NaN) means "unknown": chunked framing.
+    let length = (length >= 0.0).then_some(length as u64);
     with_manager(h, |m| {
         let status = status.min(u16::MAX as u32) as u16;
-        match (*m).start(slot, id as u64, seq, status, flags, head) {
+        match (*m).start(slot, id as u64, seq, status, flags, head, length) {
             Ok(()) => 0,
             Err(e) => e,
         }

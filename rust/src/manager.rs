@@ -62,7 +62,12 @@ enum RespState {
     /// Handed to JS, nothing answered yet.
     Waiting,
     /// Being streamed. For a request behind the front, bytes wait in `held`.
-    Streaming { framing: StreamFraming, held: Vec<u8> },
+    /// `left` counts the bytes a sized body still owes (u64::MAX: unsized).
+    Streaming {
+        framing: StreamFraming,
+        held: Vec<u8>,
+        left: u64,
+    },
     /// Complete. For a request behind the front, its bytes wait in `held`.
     Done { held: Vec<u8> },
 }
@@ -955,7 +960,9 @@ impl Manager {
     }
 
     /// Starts a streamed response to request `seq`: sends the head; the
-    /// body follows with [`Manager::write`] and [`Manager::end`].
+    /// body follows with [`Manager::write`] and [`Manager::end`]. With a
+    /// `length` the body goes out unframed behind a `content-length`.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         &mut self,
         slot: u32,
@@ -964,6 +971,7 @@ impl Manager {
         status: u16,
         flags: u32,
         head: &[u8],
+        length: Option<u64>,
     ) -> Result<(), i32> {
         if !(200..=999).contains(&status) {
             return Err(fail(Status::Invalid, format!("invalid status {status}")));
@@ -972,7 +980,7 @@ impl Manager {
         let Kind::Http(h) = &mut self.slots[slot as usize].kind else {
             return Err(fail(Status::State, "not an HTTP connection"));
         };
-        let framing = StreamFraming::for_response(status, &h.inflight[idx].meta);
+        let framing = StreamFraming::for_response(status, &h.inflight[idx].meta, length.is_some());
         // Without chunked framing the body ends where the connection does.
         let close = if framing == StreamFraming::Close {
             REPLY_CLOSE
@@ -982,13 +990,22 @@ impl Manager {
         let state = RespState::Streaming {
             framing,
             held: Vec::new(),
+            left: length.unwrap_or(u64::MAX),
         };
         let meta = self.answer(slot, idx, flags | close, state)?;
         let (date, date_len) = self.date_line(flags);
         let mut result = Ok(());
-        write_stream_head(status, head, framing, meta, &date[..date_len], &mut |parts| {
-            result = self.emit(slot, c, idx, parts);
-        });
+        write_stream_head(
+            status,
+            head,
+            framing,
+            length,
+            meta,
+            &date[..date_len],
+            &mut |parts| {
+                result = self.emit(slot, c, idx, parts);
+            },
+        );
         result
     }
 
@@ -999,12 +1016,26 @@ impl Manager {
         let Kind::Http(h) = &mut self.slots[slot as usize].kind else {
             return Err(fail(Status::State, "not an HTTP connection"));
         };
-        let RespState::Streaming { framing, .. } = h.inflight[idx].state else {
+        let RespState::Streaming { framing, left, .. } = &mut h.inflight[idx].state else {
             return Err(fail(
                 Status::State,
                 "no streamed response in progress for this request",
             ));
         };
+        let framing = *framing;
+        if *left != u64::MAX {
+            if data.len() as u64 > *left {
+                return Err(fail(
+                    Status::Invalid,
+                    format!(
+                        "{} bytes exceed the declared content-length by {}",
+                        data.len(),
+                        data.len() as u64 - *left
+                    ),
+                ));
+            }
+            *left -= data.len() as u64;
+        }
         let mut result = Ok(());
         write_chunk(framing, data, &mut |parts| {
             result = self.emit(slot, c, idx, parts);
@@ -1027,16 +1058,19 @@ impl Manager {
             return Err(fail(Status::State, "not an HTTP connection"));
         };
         let p = &mut h.inflight[idx];
-        let RespState::Streaming { framing, held } = &mut p.state else {
+        let RespState::Streaming { framing, held, left } = &mut p.state else {
             return Err(fail(
                 Status::State,
                 "no streamed response in progress for this request",
             ));
         };
         let framing = *framing;
+        // A sized body that ended short can only be told apart from a
+        // complete one by closing the connection.
+        let short = framing == StreamFraming::Length && *left != 0;
         let held = std::mem::take(held);
         p.state = RespState::Done { held };
-        p.meta.close |= close;
+        p.meta.close |= close || short;
         self.awaiting -= 1;
         let mut result = Ok(());
         write_stream_end(framing, &mut |parts| {

@@ -63,3 +63,21 @@ export {
   serveFileResponse,
   type StaticOptions,
 } from "./src/static_files.ts";
+export { formatSse, SSE_HEADERS, type SseMessage, sseResponse, SseStream, startSse } from "./src/sse.ts";
+export {
+  basicChallenge,
+  type BasicCredentials,
+  bearerChallenge,
+  type BearerCredentials,
+  type Credentials,
+  parseAuthorization,
+  timingSafeEqual,
+} from "./src/auth.ts";
+export {
+  type FormPart,
+  multipartBoundary,
+  MultipartError,
+  type MultipartLimits,
+  parseMultipart,
+  sanitizeFilename,
+} from "./src/multipart.ts";

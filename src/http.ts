@@ -8,6 +8,7 @@
 import { asciiEqualsLower, latin1, utf8Decoder, utf8Encoder } from "./bytes.ts";
 import { Connection } from "./connection.ts";
 import { ConnectionClosedError } from "./errors.ts";
+import { type Credentials, parseAuthorization } from "./auth.ts";
 
 /** Header values for a reply. */
 export type HeadersInit =
@@ -558,6 +559,14 @@ export class HttpRequestEvent {
       ]);
     }
     return out;
+  }
+
+  /**
+   * The Basic or Bearer credentials of the `authorization` header, or
+   * `undefined` when absent, malformed or of another scheme.
+   */
+  get credentials(): Credentials | undefined {
+    return parseAuthorization(this.header("authorization"));
   }
 
   /** The headers as a `Headers` object (built on each read). */

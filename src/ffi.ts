@@ -81,6 +81,8 @@ export const symbols = {
   mgnet_flush: { parameters: ["u32"], result: "i32" },
   // int32_t mgnet_close(uint32_t h, uint32_t slot, double id, uint32_t drain)
   mgnet_close: { parameters: ["u32", "u32", "f64", "u32"], result: "i32" },
+  // int32_t mgnet_shutdown(uint32_t h)
+  mgnet_shutdown: { parameters: ["u32"], result: "i32" },
   // int32_t mgnet_wait_fd(uint32_t h)
   mgnet_wait_fd: { parameters: ["u32"], result: "i32" },
   // int32_t mgnet_next_timeout(uint32_t h)

@@ -97,6 +97,10 @@ export interface ManagerOptions {
   maxUriLength?: number;
   /** Maximum request body size after decoding (default 64 MiB); over it: 413. */
   maxBodySize?: number;
+  /** Aborting it starts a graceful {@linkcode Manager.shutdown}. */
+  signal?: AbortSignal;
+  /** Longest a graceful shutdown waits for in-flight responses (ms, default 10 000). */
+  shutdownTimeout?: number;
 }
 
 /**
@@ -206,6 +210,10 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
   #flushMark = 0;
   #flushQueued = false;
   #unflushed = false;
+  #shutdown: Promise<void> | undefined;
+  #shutdownTimeout: number;
+  /** Settled by a `close` event while a shutdown waits for connections. */
+  #connClosed: PromiseWithResolvers<void> | undefined;
 
   /**
    * Creates a manager (loads the native library on first use).
@@ -229,6 +237,10 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
       lim(options.maxBodySize, "maxBodySize", 0x7fffffff),
     ));
     this.#epfd = check(this.#sym.mgnet_wait_fd(this.#h));
+    const timeout = options.shutdownTimeout ?? 10_000;
+    if (!(timeout >= 0)) throw new RangeError("shutdownTimeout must be a non-negative number of ms");
+    this.#shutdownTimeout = timeout;
+    options.signal?.addEventListener("abort", () => void this.shutdown(), { once: true });
     // deno-lint-ignore no-this-alias
     const self = this;
     this.#host = {
@@ -273,6 +285,7 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
    */
   listen(url: string, handlers?: ListenHandlers): Listener {
     if (this.#closed) throw new ManagerClosedError();
+    if (this.#shutdown) throw new MgnetError("the manager is shutting down", "State");
     if (typeof url !== "string") throw new TypeError("listen() takes a URL string");
     if (handlers !== undefined) {
       if (typeof handlers?.onRequest !== "function") {
@@ -573,6 +586,7 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
           const conn = this.#conn(slot, id);
           conn.markClosed();
           this.#conns[slot] = undefined;
+          this.#connClosed?.resolve();
           const w = this.#drainWaiters.get(conn);
           if (w) {
             this.#drainWaiters.delete(conn);
@@ -677,6 +691,50 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
         return DONE;
       },
     };
+  }
+
+  /**
+   * Shuts down gracefully: stops accepting connections, closes idle
+   * keep-alive connections, lets the requests already received get their
+   * responses (each busy connection closes after its last one, with
+   * `connection: close` where still possible), then {@linkcode close}s.
+   * Requests arriving meanwhile are not read. After `timeout` ms whatever
+   * is still open is closed anyway. The event loop keeps running until
+   * then, so handlers can finish. Idempotent.
+   *
+   * @param options `timeout` in ms (default: the `shutdownTimeout` option, 10 s).
+   * @returns A promise that settles once the manager is closed.
+   * @example Stopping on SIGTERM
+   * ```ts ignore
+   * Deno.addSignalListener("SIGTERM", () => mgr.shutdown({ timeout: 5000 }));
+   * ```
+   */
+  shutdown(options: { timeout?: number } = {}): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#shutdown ??= (async () => {
+      const deadline = performance.now() + (options.timeout ?? this.#shutdownTimeout);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      try {
+        for (;;) {
+          if (this.#closed) break;
+          this.#connClosed = Promise.withResolvers<void>();
+          const open = this.#host.check(this.#sym.mgnet_shutdown(this.#h));
+          if (open === 0) break;
+          const left = deadline - performance.now();
+          if (left <= 0) break;
+          this.#sym.mgnet_wake(this.#h); // the loop runs and closes what is done
+          await Promise.race([
+            this.#connClosed.promise,
+            new Promise<void>((r) => timer = setTimeout(r, left)),
+          ]);
+          clearTimeout(timer);
+        }
+      } finally {
+        this.#connClosed = undefined;
+        await this.close();
+      }
+    })();
+    return this.#shutdown;
   }
 
   /**

@@ -31,14 +31,10 @@ export interface ServeOptions extends ManagerOptions {
   port?: number;
   /** Address to listen on (default `"0.0.0.0"`). */
   hostname?: string;
-  /** Aborting it shuts the server down gracefully. */
-  signal?: AbortSignal;
   /** Called once listening (default: logs `Listening on http://…/`); `false` silences it. */
   onListen?: ((localAddr: NetAddr) => void) | false;
   /** Turns a handler's error into a response (default: logs it, answers 500). */
   onError?: (error: unknown) => Response | Promise<Response>;
-  /** Longest a graceful shutdown waits for in-flight requests (ms, default 10 000). */
-  shutdownTimeout?: number;
 }
 
 /** Options with the handler inside, the third form of {@linkcode serve}. */
@@ -54,8 +50,9 @@ export interface HttpServer extends AsyncDisposable {
   /** Resolves once the server has shut down. */
   readonly finished: Promise<void>;
   /**
-   * Stops accepting connections, lets in-flight requests finish (at most
-   * `shutdownTimeout`), then closes everything.
+   * Stops accepting connections, closes idle keep-alive connections, lets
+   * in-flight requests finish (at most `shutdownTimeout`), then closes
+   * everything (see {@linkcode Manager.shutdown}).
    */
   shutdown(): Promise<void>;
   /**
@@ -171,13 +168,8 @@ class MgServer implements HttpServer {
   readonly addr: NetAddr;
   readonly finished: Promise<void>;
   #mgr: Manager;
-  #listenerClose: () => void;
   #handler: ServeHandler;
   #onError: (error: unknown) => Response | Promise<Response>;
-  #inFlight = 0;
-  #idle: PromiseWithResolvers<void> | undefined;
-  #shutdown: Promise<void> | undefined;
-  #timeout: number;
   #ctx: RequestContext;
   /** Abort controllers of requests whose `signal` was read, per connection. */
   #watched = new Map<number, Set<AbortController>>();
@@ -188,7 +180,6 @@ class MgServer implements HttpServer {
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`invalid port ${port}`);
     this.#handler = handler;
     this.#onError = options.onError ?? defaultOnError;
-    this.#timeout = options.shutdownTimeout ?? 10_000;
     this.#mgr = new Manager(options);
     const host = hostname.includes(":") ? `[${hostname}]` : hostname;
     const listener = this.#mgr.listen(`http://${host}:${port}`, {
@@ -200,7 +191,6 @@ class MgServer implements HttpServer {
         for (const c of set) c.abort(new ConnectionClosedError("the client disconnected"));
       },
     });
-    this.#listenerClose = () => listener.close();
     this.addr = { transport: "tcp", hostname, port: listener.port };
     const shownHost = hostname === "0.0.0.0" ? "localhost" : host;
     this.#ctx = {
@@ -219,13 +209,11 @@ class MgServer implements HttpServer {
         this.addr,
       );
     }
-    options.signal?.addEventListener("abort", () => this.shutdown(), { once: true });
   }
 
   #onRequest(ev: HttpRequestEvent): void {
     const req = new MgRequest(ev, this.#ctx);
     const info = new HandlerInfo(ev);
-    this.#inFlight++;
     let res: Response | Promise<Response>;
     try {
       res = (0, this.#handler)(req as unknown as Request, info);
@@ -251,7 +239,6 @@ class MgServer implements HttpServer {
 
   #finish(ev: HttpRequestEvent, req: MgRequest, info: HandlerInfo): void {
     info.done();
-    if (--this.#inFlight === 0) this.#idle?.resolve();
     const controller = req.abortController;
     if (controller) this.#watched.get(ev.conn.id)?.delete(controller); // answered: no abort
   }
@@ -358,20 +345,7 @@ class MgServer implements HttpServer {
   }
 
   shutdown(): Promise<void> {
-    this.#shutdown ??= (async () => {
-      this.#listenerClose();
-      if (this.#inFlight > 0) {
-        this.#idle = Promise.withResolvers<void>();
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          this.#idle.promise,
-          new Promise<void>((r) => timer = setTimeout(r, this.#timeout)),
-        ]);
-        clearTimeout(timer);
-      }
-      await this.#mgr.close();
-    })();
-    return this.#shutdown;
+    return this.#mgr.shutdown();
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -246,6 +246,15 @@ pub unsafe extern "C" fn mgnet_http_reply(
     })
 }
 
+/// Starts (and, called again, follows) a graceful shutdown: listeners
+/// close, idle connections close once their output is sent, busy ones after
+/// the responses already owed. Returns the HTTP connections still open, or
+/// a negative status.
+#[no_mangle]
+pub extern "C" fn mgnet_shutdown(h: u32) -> i32 {
+    with_manager(h, |m| unsafe { (*m).shutdown().min(i32::MAX as usize) as i32 })
+}
+
 /// Starts a streamed response to request `seq` of (`slot`, `id`): sends the
 /// status line and `head` (header lines); the body follows with
 /// `mgnet_http_write` and ends with `mgnet_http_end`. HTTP/1.1 clients get

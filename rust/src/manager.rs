@@ -1128,6 +1128,52 @@ impl Manager {
         }
     }
 
+    /// Graceful shutdown, step by step: closes every listener, closes idle
+    /// HTTP connections once their output is sent, and lets busy ones
+    /// finish the requests already handed to JS, closing after the last
+    /// response (`connection: close` where the head is still to be
+    /// written). Requests that arrive from now on are not read. Calling it
+    /// again only counts. Returns the HTTP connections still open.
+    pub fn shutdown(&mut self) -> usize {
+        let mut open = 0;
+        for i in 0..self.slots.len() {
+            let slot = i as u32;
+            let (id, c) = (self.slots[i].id, self.slots[i].c);
+            if id == 0 || c.is_null() {
+                continue;
+            }
+            let idle = match &mut self.slots[i].kind {
+                Kind::Listener => {
+                    unsafe { (*c).set_is_closing(1) };
+                    false
+                }
+                Kind::Http(h) => {
+                    open += 1;
+                    if h.close_when_sent || unsafe { (*c).is_closing() } != 0 {
+                        continue;
+                    }
+                    h.parser.stop();
+                    match h.inflight.back_mut() {
+                        Some(last) => {
+                            last.meta.close = true;
+                            false
+                        }
+                        None => {
+                            h.close_when_sent = true;
+                            true
+                        }
+                    }
+                }
+                Kind::Free => false,
+            };
+            if idle {
+                self.mark_dirty(slot);
+            }
+        }
+        self.needs_poll = true;
+        open
+    }
+
     /// Closes a connection or listener: `drain` sends what is queued first.
     pub fn close(&mut self, slot: u32, id: u64, drain: bool) -> Result<(), i32> {
         let c = self.conn(slot, id)?;
@@ -1205,8 +1251,11 @@ impl Manager {
                 self.events.error(id, slot, msg);
             }
             sys::MG_EV_CLOSE => {
-                let id = self.slots[slot as usize].id;
-                self.events.close(id, slot);
+                // Only connections announce their end: a listener is not one.
+                if !matches!(self.slots[slot as usize].kind, Kind::Listener) {
+                    let id = self.slots[slot as usize].id;
+                    self.events.close(id, slot);
+                }
                 self.release_slot(slot);
             }
             _ => {}

@@ -7,21 +7,16 @@
  * SIGINT or SIGTERM.
  */
 import { Manager } from "../mod.ts";
+import { announce, listenUrl, onStopSignal } from "./_server_env.ts";
 
-const hostname = Deno.env.get("HOSTNAME") ?? "127.0.0.1";
-const port = Number(Deno.env.get("PORT") ?? "8000");
 const body = JSON.stringify({ message: "Hello, World!" });
 // A frozen headers object is serialised once and reused.
 const headers = Object.freeze({ "content-type": "application/json" });
 
 const mgr = new Manager();
-const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-const listener = mgr.listen(`http://${host}:${port}`);
-console.log(`Listening on http://${host}:${listener.port}/`);
-
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  Deno.addSignalListener(signal, () => mgr.close());
-}
+const listener = mgr.listen(listenUrl());
+announce(listener.port);
+onStopSignal(() => mgr.close());
 
 for await (const ev of mgr) {
   if (ev.type === "http") ev.reply(200, body, headers);

@@ -8,6 +8,7 @@
  */
 import { Hono } from "hono";
 import { serve } from "../mod.ts";
+import { announce, hostname, onStopSignal, port } from "./_server_env.ts";
 
 export const app = new Hono();
 app.use("*", async (c, next) => {
@@ -19,14 +20,7 @@ app.get("/hello/:name", (c) => c.json({ message: `Hello, ${c.req.param("name")}!
 app.post("/echo", async (c) => c.json({ received: await c.req.json() }));
 
 if (import.meta.main) {
-  const hostname = Deno.env.get("HOSTNAME") ?? "127.0.0.1";
-  const port = Number(Deno.env.get("PORT") ?? "8000");
-  const server = serve({
-    port,
-    hostname,
-    onListen: ({ port }) =>
-      console.log(`Listening on http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}/`),
-  }, app.fetch);
-  for (const s of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(s, () => server.shutdown());
+  const server = serve({ port, hostname, onListen: ({ port }) => announce(port) }, app.fetch);
+  onStopSignal(() => server.shutdown());
   await server.finished;
 }

@@ -11,16 +11,21 @@
  * | `GET /api/time`    | answered by the native cache for 2 s at a time (`cached()`) |
  * | `GET /sse`         | Server-Sent Events, one tick a second, streamed            |
  * | `GET /stream`      | a 1 MiB body streamed with backpressure                    |
+ * | `GET /static/*`    | files from `examples/web_root/` (ETag, 304, Range, HEAD)   |
+ * | `GET /upload`      | an upload form; `POST /upload` saves multipart files       |
+ *
+ * Uploads go to a fresh temporary directory (or `UPLOAD_DIR`), under
+ * sanitised unique names; bodies over 16 MiB get 413.
  *
  * Prints `Listening on http://HOST:PORT/` when ready; exits cleanly on
  * SIGINT or SIGTERM.
  */
-import { cached, serve } from "../mod.ts";
+import { cached, MultipartError, serve, serveDirResponse, sseResponse } from "../mod.ts";
+import { announce, hostname, onStopSignal, port } from "./_server_env.ts";
+import { saveUploads } from "./_uploads.ts";
 
-const hostname = Deno.env.get("HOSTNAME") ?? "127.0.0.1";
-const port = Number(Deno.env.get("PORT") ?? "8000");
-const shownHost = hostname.includes(":") ? `[${hostname}]` : hostname;
-const encoder = new TextEncoder();
+const webRoot = new URL("./web_root/", import.meta.url).pathname;
+const uploadDir = Deno.env.get("UPLOAD_DIR") ?? await Deno.makeTempDir({ prefix: "mgnet-uploads-" });
 
 const PAGE = `<!doctype html>
 <html lang="en"><meta charset="utf-8"><title>mgnet showcase</title>
@@ -33,6 +38,8 @@ const PAGE = `<!doctype html>
 <li><a href="/api/time">/api/time</a> — answered by the native cache for 2 s</li>
 <li><a href="/sse">/sse</a> — Server-Sent Events, one tick a second</li>
 <li><a href="/stream">/stream</a> — 1 MiB streamed with backpressure</li>
+<li><a href="/static/">/static/</a> — static files with ETag, 304 and ranges</li>
+<li><a href="/upload">/upload</a> — multipart file upload</li>
 </ul>
 <pre id="ticks"></pre>
 <script>
@@ -41,28 +48,29 @@ es.addEventListener("tick", (e) => document.getElementById("ticks").textContent 
 </script>
 </html>`;
 
-function sse(signal: AbortSignal): Response {
-  let n = 0;
-  let timer: ReturnType<typeof setInterval> | undefined;
-  const body = new ReadableStream<Uint8Array>({
-    start(controller) {
-      controller.enqueue(encoder.encode(": connected\n\nretry: 2000\n\n"));
-      timer = setInterval(() => {
-        n++;
-        controller.enqueue(encoder.encode(`id: ${n}\nevent: tick\ndata: ${n}\n\n`));
-      }, 1000);
-      signal.addEventListener("abort", () => {
-        clearInterval(timer);
-        controller.close();
-      });
-    },
-    cancel() {
-      clearInterval(timer);
-    },
-  });
-  return new Response(body, {
-    headers: { "content-type": "text/event-stream", "cache-control": "no-cache" },
-  });
+const UPLOAD_FORM = `<!doctype html><meta charset="utf-8"><title>mgnet upload</title>
+<form method="post" action="/upload" enctype="multipart/form-data">
+<input name="note" placeholder="a note"> <input type="file" name="file" multiple> <button>Upload</button>
+</form>`;
+
+/** One tick a second until the client goes away (the generator then returns). */
+async function* ticks(signal: AbortSignal) {
+  yield { comment: "connected", retry: 2000 };
+  for (let n = 1; !signal.aborted; n++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    yield { id: String(n), event: "tick", data: String(n) };
+  }
+}
+
+async function upload(req: Request): Promise<Response> {
+  try {
+    return Response.json(
+      await saveUploads(uploadDir, await req.bytes(), req.headers.get("content-type") ?? ""),
+    );
+  } catch (e) {
+    if (!(e instanceof MultipartError)) throw e;
+    return new Response(`bad upload: ${e.message}\n`, { status: 400 });
+  }
 }
 
 function stream(): Response {
@@ -83,11 +91,18 @@ function stream(): Response {
 const server = serve({
   port,
   hostname,
+  maxBodySize: 16 << 20,
   // Open event streams never finish on their own: do not wait for them.
   shutdownTimeout: 50,
-  onListen: ({ port }) => console.log(`Listening on http://${shownHost}:${port}/`),
+  onListen: ({ port }) => {
+    announce(port);
+    console.log(`Uploads are saved in ${uploadDir}`);
+  },
 }, async (req) => {
   const url = new URL(req.url);
+  if (url.pathname.startsWith("/static/") || url.pathname === "/static") {
+    return serveDirResponse(req, webRoot, { prefix: "/static", maxAge: 60 });
+  }
   switch (`${req.method} ${url.pathname}`) {
     case "GET /":
       return new Response(PAGE.replace("HOST", url.host), {
@@ -102,13 +117,17 @@ const server = serve({
     case "GET /api/time":
       return cached(Response.json({ time: new Date().toISOString() }), { ttl: 2000 });
     case "GET /sse":
-      return sse(req.signal);
+      return sseResponse(ticks(req.signal));
     case "GET /stream":
       return stream();
+    case "GET /upload":
+      return new Response(UPLOAD_FORM, { headers: { "content-type": "text/html; charset=utf-8" } });
+    case "POST /upload":
+      return upload(req);
     default:
       return new Response("Not Found\n", { status: 404 });
   }
 });
 
-for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, () => server.shutdown());
+onStopSignal(() => server.shutdown());
 await server.finished;

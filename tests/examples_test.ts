@@ -8,6 +8,7 @@ async function startExample(file: string, env: Record<string, string> = {}) {
       "--allow-ffi",
       "--allow-env",
       "--allow-read",
+      "--allow-write",
       new URL(`../examples/${file}`, import.meta.url).pathname,
     ],
     env: { PORT: "0", ...env },
@@ -58,7 +59,8 @@ Deno.test("examples/hello.ts honours HOSTNAME (IPv6)", async () => {
 });
 
 Deno.test("examples/showcase.ts serves every route and exits cleanly with an event stream open", async () => {
-  const { child, url, reader } = await startExample("showcase.ts");
+  const uploadDir = Deno.makeTempDirSync();
+  const { child, url, reader } = await startExample("showcase.ts", { UPLOAD_DIR: uploadDir });
   try {
     const page = await fetch(url);
     assert.match(page.headers.get("content-type") ?? "", /text\/html/);
@@ -79,14 +81,162 @@ Deno.test("examples/showcase.ts serves every route and exits cleanly with an eve
     assert.equal(missing.status, 404);
     await missing.text();
     const events = await fetch(`${url}sse`);
-    assert.equal(events.headers.get("content-type"), "text/event-stream");
+    assert.equal(events.headers.get("content-type"), "text/event-stream; charset=utf-8");
     const sse = events.body!.pipeThrough(new TextDecoderStream()).getReader();
     let text = "";
-    while (!text.includes("event: tick")) text += (await sse.read()).value ?? "";
-    assert.match(text, /id: 1\nevent: tick\ndata: 1\n\n/);
+    while (!text.includes("data: 1\n\n")) text += (await sse.read()).value ?? "";
+    assert.equal(text, ": connected\nretry: 2000\n\nevent: tick\nid: 1\ndata: 1\n\n");
+    const css = await fetch(`${url}static/assets/style.css`);
+    assert.equal(css.headers.get("content-type"), "text/css; charset=utf-8");
+    assert.equal(
+      await css.text(),
+      Deno.readTextFileSync(new URL("../examples/web_root/assets/style.css", import.meta.url)),
+    );
+    const index = await fetch(`${url}static/`);
+    assert.match(await index.text(), /Static files/);
+    const form = new FormData();
+    form.append("note", "hi");
+    form.append("file", new File(["uploaded bytes"], "../evil name.txt"));
+    const saved = await (await fetch(`${url}upload`, { method: "POST", body: form })).json();
+    assert.deepEqual(saved.fields, { note: "hi" });
+    assert.equal(saved.files.length, 1);
+    assert.match(saved.files[0].savedAs, /^[0-9a-f]{8}-evil name\.txt$/);
+    assert.equal(Deno.readTextFileSync(`${uploadDir}/${saved.files[0].savedAs}`), "uploaded bytes");
+    const bad = await fetch(`${url}upload`, {
+      method: "POST",
+      headers: { "content-type": "multipart/form-data; boundary=x" },
+      body: "nonsense",
+    });
+    assert.equal(bad.status, 400);
+    await bad.text();
     child.kill("SIGINT");
     assert.equal((await child.status).code, 0);
     await sse.cancel().catch(() => {});
+  } finally {
+    try {
+      child.kill("SIGINT");
+    } catch { /* already exited */ }
+    await child.status;
+    await reader.cancel();
+    Deno.removeSync(uploadDir, { recursive: true });
+  }
+});
+
+/** Runs `body` against an example, then stops it with SIGINT and expects exit code 0. */
+async function withExample(
+  file: string,
+  body: (url: string, reader: ReadableStreamDefaultReader<string>) => Promise<void>,
+  env: Record<string, string> = {},
+): Promise<void> {
+  const { child, url, reader } = await startExample(file, env);
+  try {
+    await body(url, reader);
+  } finally {
+    child.kill("SIGINT");
+    const status = await child.status;
+    await reader.cancel();
+    assert.equal(status.code, 0);
+  }
+}
+
+Deno.test("examples/static_files.ts serves web_root with validators and ranges", async () => {
+  await withExample("static_files.ts", async (url) => {
+    const page = await fetch(url);
+    assert.equal(page.headers.get("content-type"), "text/html; charset=utf-8");
+    assert.match(await page.text(), /Static files/);
+    const etag = page.headers.get("etag")!;
+    const again = await fetch(url, { headers: { "if-none-match": etag } });
+    assert.equal(again.status, 304);
+    await again.body?.cancel();
+    const svg = await fetch(`${url}assets/logo.svg`, { headers: { range: "bytes=0-3" } });
+    assert.equal(svg.status, 206);
+    assert.equal(await svg.text(), "<svg");
+    const escape = await fetch(`${url}assets/..%2f..%2fhello.ts`);
+    assert.equal(escape.status, 404);
+    await escape.body?.cancel();
+  });
+});
+
+Deno.test("examples/rest_json.ts: create, read, update, delete, and its errors", async () => {
+  await withExample("rest_json.ts", async (url) => {
+    const json = { "content-type": "application/json" };
+    const created = await fetch(`${url}notes`, { method: "POST", headers: json, body: '{"text":"first"}' });
+    assert.equal(created.status, 201);
+    const note = await created.json();
+    assert.equal(created.headers.get("location"), `/notes/${note.id}`);
+    assert.deepEqual(await (await fetch(`${url}notes`)).json(), [note]);
+    const put = await fetch(`${url}notes/${note.id}`, {
+      method: "PUT",
+      headers: json,
+      body: '{"text":"edited"}',
+    });
+    assert.deepEqual(await put.json(), { id: note.id, text: "edited" });
+    const bad = await fetch(`${url}notes`, { method: "POST", headers: json, body: "{nope" });
+    assert.equal(bad.status, 400);
+    await bad.body?.cancel();
+    const plain = await fetch(`${url}notes`, { method: "POST", body: "text" });
+    assert.equal(plain.status, 415);
+    await plain.body?.cancel();
+    const del = await fetch(`${url}notes/${note.id}`, { method: "DELETE" });
+    assert.equal(del.status, 204);
+    await del.body?.cancel();
+    const gone = await fetch(`${url}notes/${note.id}`);
+    assert.equal(gone.status, 404);
+    await gone.body?.cancel();
+    const patch = await fetch(`${url}notes`, { method: "PATCH" });
+    assert.equal(patch.status, 405);
+    assert.equal(patch.headers.get("allow"), "GET, POST");
+    await patch.body?.cancel();
+  });
+});
+
+Deno.test("examples/sse.ts pushes timed events to an EventSource", async () => {
+  await withExample("sse.ts", async (url) => {
+    const es = new EventSource(`${url}events`);
+    const first = await new Promise<MessageEvent>((resolve, reject) => {
+      es.addEventListener("time", (e) => resolve(e as MessageEvent));
+      es.onerror = () => reject(new Error("EventSource failed"));
+    });
+    es.close();
+    assert.equal(first.lastEventId, "1");
+    assert.ok(!Number.isNaN(Date.parse(first.data)));
+  });
+});
+
+Deno.test("examples/upload.ts saves curl's upload under a sanitised name", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    await withExample("upload.ts", async (url) => {
+      const src = `${dir}/source.txt`;
+      Deno.writeTextFileSync(src, "curl upload");
+      const out = await new Deno.Command("curl", {
+        args: ["-s", "-F", `file=@${src};filename=../../x.txt`, `${url}upload`],
+        env: { LD_PRELOAD: "" },
+      }).output();
+      const saved = JSON.parse(new TextDecoder().decode(out.stdout));
+      assert.match(saved.files[0].savedAs, /^[0-9a-f]{8}-x\.txt$/);
+      assert.equal(Deno.readTextFileSync(`${dir}/${saved.files[0].savedAs}`), "curl upload");
+    }, { UPLOAD_DIR: dir });
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("examples/shutdown.ts answers a request in progress after SIGINT, then exits", async () => {
+  const { child, url, reader } = await startExample("shutdown.ts");
+  try {
+    const slow = fetch(`${url}slow`).then((r) => r.text());
+    let out = "";
+    while (!out.includes("slow request")) out += (await reader.read()).value ?? "";
+    child.kill("SIGINT");
+    assert.equal(await slow, "answered /slow\n");
+    while (!out.includes("stopped")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += value;
+    }
+    assert.match(out, /shutting down[\s\S]*stopped/);
+    assert.equal((await child.status).code, 0);
   } finally {
     try {
       child.kill("SIGINT");

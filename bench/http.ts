@@ -12,7 +12,10 @@
  *
  * Scenarios: keepalive100, keepalive1000 (plain keep-alive GETs), pipeline16
  * (16 requests per write), async10 (the handler awaits a 0 ms timer before
- * replying; 10 connections, latency percentiles reported).
+ * replying; 10 connections, latency percentiles reported), echo1k (a 1 KiB
+ * JSON POST echoed back, 100 connections), static64k (a 64 KiB file from a
+ * static directory handler, 100 connections; Deno.serve runs a std-free
+ * stat + read handler, Mongoose-C `mg_http_serve_dir`, mgnet `serveDir`).
  *
  * Prints a markdown table with ratios to Deno.serve and to plain-C Mongoose;
  * with --rounds=N every figure is the median over N rounds, and ratios are
@@ -40,55 +43,87 @@ function parseArgs(): Args {
   return {
     duration: Number(a.duration ?? 10),
     rounds: Number(a.rounds ?? 3),
-    scenarios: (a.scenarios ?? "keepalive100,keepalive1000,pipeline16,async10").split(","),
+    scenarios: (a.scenarios ?? Object.keys(SCENARIOS).join(",")).split(","),
     servers: (a.servers ?? Object.keys(SERVERS).join(",")).split(","),
   };
 }
 
+/** What the servers answer: see bench/servers/*. */
+type Mode = "hello" | "async" | "echo" | "static";
+
 interface Scenario {
   name: string;
   connections: number;
-  pipeline?: number;
-  async?: boolean;
+  mode: Mode;
+  /** Request path (default `/`). */
+  path?: string;
+  /** A wrk Lua script (oha is not used for such scenarios). */
+  lua?: string;
 }
 
+const STATIC_DIR = `${BUILD}/static`;
+const ECHO_BODY = JSON.stringify({ data: "x".repeat(1024 - 12) });
+
 const SCENARIOS: Record<string, Scenario> = {
-  keepalive100: { name: "keep-alive, 100 conns", connections: 100 },
-  keepalive1000: { name: "keep-alive, 1000 conns", connections: 1000 },
-  pipeline16: { name: "pipelined ×16, 100 conns", connections: 100, pipeline: 16 },
-  async10: { name: "async handler (0 ms timer), 10 conns", connections: 10, async: true },
+  keepalive100: { name: "keep-alive, 100 conns", connections: 100, mode: "hello" },
+  keepalive1000: { name: "keep-alive, 1000 conns", connections: 1000, mode: "hello" },
+  pipeline16: {
+    name: "pipelined ×16, 100 conns",
+    connections: 100,
+    mode: "hello",
+    lua:
+      `init = function(args)\n  req = string.rep(wrk.format(), 16)\nend\nrequest = function()\n  return req\nend\n`,
+  },
+  async10: { name: "async handler (0 ms timer), 10 conns", connections: 10, mode: "async" },
+  echo1k: {
+    name: "JSON echo 1 KiB POST, 100 conns",
+    connections: 100,
+    mode: "echo",
+    lua: `wrk.method = "POST"\nwrk.body = '${ECHO_BODY}'\nwrk.headers["Content-Type"] = "application/json"\n`,
+  },
+  static64k: {
+    name: "static file 64 KiB, 100 conns",
+    connections: 100,
+    mode: "static",
+    path: "/static/file64k.bin",
+  },
 };
 
+const HELLO_APP = `${ROOT}bench/servers/fetch_app.ts`;
+const MGNET_APP = `${ROOT}bench/servers/mgnet_app.ts`;
+
 interface ServerDef {
-  cmd: (async: boolean) => string[] | undefined;
+  /** The command for a mode, or undefined if this server skips it. */
+  cmd: (mode: Mode) => string[] | undefined;
   env?: Record<string, string>;
   /** The server this one is compared with in the "× baseline" columns. */
   baseline?: string;
 }
 
 const SERVERS: Record<string, ServerDef> = {
-  "Deno.serve": { cmd: () => [DENO, "run", "-A", `${ROOT}bench/servers/deno_serve_hello.ts`] },
-  "Mongoose-C": { cmd: (a) => (a ? undefined : [`${BUILD}/mongoose_hello`]) },
+  "Deno.serve": { cmd: () => [DENO, "run", "-A", HELLO_APP], env: { RUNTIME: "deno" } },
+  "Mongoose-C": { cmd: (m) => (m === "async" ? undefined : [`${BUILD}/mongoose_hello`]) },
   "mgnet": {
-    cmd: (
-      a,
-    ) => [DENO, "run", "-A", a ? `${ROOT}bench/servers/mgnet_async_hello.ts` : `${ROOT}examples/hello.ts`],
+    cmd: (m) => [DENO, "run", "-A", m === "hello" ? `${ROOT}examples/hello.ts` : MGNET_APP],
     baseline: "Deno.serve",
   },
   "mgnet serve()": {
-    cmd: (a) => (a ? undefined : [DENO, "run", "-A", `${ROOT}examples/fetch_hello.ts`]),
+    cmd: (m) => (m === "async" ? undefined : [DENO, "run", "-A", HELLO_APP]),
+    env: { RUNTIME: "mgnet" },
     baseline: "Deno.serve",
   },
   "mgnet cached": {
-    cmd: (a) => (a ? undefined : [DENO, "run", "-A", `${ROOT}bench/servers/mgnet_cached_hello.ts`]),
+    cmd: (
+      m,
+    ) => (m === "hello" ? [DENO, "run", "-A", `${ROOT}bench/servers/mgnet_cached_hello.ts`] : undefined),
     baseline: "Mongoose-C",
   },
   "Hono/Deno.serve": {
-    cmd: (a) => (a ? undefined : [DENO, "run", "-A", `${ROOT}bench/servers/hono_hello.ts`]),
+    cmd: (m) => (m === "hello" ? [DENO, "run", "-A", `${ROOT}bench/servers/hono_hello.ts`] : undefined),
     env: { RUNTIME: "deno" },
   },
   "Hono/mgnet": {
-    cmd: (a) => (a ? undefined : [DENO, "run", "-A", `${ROOT}bench/servers/hono_hello.ts`]),
+    cmd: (m) => (m === "hello" ? [DENO, "run", "-A", `${ROOT}bench/servers/hono_hello.ts`] : undefined),
     env: { RUNTIME: "mgnet" },
     baseline: "Hono/Deno.serve",
   },
@@ -199,13 +234,9 @@ async function wrk(url: string, sc: Scenario, seconds: number): Promise<Result> 
     "10s",
   ];
   let script: string | undefined;
-  if (sc.pipeline) {
+  if (sc.lua) {
     script = await Deno.makeTempFile({ suffix: ".lua" });
-    await Deno.writeTextFile(
-      script,
-      `init = function(args)\n  local r = wrk.format()\n  req = string.rep(r, ${sc.pipeline})\nend\n` +
-        `request = function()\n  return req\nend\n`,
-    );
+    await Deno.writeTextFile(script, sc.lua);
     args.push("-s", script);
   }
   args.push(url);
@@ -328,15 +359,16 @@ async function measure(
 ): Promise<Row | undefined> {
   const def = SERVERS[serverName];
   if (!def) throw new Error(`unknown server ${serverName}; known: ${Object.keys(SERVERS).join(", ")}`);
-  const cmd = def.cmd(!!sc.async);
+  const cmd = def.cmd(sc.mode);
   if (!cmd) return undefined;
   const port = freePort();
   const child = await startServer(cmd, port, {
     ...SERVERS[serverName].env,
-    ...(sc.async ? { ASYNC: "1" } : {}),
+    MODE: sc.mode,
+    STATIC_ROOT: STATIC_DIR,
   });
-  const url = `http://127.0.0.1:${port}/`;
-  const load = useOha && !sc.pipeline ? oha : wrk;
+  const url = `http://127.0.0.1:${port}${sc.path ?? "/"}`;
+  const load = useOha && !sc.lua ? oha : wrk;
   try {
     await load(url, sc, 2); // warm-up (JIT, buffers)
     const before = cpuTicks(child.pid);
@@ -369,6 +401,10 @@ if (import.meta.main) {
     Deno.exit(1);
   }
   if (args.servers.includes("Mongoose-C")) await buildMongooseC();
+  await Deno.mkdir(STATIC_DIR, { recursive: true });
+  const file64k = new Uint8Array(64 * 1024);
+  for (let i = 0; i < file64k.length; i++) file64k[i] = (i * 131) & 0xff;
+  await Deno.writeFile(`${STATIC_DIR}/file64k.bin`, file64k);
   const useOha = await have("oha");
   console.error(
     `load tool: ${

@@ -63,6 +63,15 @@ export {
   serveFileResponse,
   type StaticOptions,
 } from "./src/static_files.ts";
+export {
+  type ClientConnectOptions,
+  ClientError,
+  type ClientErrorKind,
+  type ClientRequestInit,
+  type ClientRequestOptions,
+  ClientResponse,
+  HttpClientConnection,
+} from "./src/http_client.ts";
 export { formatSse, SSE_HEADERS, type SseMessage, sseResponse, SseStream, startSse } from "./src/sse.ts";
 export {
   basicChallenge,

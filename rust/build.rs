@@ -87,6 +87,7 @@ fn main() {
         .allowlist_function("mg_.*")
         .allowlist_type("mg_.*")
         .allowlist_var("MG_.*")
+        .allowlist_var("mg_boot_timestamp_ms")
         .default_enum_style(bindgen::EnumVariation::Consts)
         .prepend_enum_name(false)
         .layout_tests(false)

@@ -40,6 +40,32 @@ export interface ConnectionHost {
 }
 
 /**
+ * Receives the events of an outbound connection (made by
+ * `Manager.openClient`); they never reach the manager's iterator.
+ * @internal
+ */
+export interface ClientSink {
+  /** Connected (for TLS: the handshake is done). */
+  onOpen(remoteAddr: NetAddr, localAddr: NetAddr): void;
+  /** Bytes arrived (a view that stays valid). */
+  onData(bytes: Uint8Array): void;
+  /** The connection failed; `onClose` follows. */
+  onError(message: string): void;
+  /** The connection is gone. */
+  onClose(): void;
+}
+
+/** TLS settings of an outbound connection. @internal */
+export interface ClientTls {
+  /** Server name: SNI and the name the certificate must carry. */
+  name: string;
+  /** Trusted CA certificates, PEM or DER. */
+  ca?: Uint8Array;
+  /** Skip certificate and name verification. */
+  insecure?: boolean;
+}
+
+/**
  * One network connection of a {@linkcode Manager}. Connections are numbers
  * natively; this object is the JS handle for one, valid until its `close`
  * event. Using it after that throws {@linkcode ConnectionClosedError}.

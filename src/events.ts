@@ -6,7 +6,7 @@
  * | `open`  | a listener accepted a connection       | `conn`, `listenerId`         |
  * | `http`  | a complete HTTP request arrived        | {@linkcode HttpRequestEvent} |
  * | `error` | a connection failed (it closes next)   | `conn`, `message`            |
- * | `close` | a connection or listener closed        | `conn`                       |
+ * | `close` | a connection closed                    | `conn`                       |
  *
  * @module
  */
@@ -15,7 +15,7 @@ import type { Connection } from "./connection.ts";
 import type { HttpRequestEvent } from "./http.ts";
 
 /** Record kinds of the native batch (rust/src/event.rs). */
-export const Kind = { Open: 1, Http: 2, Close: 3, Error: 4, Drain: 5 } as const;
+export const Kind = { Open: 1, Http: 2, Close: 3, Error: 4, Drain: 5, Data: 6 } as const;
 
 /**
  * A listener accepted a connection.

@@ -81,6 +81,14 @@ export const symbols = {
   mgnet_flush: { parameters: ["u32"], result: "i32" },
   // int32_t mgnet_close(uint32_t h, uint32_t slot, double id, uint32_t drain)
   mgnet_close: { parameters: ["u32", "u32", "f64", "u32"], result: "i32" },
+  // int32_t mgnet_connect(uint32_t h, const uint8_t *addr, uint32_t addr_len, uint32_t flags,
+  //   const uint8_t *name, uint32_t name_len, const uint8_t *ca, uint32_t ca_len, uint8_t *out)
+  mgnet_connect: {
+    parameters: ["u32", "buffer", "u32", "u32", "buffer", "u32", "buffer", "u32", "buffer"],
+    result: "i32",
+  },
+  // int32_t mgnet_send(uint32_t h, uint32_t slot, double id, const uint8_t *data, uint32_t off, uint32_t len)
+  mgnet_send: { parameters: ["u32", "u32", "f64", "buffer", "u32", "u32"], result: "i32" },
   // int32_t mgnet_shutdown(uint32_t h)
   mgnet_shutdown: { parameters: ["u32"], result: "i32" },
   // int32_t mgnet_wait_fd(uint32_t h)

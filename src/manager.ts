@@ -21,8 +21,22 @@
  * @module
  */
 
-import type { Connection, ConnectionHost, NetAddr } from "./connection.ts";
+import {
+  type ClientSink,
+  type ClientTls,
+  Connection,
+  type ConnectionHost,
+  type NetAddr,
+} from "./connection.ts";
 import { ConnectionClosedError, ManagerClosedError, MgnetError } from "./errors.ts";
+import {
+  type ClientConnectOptions,
+  type ClientRequestOptions,
+  type ClientResponse,
+  type HttpClientConnection,
+  httpRequest,
+  openHttpConnection,
+} from "./http_client.ts";
 import type { CloseEvent, ErrorEvent, MgEvent, OpenEvent } from "./events.ts";
 import { Kind } from "./events.ts";
 import { check, lib, type Symbols } from "./ffi.ts";
@@ -212,6 +226,12 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
   #unflushed = false;
   #shutdown: Promise<void> | undefined;
   #shutdownTimeout: number;
+  /**
+   * Outbound connections and the receivers of their events, by connection
+   * id (not by slot: a slot can be reused natively before JS has decoded
+   * its previous occupant's close).
+   */
+  #clients = new Map<number, { conn: Connection; sink: ClientSink }>();
   /** Settled by a `close` event while a shutdown waits for connections. */
   #connClosed: PromiseWithResolvers<void> | undefined;
 
@@ -538,15 +558,16 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
   }
 
   /**
-   * Drives the loop while a streamed response waits for room and nobody
-   * else polls (a `for await` body awaiting `write()`): events that arrive
-   * meanwhile wait in the backlog for the iterator.
+   * Drives the loop while a streamed response waits for room or an
+   * outbound connection is open, and nobody else polls (no handlers, or a
+   * `for await` body awaiting `write()` or a client request): events that
+   * arrive meanwhile wait in the backlog for the iterator.
    */
   async #drive(): Promise<void> {
     if (this.#driving || this.#pumping) return;
     this.#driving = true;
     try {
-      while (this.#drainWaiters.size > 0 && !this.#closed) {
+      while ((this.#drainWaiters.size > 0 || this.#clients.size > 0) && !this.#closed) {
         this.#toBacklog();
         if (!(await this.#fillShared())) break;
         this.#toBacklog();
@@ -554,6 +575,93 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
     } finally {
       this.#driving = false;
     }
+  }
+
+  /**
+   * Sends one HTTP request on a new connection (closed once the response
+   * body has arrived) and resolves with the response when its head is in.
+   * `https:` URLs use TLS; pass `ca` to verify the server.
+   *
+   * @param url `http://` or `https://` URL.
+   * @param options Method, headers, body, timeouts, `signal`, TLS trust.
+   * @returns The response; read its body with `text()`, `json()`, `bytes()` or `body`.
+   * @throws {ClientError} with `kind` `dns`, `refused`, `connect`, `tls`,
+   *   `timeout`, `reset`, `protocol` or `aborted`; {TypeError} for a bad
+   *   URL or header.
+   * @example
+   * ```ts
+   * import { Manager } from "../mod.ts";
+   * await using mgr = new Manager();
+   * const { port } = mgr.listen("http://127.0.0.1:0", { onRequest: (ev) => void ev.reply(200, "pong") });
+   * const res = await mgr.request(`http://127.0.0.1:${port}/ping`);
+   * console.log(res.status, await res.text()); // 200 "pong"
+   * ```
+   */
+  request(url: string | URL, options?: ClientRequestOptions): Promise<ClientResponse> {
+    return httpRequest(this, url, options);
+  }
+
+  /**
+   * Opens a keep-alive HTTP connection to a server for several requests.
+   *
+   * @param url The server (`http://host:port` or `https://...`); a path is ignored.
+   * @param options Connect timeout and TLS trust.
+   * @returns The connection, once connected.
+   * @throws {ClientError} if the name does not resolve or the connection fails.
+   * @example
+   * ```ts
+   * import { Manager } from "../mod.ts";
+   * await using mgr = new Manager();
+   * const { port } = mgr.listen("http://127.0.0.1:0", { onRequest: (ev) => void ev.reply(200, ev.path) });
+   * await using conn = await mgr.connect(`http://127.0.0.1:${port}`);
+   * for (const p of ["/a", "/b"]) console.log(await (await conn.request(p)).text()); // "/a", "/b"
+   * ```
+   */
+  connect(url: string | URL, options?: ClientConnectOptions): Promise<HttpClientConnection> {
+    return openHttpConnection(this, url, options);
+  }
+
+  /**
+   * Opens an outbound TCP (or TLS) connection to a resolved address; its
+   * events go to `sink`, not to the iterator. The manager's loop is driven
+   * while such connections are open.
+   * @internal Used by the HTTP client.
+   * @param addr `tcp://IP:port` or `tcp://[IPv6]:port`.
+   * @param tls TLS settings, for an encrypted connection.
+   * @param sink The receiver of the connection's events.
+   * @returns The connection.
+   */
+  openClient(addr: string, tls: ClientTls | undefined, sink: ClientSink): Connection {
+    if (this.#closed) throw new ManagerClosedError();
+    if (this.#shutdown) throw new MgnetError("the manager is shutting down", "State");
+    const a = utf8Encoder.encode(addr);
+    const name = utf8Encoder.encode(tls?.name ?? "");
+    const ca = tls?.ca ?? new Uint8Array(0);
+    const flags = tls ? 1 | (tls.insecure ? 2 : 0) : 0;
+    const out = new Uint8Array(8);
+    const slot = check(
+      this.#sym.mgnet_connect(this.#h, a, a.length, flags, name, name.length, ca, ca.length, out),
+    );
+    const conn = new Connection(this.#host, slot, new DataView(out.buffer).getFloat64(0, true));
+    this.#clients.set(conn.id, { conn, sink });
+    this.#sym.mgnet_wake(this.#h); // a waiting loop must add the new socket
+    this.#drive().catch(() => {}); // a failing poll surfaces in the loop itself
+    return conn;
+  }
+
+  /**
+   * Queues bytes on an outbound connection.
+   * @internal Used by the HTTP client.
+   * @param conn The connection from {@linkcode openClient}.
+   * @param data The bytes.
+   * @returns The bytes queued and not yet sent.
+   */
+  sendClient(conn: Connection, data: Uint8Array): number {
+    conn.assertOpen();
+    const rc = this.#sym.mgnet_send(this.#h, conn.slot, conn.id, data, 0, data.length);
+    if (rc < 0) this.#host.check(rc);
+    this.#host.queued();
+    return rc;
   }
 
   /** Decodes the next event of the current batch, or undefined. */
@@ -568,8 +676,21 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
       switch (u8[off]) {
         case Kind.Http:
           return new HttpRequestEvent(this.#conn(slot, id) as HttpConnection, u8, dv, off);
+        case Kind.Data: {
+          const len = dv.getUint32(off + 20, true);
+          this.#clients.get(id)?.sink.onData(u8.subarray(off + 24, off + 24 + len));
+          continue;
+        }
         case Kind.Open: {
           const ipv6 = (u8[off + 1] & 1) !== 0;
+          const client = this.#clients.get(id);
+          if (client) {
+            client.sink.onOpen(
+              addr(u8, off + 32, dv.getUint16(off + 28, true), ipv6),
+              addr(u8, off + 48, dv.getUint16(off + 30, true), ipv6),
+            );
+            continue;
+          }
           const conn = new HttpConnection(
             this.#host,
             slot,
@@ -583,6 +704,13 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
           return { type: "open", conn, listenerId };
         }
         case Kind.Close: {
+          const client = this.#clients.get(id);
+          if (client) {
+            client.conn.markClosed();
+            this.#clients.delete(id);
+            client.sink.onClose();
+            continue;
+          }
           const conn = this.#conn(slot, id);
           conn.markClosed();
           this.#conns[slot] = undefined;
@@ -607,6 +735,11 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
         case Kind.Error: {
           const len = dv.getUint32(off + 20, true);
           const message = utf8Decoder.decode(u8.subarray(off + 24, off + 24 + len));
+          const client = this.#clients.get(id);
+          if (client) {
+            client.sink.onError(message);
+            continue;
+          }
           return { type: "error", conn: this.#conn(slot, id), message };
         }
       }
@@ -754,6 +887,12 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
       await this.#pumping;
       this.#sym.mgnet_manager_free(this.#h);
       for (const c of this.#conns) c?.markClosed();
+      const clients = [...this.#clients.values()];
+      this.#clients.clear();
+      for (const { conn, sink } of clients) {
+        conn.markClosed();
+        sink.onClose();
+      }
       for (const [conn, w] of this.#drainWaiters) {
         w.reject(new ConnectionClosedError(`connection ${conn.id} closed`));
       }

@@ -12,8 +12,8 @@
 //! | 12     | u32  | connection id, high 32 bits                    |
 //!
 //! All integers are little-endian. Offsets inside a record are relative to
-//! the record's first byte. `src/events.ts` decodes the same layout; the
-//! constants below are exported to it through `mgnet_layout`.
+//! the record's first byte. `src/manager.ts` decodes the same layout (the
+//! kinds are mirrored in `src/events.ts`).
 
 /// A connection was accepted by a listener.
 pub const KIND_OPEN: u8 = 1;
@@ -25,6 +25,8 @@ pub const KIND_CLOSE: u8 = 3;
 pub const KIND_ERROR: u8 = 4;
 /// A streamed response's queued output fell to the level JS waited for.
 pub const KIND_DRAIN: u8 = 5;
+/// Bytes received on an outbound connection.
+pub const KIND_DATA: u8 = 6;
 
 /// Size of the common record header.
 pub const HEADER_LEN: usize = 16;
@@ -151,6 +153,14 @@ impl EventBuf {
         self.u32(slot);
         self.u32(msg.len() as u32);
         self.bytes.extend_from_slice(msg);
+    }
+
+    /// DATA: slot u32 @16, length u32 @20, the bytes @24.
+    pub fn data(&mut self, id: u64, slot: u32, bytes: &[u8]) {
+        self.header(KIND_DATA, 0, 0, HEADER_LEN + 8 + bytes.len(), id);
+        self.u32(slot);
+        self.u32(bytes.len() as u32);
+        self.bytes.extend_from_slice(bytes);
     }
 
     /// HTTP: slot @16, seq @20, target off/len @24/@28, method off/len

@@ -22,7 +22,7 @@ use std::ffi::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use error::{fail, Status};
-use manager::Manager;
+use manager::{ClientTls, Manager};
 
 /// Version of this ABI. `src/ffi.ts` refuses a library with another one.
 pub const ABI_VERSION: u32 = 2;
@@ -167,6 +167,66 @@ pub unsafe extern "C" fn mgnet_listen(h: u32, url: *const u8, url_len: u32, out:
             }
             Err(e) => e,
         }
+    })
+}
+
+/// `mgnet_connect` flag: wrap the connection in TLS.
+pub const CONNECT_TLS: u32 = 1;
+/// `mgnet_connect` flag: skip certificate and host name verification.
+pub const CONNECT_INSECURE: u32 = 2;
+
+/// Opens an outbound connection to `addr` (`tcp://IP:port`; names must be
+/// resolved first). With `CONNECT_TLS`, `name` is the server name (SNI and
+/// verification) and `ca` the trusted certificates (PEM or DER, may be
+/// empty). Writes the connection id (f64) at `out[0..8]`; returns its slot.
+/// OPEN (listener id 0), DATA, ERROR and CLOSE events follow.
+///
+/// # Safety
+/// Each pointer is valid for its length; `out` for 8 bytes.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn mgnet_connect(
+    h: u32,
+    addr: *const u8,
+    addr_len: u32,
+    flags: u32,
+    name: *const u8,
+    name_len: u32,
+    ca: *const u8,
+    ca_len: u32,
+    out: *mut u8,
+) -> i32 {
+    let addr = bytes(addr, addr_len as usize);
+    let tls = (flags & CONNECT_TLS != 0).then(|| ClientTls {
+        name: bytes(name, name_len as usize).to_vec(),
+        ca: bytes(ca, ca_len as usize).to_vec(),
+        insecure: flags & CONNECT_INSECURE != 0,
+    });
+    with_manager(h, |m| {
+        let Ok(addr) = std::str::from_utf8(addr) else {
+            return fail(Status::Invalid, "address is not UTF-8");
+        };
+        match Manager::connect(m, addr, tls) {
+            Ok((slot, id)) => {
+                std::slice::from_raw_parts_mut(out, 8).copy_from_slice(&(id as f64).to_le_bytes());
+                slot as i32
+            }
+            Err(e) => e,
+        }
+    })
+}
+
+/// Queues `data[off..off+len]` on an outbound connection. Returns the bytes
+/// queued and not yet sent (capped at i32::MAX).
+///
+/// # Safety
+/// `data` is valid for `off + len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_send(h: u32, slot: u32, id: f64, data: *const u8, off: u32, len: u32) -> i32 {
+    let data = bytes(data.add(off as usize), len as usize);
+    with_manager(h, |m| match (*m).send(slot, id as u64, data) {
+        Ok(n) => n.min(i32::MAX as usize) as i32,
+        Err(e) => e,
     })
 }
 

@@ -11,6 +11,9 @@
 //! pointer in `fn_data`. Functions that call into Mongoose therefore take
 //! `*mut Manager` and hold no `&mut Manager` across the call.
 
+mod client;
+pub use client::ClientTls;
+
 use std::collections::VecDeque;
 use std::ffi::{c_int, c_void, CStr};
 use std::ptr;
@@ -112,6 +115,7 @@ enum Kind {
     Free,
     Listener,
     Http(Box<HttpConn>),
+    Client(Box<client::ClientConn>),
 }
 
 struct Slot {
@@ -350,6 +354,7 @@ impl Manager {
             cache: Cache::default(),
         });
         let this: *mut Manager = &mut *m;
+        client::set_wall_clock();
         unsafe {
             sys::mg_mgr_init(ptr::addr_of_mut!((*this).mgr));
             if (*this).mgr.epoll_fd < 0 {
@@ -1164,7 +1169,8 @@ impl Manager {
                         }
                     }
                 }
-                Kind::Free => false,
+                // Outbound connections belong to their own requests.
+                Kind::Free | Kind::Client(_) => false,
             };
             if idle {
                 self.mark_dirty(slot);
@@ -1178,7 +1184,9 @@ impl Manager {
     pub fn close(&mut self, slot: u32, id: u64, drain: bool) -> Result<(), i32> {
         let c = self.conn(slot, id)?;
         unsafe {
-            if drain && (*c).is_listening() == 0 {
+            if drain && matches!(self.slots[slot as usize].kind, Kind::Client(_)) {
+                (*c).set_is_draining(1);
+            } else if drain && (*c).is_listening() == 0 {
                 if let Kind::Http(h) = &mut self.slots[slot as usize].kind {
                     h.parser.stop();
                     h.close_when_sent = true;

@@ -1,0 +1,305 @@
+import assert from "node:assert/strict";
+import { ClientError, Manager } from "../mod.ts";
+import { toolEnv } from "./helpers.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** A Deno.serve server (an independent HTTP implementation) for the client to talk to. */
+function denoServer(handler: Deno.ServeHandler, tls?: { cert: string; key: string }) {
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {}, ...tls }, handler);
+  return { server, port: server.addr.port, [Symbol.asyncDispose]: () => server.shutdown() };
+}
+
+/** A raw TCP server answering every connection with `respond(conn, requestText)`. */
+function rawServer(respond: (conn: Deno.Conn, request: string) => Promise<void>) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const served = (async () => {
+    for await (const conn of listener) {
+      conns.add(conn);
+      (async () => {
+        const buf = new Uint8Array(65536);
+        const n = await conn.read(buf).catch(() => null);
+        await respond(conn, dec.decode(buf.subarray(0, n ?? 0))).catch(() => {});
+      })();
+    }
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* closed by the test */ }
+      }
+      await served.catch(() => {});
+    },
+  };
+}
+
+async function rejectsWith(p: Promise<unknown>, kind: string): Promise<ClientError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof ClientError, `expected ClientError, got ${e}`);
+    assert.equal(e.kind, kind, e.message);
+    return e;
+  }
+  throw new Error(`expected a ClientError of kind ${kind}`);
+}
+
+Deno.test("client: GET and JSON from Deno.serve, headers and status", async () => {
+  await using srv = denoServer((req) =>
+    Response.json({ path: new URL(req.url).pathname, ua: req.headers.get("x-test") }, {
+      status: 201,
+      headers: { "x-answer": "42" },
+    })
+  );
+  await using mgr = new Manager();
+  const res = await mgr.request(`http://127.0.0.1:${srv.port}/hello?x=1`, { headers: { "x-test": "mgnet" } });
+  assert.equal(res.status, 201);
+  assert.equal(res.ok, true);
+  assert.equal(res.statusText, "Created");
+  assert.equal(res.headers.get("x-answer"), "42");
+  assert.deepEqual(await res.json(), { path: "/hello", ua: "mgnet" });
+});
+
+Deno.test("client: names resolve through the system resolver (localhost)", async () => {
+  await using srv = denoServer(() => new Response("named"));
+  await using mgr = new Manager();
+  assert.equal(await (await mgr.request(`http://localhost:${srv.port}/`)).text(), "named");
+});
+
+Deno.test("client: a 5 MB POST body goes out and a 5 MB answer streams back", async () => {
+  await using srv = denoServer(async (req) => new Response(await req.arrayBuffer()));
+  await using mgr = new Manager();
+  const big = new Uint8Array(5 << 20);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 13 + (i >> 10)) & 0xff;
+  const res = await mgr.request(`http://127.0.0.1:${srv.port}/`, { method: "POST", body: big });
+  let chunks = 0;
+  const parts: Uint8Array[] = [];
+  for await (const chunk of res.body) {
+    chunks++;
+    parts.push(chunk);
+  }
+  assert.ok(chunks > 1, "the body arrived in several chunks");
+  const got = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    got.set(p, at);
+    at += p.length;
+  }
+  assert.deepEqual(got, big);
+});
+
+Deno.test("client: chunked responses are decoded", async () => {
+  await using srv = denoServer(() =>
+    new Response(
+      new ReadableStream({
+        async start(c) {
+          for (let i = 0; i < 5; i++) {
+            c.enqueue(enc.encode(`part${i};`));
+            await new Promise((r) => setTimeout(r, 1));
+          }
+          c.close();
+        },
+      }),
+    )
+  );
+  await using mgr = new Manager();
+  const res = await mgr.request(`http://127.0.0.1:${srv.port}/`);
+  assert.equal(res.headers.get("transfer-encoding"), "chunked");
+  assert.equal(await res.text(), "part0;part1;part2;part3;part4;");
+});
+
+Deno.test("client: connect() keeps one connection for several requests; HEAD, 204, 304 have no body", async () => {
+  const ports = new Set<number>();
+  await using srv = denoServer((req, info) => {
+    ports.add((info.remoteAddr as Deno.NetAddr).port);
+    const path = new URL(req.url).pathname;
+    if (path === "/204") return new Response(null, { status: 204 });
+    if (path === "/304") return new Response(null, { status: 304 });
+    return new Response(`body of ${path}`);
+  });
+  await using mgr = new Manager();
+  await using conn = await mgr.connect(`http://127.0.0.1:${srv.port}`);
+  assert.equal(conn.remoteAddr?.port, srv.port);
+  assert.equal(await (await conn.request("/a")).text(), "body of /a");
+  const head = await conn.request("/a", { method: "HEAD" });
+  assert.equal(head.headers.get("content-length"), "10");
+  assert.equal(await head.text(), "");
+  assert.equal((await conn.request("/204")).status, 204);
+  assert.equal((await conn.request("/304")).status, 304);
+  // Issued together: the second waits for the first's body.
+  const [b, c] = await Promise.all([conn.request("/b"), conn.request(`http://127.0.0.1:${srv.port}/c`)]);
+  assert.equal(await b.text(), "body of /b");
+  assert.equal(await c.text(), "body of /c");
+  assert.equal(ports.size, 1, "one connection carried every request");
+  await assert.rejects(conn.request("http://elsewhere.example/"), TypeError);
+  await assert.rejects(conn.request("/x", { headers: { "x-bad": "a\r\nb" } }), TypeError);
+});
+
+Deno.test("client: against mgnet's own server, and via curl's view of the same server", async () => {
+  await using mgr = new Manager();
+  const { port } = mgr.listen("http://127.0.0.1:0", {
+    onRequest: (ev) => void ev.reply(200, `${ev.method} ${ev.path} ${ev.body.length}`),
+  });
+  const res = await mgr.request(`http://127.0.0.1:${port}/self`, { method: "PUT", body: "12345" });
+  assert.equal(await res.text(), "PUT /self 5");
+  const curl = await new Deno.Command("curl", { args: ["-s", `http://127.0.0.1:${port}/curl`], env: toolEnv })
+    .output();
+  assert.equal(dec.decode(curl.stdout), "GET /curl 0");
+});
+
+Deno.test("client: a body delimited by closing the connection (HTTP/1.0 style)", async () => {
+  await using srv = rawServer(async (conn) => {
+    await conn.write(enc.encode("HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end"));
+    conn.close();
+  });
+  await using mgr = new Manager();
+  const res = await mgr.request(`http://127.0.0.1:${srv.port}/`);
+  assert.equal(res.httpVersion, "HTTP/1.0");
+  assert.equal(await res.text(), "until the end");
+});
+
+Deno.test("client: interim 100 Continue responses are skipped", async () => {
+  await using srv = rawServer(async (conn) => {
+    await conn.write(
+      enc.encode("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"),
+    );
+  });
+  await using mgr = new Manager();
+  const res = await mgr.request(`http://127.0.0.1:${srv.port}/`);
+  assert.equal(res.status, 200);
+  assert.equal(await res.text(), "ok");
+});
+
+Deno.test("client errors: dns, refused, timeout, reset, protocol, aborted", async () => {
+  await using mgr = new Manager();
+  await rejectsWith(mgr.request("http://no-such-host.invalid/"), "dns");
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const deadPort = (closed.addr as Deno.NetAddr).port;
+  closed.close();
+  await rejectsWith(mgr.request(`http://127.0.0.1:${deadPort}/`), "refused");
+  {
+    await using silent = rawServer(() => new Promise(() => {}));
+    await rejectsWith(mgr.request(`http://127.0.0.1:${silent.port}/`, { timeout: 50 }), "timeout");
+  }
+  {
+    await using cut = rawServer(async (conn) => {
+      await conn.write(enc.encode("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly part"));
+      conn.close();
+    });
+    const res = await mgr.request(`http://127.0.0.1:${cut.port}/`);
+    await rejectsWith(res.text(), "reset");
+  }
+  {
+    await using hangup = rawServer((conn) => Promise.resolve(conn.close()));
+    await rejectsWith(mgr.request(`http://127.0.0.1:${hangup.port}/`), "reset");
+  }
+  {
+    await using garbage = rawServer(async (conn) => {
+      await conn.write(enc.encode("SSH-2.0-OpenSSH\r\n\r\n"));
+    });
+    await rejectsWith(mgr.request(`http://127.0.0.1:${garbage.port}/`), "protocol");
+  }
+  {
+    await using badLength = rawServer(async (conn) => {
+      await conn.write(enc.encode("HTTP/1.1 200 OK\r\ncontent-length: 1, 2\r\n\r\nx"));
+    });
+    await rejectsWith(mgr.request(`http://127.0.0.1:${badLength.port}/`), "protocol");
+  }
+  {
+    await using silent = rawServer(() => new Promise(() => {}));
+    const controller = new AbortController();
+    const p = mgr.request(`http://127.0.0.1:${silent.port}/`, { signal: controller.signal });
+    setTimeout(() => controller.abort(), 5);
+    await rejectsWith(p, "aborted");
+  }
+  await assert.rejects(mgr.request("ftp://example.com/"), TypeError);
+});
+
+function makeCert(dir: string, cn: string, san: string): { cert: string; key: string } {
+  const out = new Deno.Command("openssl", {
+    args: [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      `${dir}/${cn}.key`,
+      "-out",
+      `${dir}/${cn}.pem`,
+      "-days",
+      "2",
+      "-subj",
+      `/CN=${cn}`,
+      "-addext",
+      `subjectAltName=${san}`,
+    ],
+    env: toolEnv,
+    stderr: "null",
+  }).outputSync();
+  assert.ok(out.success, "openssl made a certificate");
+  return { cert: Deno.readTextFileSync(`${dir}/${cn}.pem`), key: Deno.readTextFileSync(`${dir}/${cn}.key`) };
+}
+
+Deno.test("client: https with a verified certificate; wrong names and unknown CAs fail with kind tls", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const good = makeCert(dir, "localhost", "DNS:localhost,IP:127.0.0.1");
+    const other = makeCert(dir, "other", "DNS:other.example");
+    await using srv = denoServer((req) => new Response(`secure ${new URL(req.url).pathname}`), good);
+    await using mgr = new Manager();
+    const res = await mgr.request(`https://localhost:${srv.port}/x`, { ca: good.cert });
+    assert.equal(await res.text(), "secure /x");
+    await using conn = await mgr.connect(`https://127.0.0.1:${srv.port}`, { ca: good.cert });
+    assert.equal(await (await conn.request("/1")).text(), "secure /1");
+    assert.equal(await (await conn.request("/2")).text(), "secure /2");
+    // Signed by nobody the system trusts:
+    await rejectsWith(mgr.request(`https://localhost:${srv.port}/`), "tls");
+    // A certificate for another name:
+    await using wrong = denoServer(() => new Response("wrong"), other);
+    await rejectsWith(mgr.request(`https://localhost:${wrong.port}/`, { ca: other.cert }), "tls");
+    // Unless verification is turned off:
+    assert.equal(
+      await (await mgr.request(`https://localhost:${wrong.port}/`, { insecure: true })).text(),
+      "wrong",
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("client: a request from inside a server handler (same manager) completes", async () => {
+  await using upstream = denoServer(() => new Response("from upstream"));
+  await using mgr = new Manager();
+  const { port } = mgr.listen("http://127.0.0.1:0", {
+    async onRequest(ev) {
+      const res = await mgr.request(`http://127.0.0.1:${upstream.port}/`);
+      ev.reply(200, `proxied: ${await res.text()}`);
+    },
+  });
+  assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), "proxied: from upstream");
+});
+
+Deno.test("client: a for-await loop body awaiting a client request does not stall", async () => {
+  await using upstream = denoServer(() => new Response("up"));
+  const mgr = new Manager();
+  const { port } = mgr.listen("http://127.0.0.1:0");
+  const loop = (async () => {
+    for await (const ev of mgr) {
+      if (ev.type !== "http") continue;
+      const res = await mgr.request(`http://127.0.0.1:${upstream.port}/`);
+      ev.reply(200, await res.text());
+    }
+  })();
+  assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), "up");
+  await mgr.close();
+  await loop;
+});

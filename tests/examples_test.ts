@@ -245,3 +245,31 @@ Deno.test("examples/shutdown.ts answers a request in progress after SIGINT, then
     await reader.cancel();
   }
 });
+
+Deno.test("examples/http_client.ts prints a response; a refused connection exits 1 with its kind", async () => {
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    async (req) => new Response(`${req.method} ${await req.text()}`, { headers: { "x-from": "deno" } }),
+  );
+  const file = new URL("../examples/http_client.ts", import.meta.url).pathname;
+  const run = (...args: string[]) =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", file, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    })
+      .output();
+  try {
+    const ok = await run(`http://127.0.0.1:${server.addr.port}/`, '--data={"a":1}');
+    const text = new TextDecoder().decode(ok.stdout);
+    assert.equal(ok.code, 0);
+    assert.match(text, /^HTTP\/1\.1 200 OK\n/);
+    assert.match(text, /x-from: deno\n/);
+    assert.ok(text.endsWith('\nPOST {"a":1}'), text);
+  } finally {
+    await server.shutdown();
+  }
+  const refused = await run(`http://127.0.0.1:${server.addr.port}/`);
+  assert.equal(refused.code, 1);
+  assert.match(new TextDecoder().decode(refused.stderr), /request failed \(refused\)/);
+});

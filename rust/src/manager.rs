@@ -31,6 +31,9 @@ use crate::sys;
 /// At most this many requests of one connection wait for their responses;
 /// later pipelined requests stay unparsed in the receive buffer meanwhile.
 const MAX_INFLIGHT: usize = 256;
+/// Mongoose's `MG_MAX_RECV_SIZE` (rust/build.rs): a connection whose
+/// unparsed input reaches it is closed.
+const MAX_RECV: usize = 4 << 20;
 /// Stop parsing a connection's requests while this much output is unsent
 /// (a peer that pipelines without reading cannot grow our memory).
 const SEND_HIGH_WATER: usize = 1 << 20;
@@ -797,6 +800,12 @@ impl Manager {
                 }
             } else if recv.len == 0 && recv.size > 16 * 1024 {
                 sys::mg_iobuf_free(recv);
+            } else if recv.len * 2 > recv.size && recv.size < MAX_RECV {
+                // Unparsed input piles up (a client pipelining without
+                // reading): grow geometrically. Mongoose grows a full buffer
+                // by MG_IO_SIZE at a time, copying and zeroing it each time,
+                // which made 4 MiB of such input cost seconds of CPU.
+                sys::mg_iobuf_resize(recv, (recv.size * 2).min(MAX_RECV));
             }
         }
         if body_pending {

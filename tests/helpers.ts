@@ -192,8 +192,11 @@ export async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void>
 
 /** Reads responses from an open connection (see {@linkcode exchange}). */
 export async function readResponses(conn: Deno.Conn, opts: ExchangeOptions = {}): Promise<Exchange> {
-  let raw = new Uint8Array(0);
-  const buf = new Uint8Array(64 * 1024);
+  // Bytes received live in raw[0..len]; responses before `parsed` are counted.
+  let raw = new Uint8Array(64 * 1024);
+  let len = 0;
+  let parsed = 0;
+  let counted = 0;
   let closed = false;
   let timedOut = false;
   const timer = setTimeout(() => {
@@ -205,12 +208,19 @@ export async function readResponses(conn: Deno.Conn, opts: ExchangeOptions = {})
   try {
     for (;;) {
       if (opts.responses !== undefined) {
-        const { responses } = parseResponses(raw, opts.noBody);
-        if (responses.length >= opts.responses) break;
+        const { responses, rest } = parseResponses(raw.subarray(parsed, len), opts.noBody?.slice(counted));
+        counted += responses.length;
+        parsed += rest;
+        if (counted >= opts.responses) break;
+      }
+      if (raw.length - len < 64 * 1024) {
+        const bigger = new Uint8Array(raw.length * 2);
+        bigger.set(raw.subarray(0, len));
+        raw = bigger;
       }
       let n: number | null;
       try {
-        n = await conn.read(buf);
+        n = await conn.read(raw.subarray(len, len + 64 * 1024));
       } catch (e) {
         if (timedOut) break;
         if (e instanceof Deno.errors.ConnectionReset || e instanceof Deno.errors.BadResource) {
@@ -223,14 +233,12 @@ export async function readResponses(conn: Deno.Conn, opts: ExchangeOptions = {})
         closed = true;
         break;
       }
-      const next = new Uint8Array(raw.length + n);
-      next.set(raw);
-      next.set(buf.subarray(0, n), raw.length);
-      raw = next;
+      len += n;
     }
   } finally {
     clearTimeout(timer);
   }
+  raw = raw.slice(0, len);
   return { responses: parseResponses(raw, opts.noBody).responses, raw, closed, timedOut };
 }
 

@@ -4,7 +4,7 @@
  * normal request.
  */
 import assert from "node:assert/strict";
-import { assertAlive, echoPath, exchange, readResponses, serve, writeAll } from "./helpers.ts";
+import { assertAlive, echoPath, exchange, readResponses, serve, until, writeAll } from "./helpers.ts";
 
 const enc = new TextEncoder();
 
@@ -183,6 +183,36 @@ Deno.test("hostile input: pipelining without reading replies is bounded and surv
     conn.close();
   }
   await assertAlive(srv.port);
+});
+
+Deno.test("pipelining without reading, then reading: every response arrives (reads pause, no disconnect)", async () => {
+  let handled = 0;
+  const body = "x".repeat(4096);
+  await using srv = serve((ev) => {
+    handled++;
+    ev.reply(200, body);
+  });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: srv.port });
+  // 6 MiB of requests (more than Mongoose's 4 MiB receive limit, which used
+  // to close such a connection) answered by 24 MiB that we do not read yet.
+  const count = 6144;
+  const one = `GET / HTTP/1.1\r\nHost: t\r\nX-Pad: ${"p".repeat(990)}\r\n\r\n`;
+  let writerDone = false;
+  const writer = writeAll(conn, enc.encode(one.repeat(count))).then(() => writerDone = true);
+  // Wait until the server stops making progress (its output is stuck) or
+  // everything was written.
+  let last = -1, same = 0;
+  await until(() => {
+    same = handled === last ? same + 1 : 0;
+    last = handled;
+    return writerDone || (handled > 0 && same >= 25);
+  });
+  const r = await readResponses(conn, { responses: count, timeoutMs: 60_000 });
+  await writer;
+  conn.close();
+  assert.equal(r.responses.length, count);
+  assert.equal(r.closed, false);
+  assert.ok(r.responses.every((x) => x.status === 200 && x.body.length === 4096));
 });
 
 Deno.test("hostile input: many connections opened and dropped without a request", async () => {

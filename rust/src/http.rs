@@ -196,13 +196,7 @@ impl Parser {
                             }
                         }
                         if avail.len() > limits.max_head {
-                            let line_end = avail.iter().position(|&b| b == b'\n');
-                            let status = if line_end.is_none_or(|n| n > limits.max_uri) {
-                                414
-                            } else {
-                                431
-                            };
-                            return self.reject(status, input.len(), emit);
+                            return self.reject(oversize_status(avail, limits), input.len(), emit);
                         }
                         return pos;
                     };
@@ -210,7 +204,7 @@ impl Parser {
                     self.line_checked = false;
                     self.line_scanned = 0;
                     if head_len > limits.max_head {
-                        return self.reject(431, input.len(), emit);
+                        return self.reject(oversize_status(&avail[..head_len], limits), input.len(), emit);
                     }
                     let head = &avail[..head_len];
                     let framing = match parse_head(head, limits, &mut self.info) {
@@ -404,6 +398,18 @@ impl Parser {
         }
         self.state = State::Chunked(st);
         Ok((i, false))
+    }
+}
+
+/// The status for a head over `max_head`: 414 when the request line alone
+/// is too long (RFC 9112 3), else 431 (RFC 6585 5), whether or not the
+/// whole head arrived in one read.
+fn oversize_status(head: &[u8], limits: &Limits) -> u16 {
+    let line_end = head.iter().position(|&b| b == b'\n');
+    if line_end.is_none_or(|n| n > limits.max_uri) {
+        414
+    } else {
+        431
     }
 }
 
@@ -1170,6 +1176,11 @@ mod tests {
         assert_eq!(rejected(unterminated_uri.as_bytes(), small), Some(414));
         let big_head = format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n", "b".repeat(300));
         assert_eq!(rejected(big_head.as_bytes(), small), Some(431));
+        // A complete head over the limit: the request line decides 414 vs 431.
+        let whole_long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(300));
+        assert_eq!(rejected(whole_long_uri.as_bytes(), small), Some(414));
+        let whole_big_head = format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n", "b".repeat(300));
+        assert_eq!(rejected(whole_big_head.as_bytes(), small), Some(431));
         let many = "GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n";
         assert_eq!(rejected(many.as_bytes(), small), Some(431));
         let body = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n";

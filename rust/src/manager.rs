@@ -264,16 +264,37 @@ pub unsafe extern "C" fn mgnet_sys_epoll_wait(
         ptr::null::<c_void>(),
         8,
     ) as c_int;
-    for i in 0..n.max(0) as usize {
-        let ev = &*events.add(i);
-        if ev.events & libc::EPOLLRDHUP as u32 != 0 {
-            let c = ev.u64 as *mut sys::mg_connection;
-            if !c.is_null() {
-                (*c).data[DATA_FIN] = 1;
+    if n <= 0 {
+        return n;
+    }
+    let mut kept = 0;
+    for i in 0..n as usize {
+        let mut ev = *events.add(i);
+        let c = ev.u64 as *mut sys::mg_connection;
+        if !c.is_null() && (*c).is_full() != 0 && ev.events & (libc::EPOLLERR | libc::EPOLLHUP) as u32 == 0 {
+            // Reads are paused (backpressure): a level-triggered EPOLLIN
+            // would be reported on every wait, and Mongoose would not read.
+            // Stop asking for it; Mongoose's next re-registration for
+            // EPOLLOUT restores it, and resuming does too.
+            let out = (*c).send.len > 0;
+            let mut mod_ev = libc::epoll_event {
+                events: (libc::EPOLLERR | libc::EPOLLHUP) as u32
+                    | if out { libc::EPOLLOUT as u32 } else { 0 },
+                u64: c as u64,
+            };
+            libc::epoll_ctl(epfd, libc::EPOLL_CTL_MOD, (*c).fd as usize as c_int, &mut mod_ev);
+            ev.events &= !((libc::EPOLLIN | libc::EPOLLRDHUP) as u32);
+            if ev.events == 0 {
+                continue;
             }
         }
+        if ev.events & libc::EPOLLRDHUP as u32 != 0 && !c.is_null() {
+            (*c).data[DATA_FIN] = 1;
+        }
+        *events.add(kept) = ev;
+        kept += 1;
     }
-    n
+    kept as c_int
 }
 
 /// Re-registers an accepted HTTP socket in Mongoose's epoll set.
@@ -300,6 +321,22 @@ unsafe fn epoll_mode(c: *mut sys::mg_connection, edge: bool) {
         (*c).fd as usize as c_int,
         &mut ev,
     );
+}
+
+/// Stops (or resumes) reading a connection's socket: backpressure reaches
+/// the client through TCP instead of piling up in the receive buffer.
+fn set_read_paused(c: *mut sys::mg_connection, paused: bool) {
+    unsafe {
+        if c.is_null() || (*c).is_closing() != 0 || ((*c).is_full() != 0) == paused {
+            return;
+        }
+        (*c).set_is_full(paused as _);
+        if !paused {
+            // Level-triggered with EPOLLIN again: input that waited in the
+            // socket is reported on the next wait.
+            epoll_mode(c, false);
+        }
+    }
 }
 
 fn method_is_get(head: &[u8], info: &crate::http::ReqInfo) -> bool {
@@ -695,7 +732,17 @@ impl Manager {
     }
 
     /// Parses what the connection received and queues request events.
+    /// Parses what a connection received and hands requests to JS, then
+    /// pauses or resumes reading from its socket to match the parser.
     fn drive_http(&mut self, slot: u32) {
+        self.parse_http(slot);
+        let s = &self.slots[slot as usize];
+        if let Kind::Http(h) = &s.kind {
+            set_read_paused(s.c, h.paused && !h.parser.stopped());
+        }
+    }
+
+    fn parse_http(&mut self, slot: u32) {
         let s = &mut self.slots[slot as usize];
         let (id, c) = (s.id, s.c);
         let Kind::Http(h) = &mut s.kind else { return };

@@ -72,6 +72,7 @@ export {
   ClientResponse,
   HttpClientConnection,
 } from "./src/http_client.ts";
+export { type SaveBodyOptions, saveBodyToFile } from "./src/request_body.ts";
 export { formatSse, SSE_HEADERS, type SseMessage, sseResponse, SseStream, startSse } from "./src/sse.ts";
 export {
   basicChallenge,

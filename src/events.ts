@@ -15,7 +15,7 @@ import type { Connection } from "./connection.ts";
 import type { HttpRequestEvent } from "./http.ts";
 
 /** Record kinds of the native batch (rust/src/event.rs). */
-export const Kind = { Open: 1, Http: 2, Close: 3, Error: 4, Drain: 5, Data: 6 } as const;
+export const Kind = { Open: 1, Http: 2, Close: 3, Error: 4, Drain: 5, Data: 6, Body: 7 } as const;
 
 /**
  * A listener accepted a connection.

@@ -243,6 +243,20 @@ export class MgRequest {
 
   /** The body as a stream, or null for an empty body. */
   get body(): ReadableStream<Uint8Array> | null {
+    if (this.#stream === undefined && this.#ev.bodyStreamed) {
+      const it = this.#ev.bodyChunks();
+      this.#stream = new ReadableStream<Uint8Array>({
+        pull: async (c) => {
+          this.#used = true;
+          const { value, done } = await it.next();
+          if (done) c.close();
+          else c.enqueue(value);
+        },
+        cancel: async () => {
+          await it.return?.();
+        },
+      }, { highWaterMark: 0 });
+    }
     if (this.#stream === undefined) {
       const bytes = this.#ev.body;
       this.#stream = bytes.length === 0 ? null : new ReadableStream<Uint8Array>({
@@ -283,11 +297,31 @@ export class MgRequest {
    * @returns The body as bytes.
    */
   bytes(): Promise<Uint8Array<ArrayBuffer>> {
+    if (this.#ev.bodyStreamed) return this.#collect();
     try {
       return Promise.resolve(this.#take().slice());
     } catch (e) {
       return Promise.reject(e);
     }
+  }
+
+  /** Reads a streamed body whole. */
+  async #collect(): Promise<Uint8Array<ArrayBuffer>> {
+    if (this.#used) throw new TypeError("the body has already been read");
+    this.#used = true;
+    const parts: Uint8Array[] = [];
+    let n = 0;
+    for await (const p of this.#ev.bodyChunks()) {
+      parts.push(p);
+      n += p.length;
+    }
+    const out = new Uint8Array(n);
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
   }
 
   /**
@@ -305,6 +339,7 @@ export class MgRequest {
    * @returns The body decoded as UTF-8.
    */
   text(): Promise<string> {
+    if (this.#ev.bodyStreamed) return this.#collect().then((b) => utf8Decoder.decode(b));
     try {
       return Promise.resolve(utf8Decoder.decode(this.#take()));
     } catch (e) {
@@ -347,6 +382,7 @@ export class MgRequest {
    * @returns A real `Request` with the same method, URL, headers and body.
    */
   clone(): Request {
+    if (this.#ev.bodyStreamed) throw new TypeError("a request whose body streams cannot be cloned");
     const body = this.#ev.body;
     const hasBody = body.length > 0 && this.method !== "GET" && this.method !== "HEAD";
     return new Request(this.url, {

@@ -22,8 +22,11 @@ export const symbols = {
   mgnet_mongoose_version: { parameters: ["buffer", "u32"], result: "i32" },
   // int32_t mgnet_last_error(uint8_t *out, uint32_t cap)
   mgnet_last_error: { parameters: ["buffer", "u32"], result: "i32" },
-  // int32_t mgnet_manager_new(uint32_t max_head, uint32_t max_headers, uint32_t max_uri, double max_body)
-  mgnet_manager_new: { parameters: ["u32", "u32", "u32", "f64"], result: "i32" },
+  // int32_t mgnet_manager_new(uint32_t max_head, uint32_t max_headers, uint32_t max_uri, double max_body,
+  //   double stream_over /* < 0: never */)
+  mgnet_manager_new: { parameters: ["u32", "u32", "u32", "f64", "f64"], result: "i32" },
+  // int32_t mgnet_body_ack(uint32_t h, uint32_t slot, double id, uint32_t n)
+  mgnet_body_ack: { parameters: ["u32", "u32", "f64", "u32"], result: "i32" },
   // int32_t mgnet_manager_free(uint32_t h)
   mgnet_manager_free: { parameters: ["u32"], result: "i32" },
   // int32_t mgnet_listen(uint32_t h, const uint8_t *url, uint32_t url_len, uint8_t out[16])

@@ -9,6 +9,7 @@ import { asciiEqualsLower, latin1, utf8Decoder, utf8Encoder } from "./bytes.ts";
 import { Connection } from "./connection.ts";
 import { ConnectionClosedError } from "./errors.ts";
 import { type Credentials, parseAuthorization } from "./auth.ts";
+import { type BodySink, wholeBody } from "./request_body.ts";
 
 /** Header values for a reply. */
 export type HeadersInit =
@@ -40,6 +41,7 @@ const F_BODY_OFF = 48;
 const F_BODY_LEN = 52;
 const FLAG_HTTP10 = 1;
 const FLAG_KEEP_ALIVE = 2;
+const FLAG_STREAMED = 4;
 
 const METHODS = ["", "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"];
 
@@ -419,6 +421,7 @@ export class HttpRequestEvent {
   #off: number;
   #replied = false;
   #uri: string | undefined;
+  #bodySink: BodySink | undefined;
 
   /**
    * @internal Made by the manager's decoder.
@@ -576,10 +579,66 @@ export class HttpRequestEvent {
     return h;
   }
 
-  /** The request body (a view, no copy; empty when there is none). */
+  /**
+   * The request body (a view, no copy; empty when there is none).
+   * @throws {TypeError} for a streamed body ({@linkcode bodyStreamed}):
+   *   read it with {@linkcode bodyChunks}.
+   */
   get body(): Uint8Array {
+    if (this.#bodySink) {
+      throw new TypeError("this request's body streams (streamBodiesOver): read it with bodyChunks()");
+    }
     const start = this.#off + this.#u32(F_BODY_OFF);
     return this.#u8.subarray(start, start + this.#u32(F_BODY_LEN));
+  }
+
+  /**
+   * True when the body was not buffered (it is larger than the manager's
+   * `streamBodiesOver`): it arrives through {@linkcode bodyChunks}.
+   */
+  get bodyStreamed(): boolean {
+    return (this.#u8[this.#off + F_FLAGS] & FLAG_STREAMED) !== 0;
+  }
+
+  /** @internal The manager attaches the receiver of a streamed body. */
+  attachBody(sink: BodySink): void {
+    this.#bodySink = sink;
+  }
+
+  /**
+   * The body as it arrives, piece by piece; works for buffered bodies too
+   * (one piece). Reading pauses the client while over 1 MiB waits
+   * unconsumed. One reader only.
+   *
+   * @returns An async iterator of the body's pieces.
+   * @throws {MgnetError} (`State`) when called a second time on a streamed body.
+   * @example
+   * ```ts ignore
+   * let size = 0;
+   * for await (const chunk of ev.bodyChunks()) size += chunk.length;
+   * ev.reply(200, `${size} bytes`);
+   * ```
+   */
+  bodyChunks(): AsyncIterableIterator<Uint8Array> {
+    return this.#bodySink ? this.#bodySink.take() : wholeBody(this.body);
+  }
+
+  /**
+   * The body as a `ReadableStream` (see {@linkcode bodyChunks}).
+   * @returns The stream.
+   */
+  bodyStream(): ReadableStream<Uint8Array> {
+    const it = this.bodyChunks();
+    return new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        const { value, done } = await it.next();
+        if (done) controller.close();
+        else controller.enqueue(value);
+      },
+      async cancel() {
+        await it.return?.();
+      },
+    }, { highWaterMark: 0 });
   }
 
   /**

@@ -39,6 +39,7 @@ import {
 } from "./http_client.ts";
 import type { CloseEvent, ErrorEvent, MgEvent, OpenEvent } from "./events.ts";
 import { Kind } from "./events.ts";
+import { bodyCut, bodyRefused, BodySink } from "./request_body.ts";
 import { check, lib, type Symbols } from "./ffi.ts";
 import {
   type BodyInit,
@@ -56,6 +57,11 @@ export const YIELD_MS = 2;
 export const SYNC_WAIT_MS = 1;
 
 const ARENA_SIZE = 1 << 20;
+/** HTTP record flag: the body streams in BODY records (rust/src/event.rs). */
+const HTTP_FLAG_STREAMED = 4;
+/** BODY record flags. */
+const BODY_END = 1;
+const BODY_ERROR = 2;
 const ARENA_MIN_FREE = 64 * 1024;
 
 /**
@@ -111,6 +117,13 @@ export interface ManagerOptions {
   maxUriLength?: number;
   /** Maximum request body size after decoding (default 64 MiB); over it: 413. */
   maxBodySize?: number;
+  /**
+   * Request bodies larger than this (bytes) are not buffered: the request
+   * event comes once the head is in, with `bodyStreamed` set, and the body
+   * follows through `ev.bodyChunks()` (default: every body is buffered).
+   * For `serve()`, `req.body` then streams too.
+   */
+  streamBodiesOver?: number;
   /** Aborting it starts a graceful {@linkcode Manager.shutdown}. */
   signal?: AbortSignal;
   /** Longest a graceful shutdown waits for in-flight responses (ms, default 10 000). */
@@ -232,6 +245,8 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
    * its previous occupant's close).
    */
   #clients = new Map<number, { conn: Connection; sink: ClientSink }>();
+  /** Streaming request bodies, by connection id (one at a time per connection). */
+  #bodies = new Map<number, BodySink>();
   /** Settled by a `close` event while a shutdown waits for connections. */
   #connClosed: PromiseWithResolvers<void> | undefined;
 
@@ -255,6 +270,7 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
       lim(options.maxHeaders, "maxHeaders", 1024),
       lim(options.maxUriLength, "maxUriLength", 0x7fffffff),
       lim(options.maxBodySize, "maxBodySize", 0x7fffffff),
+      streamOver(options.streamBodiesOver),
     ));
     this.#epfd = check(this.#sym.mgnet_wait_fd(this.#h));
     const timeout = options.shutdownTimeout ?? 10_000;
@@ -674,8 +690,32 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
       const id = dv.getUint32(off + 8, true) + dv.getUint32(off + 12, true) * 0x1_0000_0000;
       const slot = dv.getUint32(off + 16, true);
       switch (u8[off]) {
-        case Kind.Http:
-          return new HttpRequestEvent(this.#conn(slot, id) as HttpConnection, u8, dv, off);
+        case Kind.Http: {
+          const conn = this.#conn(slot, id) as HttpConnection;
+          const ev = new HttpRequestEvent(conn, u8, dv, off);
+          if (u8[off + 1] & HTTP_FLAG_STREAMED) {
+            const sink = new BodySink(conn);
+            ev.attachBody(sink);
+            this.#bodies.set(id, sink);
+          }
+          return ev;
+        }
+        case Kind.Body: {
+          const sink = this.#bodies.get(id);
+          if (!sink) continue;
+          const flags = u8[off + 1];
+          if (flags & BODY_END) {
+            this.#bodies.delete(id);
+            sink.end();
+          } else if (flags & BODY_ERROR) {
+            this.#bodies.delete(id);
+            sink.fail(bodyRefused(dv.getUint16(off + 2, true)));
+          } else {
+            const len = dv.getUint32(off + 24, true);
+            sink.push(u8.subarray(off + 28, off + 28 + len));
+          }
+          continue;
+        }
         case Kind.Data: {
           const len = dv.getUint32(off + 20, true);
           this.#clients.get(id)?.sink.onData(u8.subarray(off + 24, off + 24 + len));
@@ -714,6 +754,11 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
           const conn = this.#conn(slot, id);
           conn.markClosed();
           this.#conns[slot] = undefined;
+          const body = this.#bodies.get(id);
+          if (body) {
+            this.#bodies.delete(id);
+            body.fail(bodyCut(id));
+          }
           this.#connClosed?.resolve();
           const w = this.#drainWaiters.get(conn);
           if (w) {
@@ -893,6 +938,8 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
         conn.markClosed();
         sink.onClose();
       }
+      for (const [id, body] of this.#bodies) body.fail(bodyCut(id));
+      this.#bodies.clear();
       for (const [conn, w] of this.#drainWaiters) {
         w.reject(new ConnectionClosedError(`connection ${conn.id} closed`));
       }
@@ -907,6 +954,14 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+function streamOver(v: number | undefined): number {
+  if (v === undefined) return -1;
+  if (!Number.isSafeInteger(v) || v < 0) {
+    throw new RangeError("streamBodiesOver must be a non-negative integer");
+  }
+  return v;
 }
 
 function addr(u8: Uint8Array, off: number, port: number, ipv6: boolean): NetAddr {

@@ -27,6 +27,8 @@ pub const KIND_ERROR: u8 = 4;
 pub const KIND_DRAIN: u8 = 5;
 /// Bytes received on an outbound connection.
 pub const KIND_DATA: u8 = 6;
+/// A piece (or the end) of a streamed request body.
+pub const KIND_BODY: u8 = 7;
 
 /// Size of the common record header.
 pub const HEADER_LEN: usize = 16;
@@ -43,6 +45,12 @@ pub const OPEN_FLAG_IPV6: u8 = 1;
 pub const HTTP_FLAG_HTTP10: u8 = 1;
 /// HTTP flag: the connection stays open after this request's response.
 pub const HTTP_FLAG_KEEP_ALIVE: u8 = 2;
+/// HTTP flag: the body is not in the record; BODY events bring it.
+pub const HTTP_FLAG_STREAMED: u8 = 4;
+/// BODY flag: the body is complete.
+pub const BODY_FLAG_END: u8 = 1;
+/// BODY flag: the body failed (aux: the status mgnet answered with).
+pub const BODY_FLAG_ERROR: u8 = 2;
 
 /// A request's method as a small code, so JS needs no string decoding for
 /// the common ones. `METHOD_OTHER` means: read the method bytes.
@@ -159,6 +167,16 @@ impl EventBuf {
     pub fn data(&mut self, id: u64, slot: u32, bytes: &[u8]) {
         self.header(KIND_DATA, 0, 0, HEADER_LEN + 8 + bytes.len(), id);
         self.u32(slot);
+        self.u32(bytes.len() as u32);
+        self.bytes.extend_from_slice(bytes);
+    }
+
+    /// BODY: slot u32 @16, seq u32 @20, length u32 @24, the bytes @28;
+    /// flags `BODY_FLAG_*`, aux the status of a failed body.
+    pub fn body(&mut self, id: u64, slot: u32, seq: u32, bytes: &[u8], flags: u8, status: u16) {
+        self.header(KIND_BODY, flags, status, HEADER_LEN + 12 + bytes.len(), id);
+        self.u32(slot);
+        self.u32(seq);
         self.u32(bytes.len() as u32);
         self.bytes.extend_from_slice(bytes);
     }

@@ -24,6 +24,9 @@ pub struct Limits {
     pub max_uri: usize,
     /// Bytes of a request body, after chunked decoding (413).
     pub max_body: u64,
+    /// Bodies over this many bytes are not buffered but streamed to the
+    /// caller as they arrive (`u64::MAX`: never).
+    pub stream_over: u64,
 }
 
 impl Default for Limits {
@@ -33,6 +36,7 @@ impl Default for Limits {
             max_headers: 128,
             max_uri: 16 * 1024,
             max_body: 64 * 1024 * 1024,
+            stream_over: u64::MAX,
         }
     }
 }
@@ -68,7 +72,14 @@ pub enum Parsed<'a> {
     /// the caller can answer `Expect: 100-continue`).
     BodyPending(&'a ReqInfo),
     /// A malformed or over-limit request: answer with this status, close.
+    /// While a body streams, it ends that body (the request was delivered).
     Reject(u16),
+    /// A request whose body will stream: its head, with an empty body.
+    StreamStart(Request<'a>),
+    /// The next piece of a streaming body.
+    BodyChunk(&'a [u8]),
+    /// The streaming body is complete.
+    BodyEnd,
 }
 
 /// Position inside chunked framing (RFC 9112 7.1). Sizes ride along until
@@ -111,6 +122,10 @@ pub struct Parser {
     line_checked: bool,
     /// Bytes of the current head searched for the request line's end.
     line_scanned: usize,
+    /// The current body goes out in pieces (`Parsed::BodyChunk`).
+    streaming: bool,
+    /// Bytes of the current body already handed out in pieces.
+    streamed: u64,
 }
 
 impl Default for Parser {
@@ -124,6 +139,8 @@ impl Default for Parser {
             extra: 0,
             line_checked: false,
             line_scanned: 0,
+            streaming: false,
+            streamed: 0,
         }
     }
 }
@@ -144,6 +161,11 @@ impl Parser {
     /// True while a request body is being received.
     pub fn in_body(&self) -> bool {
         matches!(self.state, State::Length(_) | State::Chunked(_))
+    }
+
+    /// True while the current request's body streams out in pieces.
+    pub fn streaming(&self) -> bool {
+        self.streaming && self.in_body()
     }
 
     /// Bytes of body still expected for a Content-Length body, if known.
@@ -216,6 +238,17 @@ impl Parser {
                             pos += head_len;
                             can_start = self.deliver(head, &[], emit);
                         }
+                        Framing::Length(n) if n > limits.stream_over => {
+                            pos += head_len;
+                            self.state = State::Length(n);
+                            self.streaming = true;
+                            self.streamed = 0;
+                            emit(Parsed::StreamStart(Request {
+                                head,
+                                info: &self.info,
+                                body: &[],
+                            }));
+                        }
                         Framing::Length(n) if (avail.len() - head_len) as u64 >= n => {
                             let body = &avail[head_len..head_len + n as usize];
                             pos += head_len + n as usize;
@@ -235,6 +268,7 @@ impl Parser {
                             self.head.extend_from_slice(head);
                             self.body.clear();
                             self.extra = head_len;
+                            self.streamed = 0;
                             pos += head_len;
                             self.state = State::Chunked(Chunk::Size { val: 0, digits: 0 });
                             emit(Parsed::BodyPending(&self.info));
@@ -243,25 +277,80 @@ impl Parser {
                 }
                 State::Length(rem) => {
                     let take = (avail.len() as u64).min(rem) as usize;
-                    self.body.extend_from_slice(&avail[..take]);
+                    if self.streaming {
+                        if take > 0 {
+                            emit(Parsed::BodyChunk(&avail[..take]));
+                        }
+                    } else {
+                        self.body.extend_from_slice(&avail[..take]);
+                    }
                     pos += take;
                     if take as u64 == rem {
-                        can_start = self.deliver_buffered(emit);
+                        can_start = if self.streaming {
+                            self.end_stream(emit)
+                        } else {
+                            self.deliver_buffered(emit)
+                        };
                     } else {
                         self.state = State::Length(rem - take as u64);
                         return pos;
                     }
                 }
-                State::Chunked(st) => match self.decode_chunked(st, avail, limits) {
-                    Ok((used, true)) => {
-                        pos += used;
-                        can_start = self.deliver_buffered(emit);
+                State::Chunked(st) => {
+                    let result = self.decode_chunked(st, avail, limits);
+                    if result.is_ok() {
+                        self.stream_chunked(limits, emit);
                     }
-                    Ok((used, false)) => return pos + used,
-                    Err(status) => return self.reject(status, input.len(), emit),
-                },
+                    match result {
+                        Ok((used, true)) => {
+                            pos += used;
+                            can_start = if self.streaming {
+                                self.end_stream(emit)
+                            } else {
+                                self.deliver_buffered(emit)
+                            };
+                        }
+                        Ok((used, false)) => return pos + used,
+                        Err(status) => return self.reject(status, input.len(), emit),
+                    }
+                }
             }
         }
+    }
+
+    /// A chunked body that outgrew `stream_over` starts streaming; a
+    /// streaming one hands out what was decoded.
+    fn stream_chunked(&mut self, limits: &Limits, emit: &mut dyn FnMut(Parsed) -> bool) {
+        if !self.streaming {
+            if (self.body.len() as u64) <= limits.stream_over {
+                return;
+            }
+            self.streaming = true;
+            self.streamed = 0;
+            emit(Parsed::StreamStart(Request {
+                head: &self.head,
+                info: &self.info,
+                body: &[],
+            }));
+        }
+        if !self.body.is_empty() {
+            emit(Parsed::BodyChunk(&self.body));
+            self.streamed += self.body.len() as u64;
+            self.body.clear();
+        }
+    }
+
+    /// The streaming body is complete: the next request may start.
+    fn end_stream(&mut self, emit: &mut dyn FnMut(Parsed) -> bool) -> bool {
+        self.state = State::Head;
+        self.streaming = false;
+        self.streamed = 0;
+        self.head.clear();
+        let more = emit(Parsed::BodyEnd);
+        if !self.info.keep_alive {
+            self.stop();
+        }
+        more
     }
 
     fn reject(&mut self, status: u16, consumed: usize, emit: &mut dyn FnMut(Parsed) -> bool) -> usize {
@@ -320,7 +409,7 @@ impl Parser {
                     },
                     None if digits == 0 => return Err(400),
                     None => {
-                        if val + self.body.len() as u64 > limits.max_body {
+                        if val + self.body.len() as u64 + self.streamed > limits.max_body {
                             return Err(413);
                         }
                         match b {
@@ -975,6 +1064,9 @@ mod tests {
         Req(String, String, Vec<u8>, bool),
         Pending(bool),
         Reject(u16),
+        Stream(String),
+        Chunk(Vec<u8>),
+        End,
     }
 
     fn run(p: &mut Parser, input: &[u8], limits: &Limits) -> (usize, Vec<Seen>) {
@@ -993,6 +1085,13 @@ mod tests {
                 }
                 Parsed::BodyPending(info) => Seen::Pending(info.expect_continue),
                 Parsed::Reject(s) => Seen::Reject(s),
+                Parsed::StreamStart(r) => {
+                    assert!(r.body.is_empty());
+                    let t = &r.head[r.info.target.0 as usize..][..r.info.target.1 as usize];
+                    Seen::Stream(String::from_utf8_lossy(t).into())
+                }
+                Parsed::BodyChunk(b) => Seen::Chunk(b.to_vec()),
+                Parsed::BodyEnd => Seen::End,
             });
             true
         });
@@ -1169,6 +1268,7 @@ mod tests {
             max_headers: 4,
             max_uri: 32,
             max_body: 10,
+            stream_over: u64::MAX,
         };
         let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(40));
         assert_eq!(rejected(long_uri.as_bytes(), small), Some(414));
@@ -1380,6 +1480,88 @@ mod tests {
         assert!(head.contains("content-length: 7\r\n"), "{head}");
         let head = collect(|p| write_stream_head(304, b"", StreamFraming::NoBody, Some(7), meta, b"", p));
         assert!(!head.contains("content-length"), "{head}");
+    }
+
+    fn streaming(over: u64, max_body: u64) -> Limits {
+        Limits {
+            stream_over: over,
+            max_body,
+            ..Limits::default()
+        }
+    }
+
+    #[test]
+    fn large_bodies_stream_in_pieces_then_the_next_request_parses() {
+        let l = streaming(4, 1000);
+        let mut p = Parser::default();
+        let (used, seen) = run(
+            &mut p,
+            b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc",
+            &l,
+        );
+        assert_eq!(used, 53);
+        assert_eq!(
+            seen,
+            vec![Seen::Stream("/up".into()), Seen::Chunk(b"abc".to_vec())]
+        );
+        assert!(p.streaming());
+        let (_, seen) = run(&mut p, b"defghijGET /next HTTP/1.1\r\nHost: x\r\n\r\n", &l);
+        assert_eq!(
+            seen,
+            vec![
+                Seen::Chunk(b"defghij".to_vec()),
+                Seen::End,
+                req("GET", "/next", b"")
+            ]
+        );
+        assert!(!p.streaming());
+        // At or under the threshold a body is buffered as before.
+        let small = parse_all_with(
+            b"POST /s HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nwxyz",
+            &l,
+        );
+        assert_eq!(small, vec![req("POST", "/s", b"wxyz")]);
+    }
+
+    fn parse_all_with(input: &[u8], l: &Limits) -> Vec<Seen> {
+        run(&mut Parser::default(), input, l).1
+    }
+
+    #[test]
+    fn chunked_bodies_stream_once_they_outgrow_the_threshold() {
+        let l = streaming(5, 1000);
+        let head = b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let small = [&head[..], b"3\r\nabc\r\n0\r\n\r\n"].concat();
+        assert_eq!(
+            parse_all_with(&small, &l),
+            vec![Seen::Pending(false), req("POST", "/c", b"abc")]
+        );
+        let mut p = Parser::default();
+        let big = [&head[..], b"4\r\nabcd\r\n4\r\nefgh\r\n"].concat();
+        let (_, seen) = run(&mut p, &big, &l);
+        assert_eq!(
+            seen,
+            vec![
+                Seen::Pending(false),
+                Seen::Stream("/c".into()),
+                Seen::Chunk(b"abcdefgh".to_vec())
+            ]
+        );
+        let (_, seen) = run(&mut p, b"2\r\nij\r\n0\r\nTrailer: t\r\n\r\n", &l);
+        assert_eq!(seen, vec![Seen::Chunk(b"ij".to_vec()), Seen::End]);
+    }
+
+    #[test]
+    fn a_streaming_chunked_body_still_counts_against_max_body() {
+        let l = streaming(2, 8);
+        let mut p = Parser::default();
+        let input = b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n";
+        let (_, seen) = run(&mut p, input, &l);
+        assert_eq!(seen.last(), Some(&Seen::Chunk(b"abcd".to_vec())), "{seen:?}");
+        // 4 streamed + 4 more + 1 more > 8: the streamed bytes count too
+        // (what was decoded in the failing step is not handed out).
+        let (_, seen) = run(&mut p, b"4\r\nefgh\r\n1\r\n", &l);
+        assert_eq!(seen, vec![Seen::Reject(413)]);
     }
 
     #[test]

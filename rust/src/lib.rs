@@ -92,10 +92,17 @@ pub unsafe extern "C" fn mgnet_last_error(out: *mut u8, cap: u32) -> i32 {
     error::last_error_into(std::slice::from_raw_parts_mut(out, cap as usize)) as i32
 }
 
-/// Creates a manager with request limits (0 keeps a default). Returns a
-/// handle (> 0) or a negative status.
+/// Creates a manager with request limits (0 keeps a default). Bodies over
+/// `stream_over` bytes stream to JS in BODY events (negative: never).
+/// Returns a handle (> 0) or a negative status.
 #[no_mangle]
-pub extern "C" fn mgnet_manager_new(max_head: u32, max_headers: u32, max_uri: u32, max_body: f64) -> i32 {
+pub extern "C" fn mgnet_manager_new(
+    max_head: u32,
+    max_headers: u32,
+    max_uri: u32,
+    max_body: f64,
+    stream_over: f64,
+) -> i32 {
     boundary(|| {
         let mut limits = http::Limits::default();
         if max_head > 0 {
@@ -115,6 +122,9 @@ pub extern "C" fn mgnet_manager_new(max_head: u32, max_headers: u32, max_uri: u3
         }
         if max_body > 0.0 {
             limits.max_body = max_body as u64;
+        }
+        if stream_over >= 0.0 {
+            limits.stream_over = stream_over as u64;
         }
         match Manager::new(limits) {
             Ok(m) => MANAGERS.with(|r| {
@@ -211,6 +221,19 @@ pub unsafe extern "C" fn mgnet_connect(
                 std::slice::from_raw_parts_mut(out, 8).copy_from_slice(&(id as f64).to_le_bytes());
                 slot as i32
             }
+            Err(e) => e,
+        }
+    })
+}
+
+/// Tells the core that JS consumed `n` bytes of the body streaming on
+/// (`slot`, `id`). Returns 1 if reading resumed (poll to get what follows),
+/// 0 if not, or a negative status.
+#[no_mangle]
+pub extern "C" fn mgnet_body_ack(h: u32, slot: u32, id: f64, n: u32) -> i32 {
+    with_manager(h, |m| {
+        match unsafe { (*m).body_ack(slot, id as u64, n as usize) } {
+            Ok(resumed) => resumed as i32,
             Err(e) => e,
         }
     })

@@ -21,7 +21,10 @@ use std::rc::Rc;
 
 use crate::cache::{etag_matches, Cache, Entry};
 use crate::error::{fail, Status};
-use crate::event::{EventBuf, HttpRecord, HTTP_FLAG_HTTP10, HTTP_FLAG_KEEP_ALIVE};
+use crate::event::{
+    EventBuf, HttpRecord, BODY_FLAG_END, BODY_FLAG_ERROR, HTTP_FLAG_HTTP10, HTTP_FLAG_KEEP_ALIVE,
+    HTTP_FLAG_STREAMED,
+};
 use crate::http::{
     reject_body, write_chunk, write_response, write_stream_end, write_stream_head, DateCache, Limits, Parsed,
     Parser, ResponseMeta, StreamFraming,
@@ -31,6 +34,10 @@ use crate::sys;
 /// At most this many requests of one connection wait for their responses;
 /// later pipelined requests stay unparsed in the receive buffer meanwhile.
 const MAX_INFLIGHT: usize = 256;
+/// Streamed body bytes JS may hold unconsumed before reading pauses...
+const BODY_HIGH_WATER: usize = 1 << 20;
+/// ...and resumes.
+const BODY_LOW_WATER: usize = 256 * 1024;
 /// Mongoose's `MG_MAX_RECV_SIZE` (rust/build.rs): a connection whose
 /// unparsed input reaches it is closed.
 const MAX_RECV: usize = 4 << 20;
@@ -112,6 +119,15 @@ struct HttpConn {
     paused: bool,
     /// A request with `Expect: 100-continue` waits for its body.
     continue_pending: bool,
+    /// The request whose body is streaming to JS.
+    streaming_seq: Option<u32>,
+    /// Streamed body bytes JS has not consumed yet.
+    unacked: usize,
+    /// Parsing stopped until JS consumes streamed body bytes.
+    body_paused: bool,
+    /// A streaming request asked for `100 Continue`: sent once JS starts
+    /// reading its body (a handler that answers first never invites it).
+    continue_on_read: bool,
 }
 
 enum Kind {
@@ -337,6 +353,21 @@ fn set_read_paused(c: *mut sys::mg_connection, paused: bool) {
             epoll_mode(c, false);
         }
     }
+}
+
+/// The HTTP record flags of a request.
+fn request_flags(info: &crate::http::ReqInfo, streamed: bool) -> u8 {
+    let mut flags = 0;
+    if info.http10 {
+        flags |= HTTP_FLAG_HTTP10;
+    }
+    if info.keep_alive {
+        flags |= HTTP_FLAG_KEEP_ALIVE;
+    }
+    if streamed {
+        flags |= HTTP_FLAG_STREAMED;
+    }
+    flags
 }
 
 fn method_is_get(head: &[u8], info: &crate::http::ReqInfo) -> bool {
@@ -738,7 +769,7 @@ impl Manager {
         self.parse_http(slot);
         let s = &self.slots[slot as usize];
         if let Kind::Http(h) = &s.kind {
-            set_read_paused(s.c, h.paused && !h.parser.stopped());
+            set_read_paused(s.c, (h.paused || h.body_paused) && !h.parser.stopped());
         }
     }
 
@@ -749,6 +780,9 @@ impl Manager {
         if s.lingering || h.parser.stopped() {
             unsafe { (*c).recv.len = 0 };
             return;
+        }
+        if h.body_paused {
+            return; // JS has not consumed the streamed body yet
         }
         let mut parser = std::mem::take(&mut h.parser);
         let can_start = h.inflight.len() < MAX_INFLIGHT && unsafe { (*c).send.len } < SEND_HIGH_WATER;
@@ -765,18 +799,6 @@ impl Manager {
             };
             parser.feed(input, &limits, can_start, &mut |p| match p {
                 Parsed::Request(r) => {
-                    let Kind::Http(h) = &mut self.slots[slot as usize].kind else {
-                        return false;
-                    };
-                    let seq = h.next_seq;
-                    h.next_seq = h.next_seq.wrapping_add(1);
-                    let meta = ResponseMeta {
-                        head_only: r.info.head_only,
-                        close: !r.info.keep_alive,
-                        http10: r.info.http10,
-                    };
-                    h.inflight.push_back(Pending::new(meta));
-                    self.awaiting += 1;
                     if !self.cache.is_empty() && (r.info.head_only || method_is_get(r.head, r.info)) {
                         if now == 0 {
                             now = now_ms();
@@ -785,32 +807,65 @@ impl Manager {
                         if let Some(entry) = self.cache.get(target, now) {
                             let fresh = header_value(r.head, r.info, b"if-none-match")
                                 .is_some_and(|v| etag_matches(v, &entry.etag));
+                            let (seq, more) = self.queue_request(slot, c, r.info);
                             cached.push((seq, entry, fresh));
-                            let more = h.inflight.len() < MAX_INFLIGHT && (*c).send.len < SEND_HIGH_WATER;
-                            if !more {
-                                h.paused = true;
-                            }
                             return more;
                         }
                     }
-                    let mut flags = 0;
-                    if r.info.http10 {
-                        flags |= HTTP_FLAG_HTTP10;
-                    }
-                    if r.info.keep_alive {
-                        flags |= HTTP_FLAG_KEEP_ALIVE;
-                    }
+                    let (seq, more) = self.queue_request(slot, c, r.info);
                     self.events.http(&HttpRecord {
                         id,
                         slot,
                         seq,
-                        flags,
+                        flags: request_flags(r.info, false),
                         head: r.head,
                         method: r.info.method,
                         target: r.info.target,
                         headers: &r.info.headers,
                         body: r.body,
                     });
+                    more
+                }
+                Parsed::StreamStart(r) => {
+                    let (seq, _) = self.queue_request(slot, c, r.info);
+                    if let Kind::Http(h) = &mut self.slots[slot as usize].kind {
+                        h.streaming_seq = Some(seq);
+                        h.continue_on_read = r.info.expect_continue;
+                    }
+                    self.events.http(&HttpRecord {
+                        id,
+                        slot,
+                        seq,
+                        flags: request_flags(r.info, true),
+                        head: r.head,
+                        method: r.info.method,
+                        target: r.info.target,
+                        headers: &r.info.headers,
+                        body: &[],
+                    });
+                    true
+                }
+                Parsed::BodyChunk(bytes) => {
+                    let Kind::Http(h) = &mut self.slots[slot as usize].kind else {
+                        return false;
+                    };
+                    h.unacked += bytes.len();
+                    if h.unacked > BODY_HIGH_WATER {
+                        h.body_paused = true;
+                    }
+                    let seq = h.streaming_seq.unwrap_or(0);
+                    self.events.body(id, slot, seq, bytes, 0, 0);
+                    true
+                }
+                Parsed::BodyEnd => {
+                    let Kind::Http(h) = &mut self.slots[slot as usize].kind else {
+                        return false;
+                    };
+                    let seq = h.streaming_seq.take().unwrap_or(0);
+                    self.events.body(id, slot, seq, &[], BODY_FLAG_END, 0);
+                    let Kind::Http(h) = &mut self.slots[slot as usize].kind else {
+                        return false;
+                    };
                     let more = h.inflight.len() < MAX_INFLIGHT && (*c).send.len < SEND_HIGH_WATER;
                     if !more {
                         h.paused = true;
@@ -871,6 +926,34 @@ impl Manager {
             let Kind::Http(h) = &mut self.slots[slot as usize].kind else {
                 return;
             };
+            if let Some(seq) = h.streaming_seq.take() {
+                // The body of a request JS already has went wrong (e.g. over
+                // maxBodySize): end it with an error and answer the request
+                // here unless JS already did.
+                h.continue_pending = false;
+                self.events.body(id, slot, seq, &[], BODY_FLAG_ERROR, status);
+                let body = reject_body(status);
+                let _ = self.reply(
+                    slot,
+                    id,
+                    seq,
+                    status,
+                    REPLY_CLOSE,
+                    b"content-type: text/plain; charset=utf-8\r\n",
+                    body.as_bytes(),
+                );
+                if let Kind::Http(h) = &mut self.slots[slot as usize].kind {
+                    // Answered by JS already: close once that response is out.
+                    if let Some(last) = h.inflight.back_mut() {
+                        last.meta.close = true;
+                    }
+                    if h.inflight.is_empty() {
+                        h.close_when_sent = true;
+                        self.mark_dirty(slot);
+                    }
+                }
+                return;
+            }
             let seq = h.next_seq;
             h.next_seq = h.next_seq.wrapping_add(1);
             h.continue_pending = false;
@@ -893,11 +976,67 @@ impl Manager {
         }
     }
 
+    /// Adds a request handed to JS (or to the cache) to the connection's
+    /// response queue. Returns its sequence number and whether another
+    /// request may start now (pipelining backpressure).
+    fn queue_request(
+        &mut self,
+        slot: u32,
+        c: *mut sys::mg_connection,
+        info: &crate::http::ReqInfo,
+    ) -> (u32, bool) {
+        let Kind::Http(h) = &mut self.slots[slot as usize].kind else {
+            return (0, false);
+        };
+        let seq = h.next_seq;
+        h.next_seq = h.next_seq.wrapping_add(1);
+        h.inflight.push_back(Pending::new(ResponseMeta {
+            head_only: info.head_only,
+            close: !info.keep_alive,
+            http10: info.http10,
+        }));
+        self.awaiting += 1;
+        let more = h.inflight.len() < MAX_INFLIGHT && unsafe { (*c).send.len } < SEND_HIGH_WATER;
+        if !more {
+            h.paused = true;
+        }
+        (seq, more)
+    }
+
+    /// JS consumed `n` bytes of a streamed body: resume reading once little
+    /// is left unconsumed. The first call (JS started reading, `n` may be
+    /// 0) sends a `100 Continue` the client asked for. Returns whether
+    /// reading resumed.
+    pub fn body_ack(&mut self, slot: u32, id: u64, n: usize) -> Result<bool, i32> {
+        self.conn(slot, id)?;
+        let Kind::Http(h) = &mut self.slots[slot as usize].kind else {
+            return Err(fail(Status::State, "not an HTTP connection"));
+        };
+        h.unacked = h.unacked.saturating_sub(n);
+        if std::mem::take(&mut h.continue_on_read) {
+            h.continue_pending = true;
+            self.send_continue_if_due(slot);
+            return Ok(false);
+        }
+        let Kind::Http(h) = &mut self.slots[slot as usize].kind else {
+            return Ok(false);
+        };
+        if h.body_paused && h.unacked <= BODY_LOW_WATER {
+            h.body_paused = false;
+            self.drive_http(slot);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     /// Sends `100 Continue` once every earlier response is out.
     fn send_continue_if_due(&mut self, slot: u32) {
         let s = &mut self.slots[slot as usize];
         let Kind::Http(h) = &mut s.kind else { return };
-        if h.continue_pending && h.inflight.is_empty() && h.parser.in_body() {
+        // A streaming request waits in the queue itself: only the responses
+        // ahead of it must be out.
+        let ahead = h.inflight.len() - usize::from(h.streaming_seq.is_some());
+        if h.continue_pending && ahead == 0 && h.parser.in_body() {
             h.continue_pending = false;
             unsafe { iobuf_append(&mut (*s.c).send, &[b"HTTP/1.1 100 Continue\r\n\r\n"]) };
             self.mark_dirty(slot);
@@ -984,6 +1123,14 @@ impl Manager {
         }
         if flags & REPLY_CLOSE != 0 {
             p.meta.close = true;
+        }
+        if h.streaming_seq == Some(h.send_seq.wrapping_add(idx as u32)) {
+            // Answered before its body arrived: no 100 Continue any more, and
+            // the connection closes after the response (the rest of the
+            // body is not worth reading; RFC 9110 15.5.14 allows it).
+            p.meta.close = true;
+            h.continue_pending = false;
+            h.continue_on_read = false;
         }
         p.state = next;
         Ok(p.meta)

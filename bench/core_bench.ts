@@ -10,7 +10,7 @@ import { type HttpRequestEvent, Manager } from "../mod.ts";
 import { lib } from "../src/ffi.ts";
 
 const sym = lib();
-const idle = sym.mgnet_manager_new(0, 0, 0, 0);
+const idle = sym.mgnet_manager_new(0, 0, 0, 0, -1);
 const arena = new Uint8Array(1 << 20);
 const epfd = sym.mgnet_wait_fd(idle);
 

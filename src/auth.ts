@@ -10,14 +10,19 @@ import { utf8Encoder } from "./bytes.ts";
 
 /** Credentials of the `Basic` scheme. */
 export interface BasicCredentials {
+  /** Discriminant. */
   scheme: "basic";
+  /** The user name (everything before the first colon). */
   username: string;
+  /** The password (everything after it; may contain colons). */
   password: string;
 }
 
 /** Credentials of the `Bearer` scheme. */
 export interface BearerCredentials {
+  /** Discriminant. */
   scheme: "bearer";
+  /** The token, as sent. */
   token: string;
 }
 

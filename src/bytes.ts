@@ -51,3 +51,25 @@ export function asciiEqualsLower(u8: Uint8Array, start: number, end: number, low
   }
   return true;
 }
+
+/**
+ * Reads an async iterable of byte chunks into one buffer.
+ *
+ * @param chunks The pieces, in order.
+ * @returns Their concatenation (a fresh buffer).
+ */
+export async function collectBytes(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array<ArrayBuffer>> {
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  for await (const p of chunks) {
+    parts.push(p);
+    n += p.length;
+  }
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

@@ -16,7 +16,7 @@
 
 import type { HttpRequestEvent } from "./http.ts";
 import type { NetAddr } from "./connection.ts";
-import { utf8Decoder } from "./bytes.ts";
+import { collectBytes, utf8Decoder } from "./bytes.ts";
 
 /** A response's parts, read without consuming it. */
 export interface ResponseParts {
@@ -309,19 +309,7 @@ export class MgRequest {
   async #collect(): Promise<Uint8Array<ArrayBuffer>> {
     if (this.#used) throw new TypeError("the body has already been read");
     this.#used = true;
-    const parts: Uint8Array[] = [];
-    let n = 0;
-    for await (const p of this.#ev.bodyChunks()) {
-      parts.push(p);
-      n += p.length;
-    }
-    const out = new Uint8Array(n);
-    let at = 0;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    return out;
+    return await collectBytes(this.#ev.bodyChunks());
   }
 
   /**

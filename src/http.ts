@@ -60,7 +60,11 @@ const NO_HEAD: EncodedHead = { bytes: EMPTY, flags: 0 };
 const frozenHeads = new WeakMap<object, EncodedHead>();
 let scratch = new Uint8Array(64 * 1024);
 
-function entries(headers: HeadersInit): Iterable<readonly [string, string]> {
+/**
+ * The pairs of any accepted headers form.
+ * @internal
+ */
+export function headerEntries(headers: HeadersInit): Iterable<readonly [string, string]> {
   if (headers instanceof Headers) return headers;
   if (Symbol.iterator in headers) return headers as Iterable<readonly [string, string]>;
   return Object.entries(headers as Record<string, string>);
@@ -108,7 +112,7 @@ function encodeHead(headers: HeadersInit | undefined): EncodedHead {
     const hit = frozenHeads.get(headers);
     if (hit) return hit;
   }
-  const head = serializeHeaders(entries(headers), true);
+  const head = serializeHeaders(headerEntries(headers), true);
   if (frozen) frozenHeads.set(headers, head);
   return head;
 }

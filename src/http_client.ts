@@ -13,10 +13,10 @@
  */
 
 import { lookup } from "node:dns/promises";
-import { utf8Decoder, utf8Encoder } from "./bytes.ts";
+import { collectBytes, utf8Decoder, utf8Encoder } from "./bytes.ts";
 import type { ClientSink, Connection, NetAddr } from "./connection.ts";
 import { MgnetError } from "./errors.ts";
-import type { HeadersInit } from "./http.ts";
+import { headerEntries, type HeadersInit } from "./http.ts";
 import type { Manager } from "./manager.ts";
 
 /** What went wrong with a client request. */
@@ -151,21 +151,8 @@ export class ClientResponse {
    * @returns The bytes.
    * @throws {ClientError} if the connection fails before the body ends.
    */
-  async bytes(): Promise<Uint8Array> {
-    const parts: Uint8Array[] = [];
-    let n = 0;
-    for await (const p of this.body) {
-      parts.push(p);
-      n += p.length;
-    }
-    if (parts.length === 1) return parts[0];
-    const out = new Uint8Array(n);
-    let at = 0;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    return out;
+  bytes(): Promise<Uint8Array> {
+    return collectBytes(this.body);
   }
 
   /**
@@ -214,12 +201,6 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   out.set(a);
   out.set(b, a.length);
   return out;
-}
-
-function entries(headers: HeadersInit): Iterable<readonly [string, string]> {
-  if (headers instanceof Headers) return headers;
-  if (Symbol.iterator in headers) return headers as Iterable<readonly [string, string]>;
-  return Object.entries(headers as Record<string, string>);
 }
 
 /**
@@ -343,7 +324,7 @@ export class HttpClientConnection implements AsyncDisposable {
     }
     if (/[\s\0]/.test(path)) throw new TypeError("the request target contains whitespace or NUL");
     let text = `${method} ${path} HTTP/1.1\r\nhost: ${this.#hostHeader}\r\n`;
-    for (const [k, v] of entries(init.headers ?? {})) {
+    for (const [k, v] of headerEntries(init.headers ?? {})) {
       const name = String(k);
       const value = String(v).trim();
       if (!TOKEN.test(name)) throw new TypeError(`invalid header name ${JSON.stringify(name)}`);
@@ -693,7 +674,7 @@ export async function httpRequest(
 ): Promise<ClientResponse> {
   const u = new URL(url);
   const conn = await openHttpConnection(mgr, u, options);
-  const headers: [string, string][] = [...entries(options.headers ?? {})]
+  const headers: [string, string][] = [...headerEntries(options.headers ?? {})]
     .filter(([k]) => String(k).toLowerCase() !== "connection")
     .map(([k, v]) => [k, v]);
   headers.push(["connection", "close"]);

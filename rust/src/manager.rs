@@ -932,16 +932,7 @@ impl Manager {
                 // here unless JS already did.
                 h.continue_pending = false;
                 self.events.body(id, slot, seq, &[], BODY_FLAG_ERROR, status);
-                let body = reject_body(status);
-                let _ = self.reply(
-                    slot,
-                    id,
-                    seq,
-                    status,
-                    REPLY_CLOSE,
-                    b"content-type: text/plain; charset=utf-8\r\n",
-                    body.as_bytes(),
-                );
+                self.reply_rejection(slot, id, seq, status);
                 if let Kind::Http(h) = &mut self.slots[slot as usize].kind {
                     // Answered by JS already: close once that response is out.
                     if let Some(last) = h.inflight.back_mut() {
@@ -963,17 +954,23 @@ impl Manager {
                 http10: false,
             }));
             self.awaiting += 1;
-            let body = reject_body(status);
-            let _ = self.reply(
-                slot,
-                id,
-                seq,
-                status,
-                REPLY_CLOSE,
-                b"content-type: text/plain; charset=utf-8\r\n",
-                body.as_bytes(),
-            );
+            self.reply_rejection(slot, id, seq, status);
         }
+    }
+
+    /// Answers request `seq` with mgnet's own error response and closes
+    /// the connection after it (a no-op if JS answered it already).
+    fn reply_rejection(&mut self, slot: u32, id: u64, seq: u32, status: u16) {
+        let body = reject_body(status);
+        let _ = self.reply(
+            slot,
+            id,
+            seq,
+            status,
+            REPLY_CLOSE,
+            b"content-type: text/plain; charset=utf-8\r\n",
+            body.as_bytes(),
+        );
     }
 
     /// Adds a request handed to JS (or to the cache) to the connection's

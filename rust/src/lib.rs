@@ -207,10 +207,12 @@ pub unsafe extern "C" fn mgnet_connect(
     out: *mut u8,
 ) -> i32 {
     let addr = bytes(addr, addr_len as usize);
-    let tls = (flags & CONNECT_TLS != 0).then(|| ClientTls {
-        name: bytes(name, name_len as usize).to_vec(),
-        ca: bytes(ca, ca_len as usize).to_vec(),
-        insecure: flags & CONNECT_INSECURE != 0,
+    let tls = (flags & CONNECT_TLS != 0).then(|| {
+        ClientTls::new(
+            bytes(name, name_len as usize),
+            bytes(ca, ca_len as usize),
+            flags & CONNECT_INSECURE != 0,
+        )
     });
     with_manager(h, |m| {
         let Ok(addr) = std::str::from_utf8(addr) else {

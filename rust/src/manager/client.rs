@@ -15,11 +15,30 @@ use crate::sys;
 /// TLS settings of an outbound connection.
 pub struct ClientTls {
     /// Server name for SNI and certificate verification.
-    pub name: Vec<u8>,
+    name: Vec<u8>,
     /// Trusted CA certificates (PEM or DER); empty: none given.
-    pub ca: Vec<u8>,
+    ca: Vec<u8>,
     /// Skip certificate and host name verification.
-    pub insecure: bool,
+    insecure: bool,
+}
+
+impl ClientTls {
+    /// Copies the settings. Each buffer keeps a NUL after its bytes:
+    /// `mg_tls_init` copies the name with `strncpy`, which reads on to a
+    /// NUL (AddressSanitizer caught it reading past an unterminated name).
+    pub fn new(name: &[u8], ca: &[u8], insecure: bool) -> ClientTls {
+        let terminated = |b: &[u8]| {
+            let mut v = Vec::with_capacity(b.len() + 1);
+            v.extend_from_slice(b);
+            v.push(0);
+            v
+        };
+        ClientTls {
+            name: terminated(name),
+            ca: terminated(ca),
+            insecure,
+        }
+    }
 }
 
 /// State of an outbound connection.
@@ -27,10 +46,11 @@ pub struct ClientConn {
     tls: Option<ClientTls>,
 }
 
+/// An `mg_str` over a NUL-terminated buffer, the NUL not counted.
 fn mg_str(b: &[u8]) -> sys::mg_str {
     sys::mg_str {
         buf: b.as_ptr() as *mut libc::c_char,
-        len: b.len(),
+        len: b.len().saturating_sub(1),
     }
 }
 

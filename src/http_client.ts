@@ -96,6 +96,8 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const BAD_VALUE = /[\0\r\n]/;
 const MAX_HEAD = 64 * 1024;
 const CRLF2 = utf8Encoder.encode("\r\n\r\n");
+/** Body bytes a response stream buffers before it stops acknowledging reads. */
+const BODY_HWM = 256 * 1024;
 
 /**
  * A response: status and headers at once, the body as a stream (or read
@@ -232,6 +234,9 @@ export class HttpClientConnection implements AsyncDisposable {
   #opened = Promise.withResolvers<void>();
   #chain: Promise<unknown> = Promise.resolve();
   #remoteAddr: NetAddr | undefined;
+  /** Bytes received, and bytes acknowledged to the core as consumed. */
+  #received = 0;
+  #acked = 0;
 
   /**
    * @internal Use {@linkcode Manager.connect}.
@@ -398,11 +403,28 @@ export class HttpClientConnection implements AsyncDisposable {
   }
 
   #onData(bytes: Uint8Array): void {
+    this.#received += bytes.length;
     this.#buf = concat(this.#buf, bytes);
     try {
       this.#process();
     } catch (e) {
       this.#protocolError(e instanceof Error ? e.message : String(e));
+    }
+    this.#syncAck();
+  }
+
+  /**
+   * Acknowledges what left mgnet's hands: everything received except the
+   * unparsed rest and the body bytes still queued in the response stream.
+   * The core stops reading the socket while over 1 MiB is unacknowledged,
+   * so a consumer that does not read holds the server back through TCP.
+   */
+  #syncAck(): void {
+    const queued = this.#body ? Math.max(0, BODY_HWM - (this.#body.desiredSize ?? BODY_HWM)) : 0;
+    const consumed = this.#received - this.#buf.length - queued;
+    if (consumed > this.#acked) {
+      this.#mgr.ackClient(this.#conn, consumed - this.#acked);
+      this.#acked = consumed;
     }
   }
 
@@ -512,12 +534,13 @@ export class HttpClientConnection implements AsyncDisposable {
       start: (controller) => {
         this.#body = controller;
       },
+      pull: () => this.#syncAck(),
       cancel: () => {
         // The reader gave up: the rest of the body cannot be skipped cheaply.
         this.#body = undefined;
         this.close();
       },
-    });
+    }, new ByteLengthQueuingStrategy({ highWaterMark: BODY_HWM }));
     clearTimeout(p.timer);
     p.responded = true;
     p.resolve(new ClientResponse(status, m[3] ?? "", m[1], headers, body));

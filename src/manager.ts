@@ -680,6 +680,18 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
     return rc;
   }
 
+  /**
+   * Tells the core that bytes received on an outbound connection were
+   * consumed (reading pauses while over 1 MiB is not).
+   * @internal Used by the HTTP client.
+   * @param conn The connection from {@linkcode openClient}.
+   * @param n Bytes consumed since the last call.
+   */
+  ackClient(conn: Connection, n: number): void {
+    if (conn.closed || this.#closed) return;
+    if (this.#sym.mgnet_client_ack(this.#h, conn.slot, conn.id, n) === 1) this.#sym.mgnet_wake(this.#h);
+  }
+
   /** Decodes the next event of the current batch, or undefined. */
   #decode(): MgEvent | undefined {
     const u8 = this.#batch;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ClientError, Manager } from "../mod.ts";
-import { toolEnv } from "./helpers.ts";
+import { toolEnv, until } from "./helpers.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -302,4 +302,35 @@ Deno.test("client: a for-await loop body awaiting a client request does not stal
   assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), "up");
   await mgr.close();
   await loop;
+});
+
+Deno.test("client: a response body nobody reads holds the server back (bounded memory), reading resumes it", async () => {
+  const total = 64 << 20;
+  const chunk = new Uint8Array(64 * 1024).fill(42);
+  let pulled = 0;
+  await using srv = denoServer(() =>
+    new Response(
+      new ReadableStream({
+        pull(c) {
+          if (pulled >= total) return c.close();
+          pulled += chunk.length;
+          c.enqueue(chunk);
+        },
+      }, { highWaterMark: 0 }),
+      { headers: { "content-length": String(total) } },
+    )
+  );
+  await using mgr = new Manager();
+  const res = await mgr.request(`http://127.0.0.1:${srv.port}/`);
+  // Do not read yet: wait until the server stops producing.
+  let last = -1, same = 0;
+  await until(() => {
+    same = pulled === last ? same + 1 : 0;
+    last = pulled;
+    return pulled >= total || same >= 25;
+  });
+  assert.ok(pulled < total / 2, `the client took ${pulled >> 20} MiB nobody read`);
+  let n = 0;
+  for await (const part of res.body) n += part.length;
+  assert.equal(n, total);
 });

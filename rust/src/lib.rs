@@ -228,6 +228,19 @@ pub unsafe extern "C" fn mgnet_connect(
     })
 }
 
+/// Tells the core that JS consumed `n` bytes received on an outbound
+/// connection (reading pauses while over 1 MiB is unconsumed). Returns 1
+/// if reading resumed (wake the loop), 0 if not, or a negative status.
+#[no_mangle]
+pub extern "C" fn mgnet_client_ack(h: u32, slot: u32, id: f64, n: u32) -> i32 {
+    with_manager(h, |m| {
+        match unsafe { (*m).client_ack(slot, id as u64, n as usize) } {
+            Ok(resumed) => resumed as i32,
+            Err(e) => e,
+        }
+    })
+}
+
 /// Tells the core that JS consumed `n` bytes of the body streaming on
 /// (`slot`, `id`). Returns 1 if reading resumed (poll to get what follows),
 /// 0 if not, or a negative status.

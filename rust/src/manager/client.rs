@@ -44,7 +44,15 @@ impl ClientTls {
 /// State of an outbound connection.
 pub struct ClientConn {
     tls: Option<ClientTls>,
+    /// Received bytes JS has not consumed yet; reading pauses above
+    /// [`UNACKED_HIGH`] and resumes at [`UNACKED_LOW`].
+    unacked: usize,
 }
+
+/// Unconsumed received bytes at which reading an outbound connection pauses...
+const UNACKED_HIGH: usize = 1 << 20;
+/// ...and resumes.
+const UNACKED_LOW: usize = 256 * 1024;
 
 /// An `mg_str` over a NUL-terminated buffer, the NUL not counted.
 fn mg_str(b: &[u8]) -> sys::mg_str {
@@ -92,7 +100,7 @@ impl Manager {
         }
         let m = &mut *this;
         let id = (*c).id;
-        let slot = m.alloc_slot(id, c, Kind::Client(Box::new(ClientConn { tls })));
+        let slot = m.alloc_slot(id, c, Kind::Client(Box::new(ClientConn { tls, unacked: 0 })));
         set_slot_of(c, slot);
         m.needs_poll = true;
         Ok((slot, id))
@@ -112,6 +120,22 @@ impl Manager {
             self.mark_dirty(slot);
             Ok((*c).send.len)
         }
+    }
+
+    /// JS consumed `n` received bytes: resume reading once few are left.
+    /// Returns whether reading resumed.
+    pub fn client_ack(&mut self, slot: u32, id: u64, n: usize) -> Result<bool, i32> {
+        let c = self.conn(slot, id)?;
+        let Kind::Client(cl) = &mut self.slots[slot as usize].kind else {
+            return Err(fail(Status::State, "not an outbound connection"));
+        };
+        cl.unacked = cl.unacked.saturating_sub(n);
+        if cl.unacked <= UNACKED_LOW && unsafe { (*c).is_full() } != 0 {
+            super::set_read_paused(c, false);
+            self.needs_poll = true;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     fn on_client_event(&mut self, c: *mut sys::mg_connection, ev: c_int, ev_data: *mut c_void) {
@@ -149,7 +173,14 @@ impl Manager {
                     if io.len > 0 {
                         self.events
                             .data(id, slot, std::slice::from_raw_parts(io.buf, io.len));
+                        let n = io.len;
                         io.len = 0;
+                        if let Kind::Client(cl) = &mut self.slots[slot as usize].kind {
+                            cl.unacked += n;
+                            if cl.unacked > UNACKED_HIGH {
+                                super::set_read_paused(c, true);
+                            }
+                        }
                     }
                 }
                 sys::MG_EV_ERROR => {

@@ -269,6 +269,20 @@ export async function until(
   }
 }
 
+/**
+ * Waits until `progress()` stops changing (the same value on 25 polls in a
+ * row, ~50 ms: the other side is blocked by backpressure) or `done()`.
+ */
+export async function untilStalled(progress: () => number, done: () => boolean): Promise<void> {
+  let last = -1, same = 0;
+  await until(() => {
+    const now = progress();
+    same = now === last ? same + 1 : 0;
+    last = now;
+    return done() || (now > 0 && same >= 25);
+  }, "progress to stop");
+}
+
 /** True if a TCP connect to the port is refused. */
 export async function refused(port: number): Promise<boolean> {
   try {

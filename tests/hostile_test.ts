@@ -4,7 +4,7 @@
  * normal request.
  */
 import assert from "node:assert/strict";
-import { assertAlive, echoPath, exchange, readResponses, serve, until, writeAll } from "./helpers.ts";
+import { assertAlive, echoPath, exchange, readResponses, serve, untilStalled, writeAll } from "./helpers.ts";
 
 const enc = new TextEncoder();
 
@@ -201,12 +201,7 @@ Deno.test("pipelining without reading, then reading: every response arrives (rea
   const writer = writeAll(conn, enc.encode(one.repeat(count))).then(() => writerDone = true);
   // Wait until the server stops making progress (its output is stuck) or
   // everything was written.
-  let last = -1, same = 0;
-  await until(() => {
-    same = handled === last ? same + 1 : 0;
-    last = handled;
-    return writerDone || (handled > 0 && same >= 25);
-  });
+  await untilStalled(() => handled, () => writerDone);
   const r = await readResponses(conn, { responses: count, timeoutMs: 60_000 });
   await writer;
   conn.close();

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ClientError, Manager } from "../mod.ts";
-import { toolEnv, until } from "./helpers.ts";
+import { toolEnv, untilStalled } from "./helpers.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -323,12 +323,7 @@ Deno.test("client: a response body nobody reads holds the server back (bounded m
   await using mgr = new Manager();
   const res = await mgr.request(`http://127.0.0.1:${srv.port}/`);
   // Do not read yet: wait until the server stops producing.
-  let last = -1, same = 0;
-  await until(() => {
-    same = pulled === last ? same + 1 : 0;
-    last = pulled;
-    return pulled >= total || same >= 25;
-  });
+  await untilStalled(() => pulled, () => pulled >= total);
   assert.ok(pulled < total / 2, `the client took ${pulled >> 20} MiB nobody read`);
   let n = 0;
   for await (const part of res.body) n += part.length;

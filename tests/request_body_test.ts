@@ -8,7 +8,7 @@ import {
   saveBodyToFile,
   serve as mgServe,
 } from "../mod.ts";
-import { readResponses, toolEnv, until, writeAll } from "./helpers.ts";
+import { readResponses, toolEnv, until, untilStalled, writeAll } from "./helpers.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -212,12 +212,7 @@ Deno.test("streamed bodies: an unread body stops the client (bounded memory), re
     }
   })();
   // Wait until the writer stops making progress: the server stopped reading.
-  let last = -1, same = 0;
-  await until(() => {
-    same = written === last ? same + 1 : 0;
-    last = written;
-    return written >= total || same >= 25;
-  });
+  await untilStalled(() => written, () => written >= total);
   assert.ok(written < total, `the server read all ${total} bytes without anyone consuming them`);
   release.resolve();
   await writer;

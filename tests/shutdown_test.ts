@@ -142,3 +142,33 @@ Deno.test("Manager.shutdown() with a for-await loop: the loop ends after the las
 Deno.test("Manager: shutdownTimeout must be a non-negative number", () => {
   assert.throws(() => new Manager({ shutdownTimeout: -1 }), RangeError);
 });
+
+Deno.test("Manager.shutdown(): an upload in progress (streamed or buffered) is finished and answered", async () => {
+  for (const streamBodiesOver of [1024, undefined]) {
+    const mgr = new Manager({ streamBodiesOver, maxBodySize: 64 << 20 });
+    const { port } = mgr.listen("http://127.0.0.1:0", {
+      async onRequest(ev) {
+        let n = 0;
+        for await (const c of ev.bodyChunks()) n += c.length;
+        ev.reply(200, `got ${n}`);
+      },
+    });
+    // `100 Continue` tells us the server has the head and waits for the body.
+    const conn = await connect(
+      port,
+      "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 200000\r\nExpect: 100-continue\r\n\r\n",
+    );
+    const interim = new Uint8Array(64);
+    const n = await conn.read(interim);
+    assert.match(new TextDecoder().decode(interim.subarray(0, n ?? 0)), /^HTTP\/1\.1 100 Continue\r\n\r\n$/);
+    const stopping = mgr.shutdown({ timeout: 10_000 });
+    await until(() => refused(port), "the listener to close");
+    await writeAll(conn, new Uint8Array(200_000)); // the body, after the shutdown began
+    const r = await readResponses(conn);
+    conn.close();
+    await stopping;
+    assert.equal(r.responses[0]?.text, "got 200000", `streamBodiesOver=${streamBodiesOver}`);
+    assert.equal(r.responses[0].headers.get("connection"), "close");
+    assert.equal(r.closed, true);
+  }
+});

@@ -128,6 +128,9 @@ struct HttpConn {
     /// A streaming request asked for `100 Continue`: sent once JS starts
     /// reading its body (a handler that answers first never invites it).
     continue_on_read: bool,
+    /// Shutting down while a request body arrives: that request is still
+    /// served, with `connection: close`, and no request after it.
+    last_request: bool,
 }
 
 enum Kind {
@@ -697,6 +700,8 @@ impl Manager {
             }
             if sent_all && h.close_when_sent && !s.lingering {
                 s.lingering = true;
+                // Read again (and discard) to see the peer's FIN.
+                set_read_paused(c, false);
                 libc::shutdown((*c).fd as usize as c_int, libc::SHUT_WR);
                 let deadline = now_ms() + LINGER_MS;
                 self.lingering.push((slot, s.id, deadline));
@@ -866,7 +871,8 @@ impl Manager {
                     let Kind::Http(h) = &mut self.slots[slot as usize].kind else {
                         return false;
                     };
-                    let more = h.inflight.len() < MAX_INFLIGHT && (*c).send.len < SEND_HIGH_WATER;
+                    let more =
+                        !h.last_request && h.inflight.len() < MAX_INFLIGHT && (*c).send.len < SEND_HIGH_WATER;
                     if !more {
                         h.paused = true;
                     }
@@ -989,11 +995,12 @@ impl Manager {
         h.next_seq = h.next_seq.wrapping_add(1);
         h.inflight.push_back(Pending::new(ResponseMeta {
             head_only: info.head_only,
-            close: !info.keep_alive,
+            close: !info.keep_alive || h.last_request,
             http10: info.http10,
         }));
         self.awaiting += 1;
-        let more = h.inflight.len() < MAX_INFLIGHT && unsafe { (*c).send.len } < SEND_HIGH_WATER;
+        let more =
+            !h.last_request && h.inflight.len() < MAX_INFLIGHT && unsafe { (*c).send.len } < SEND_HIGH_WATER;
         if !more {
             h.paused = true;
         }
@@ -1355,6 +1362,14 @@ impl Manager {
                 Kind::Http(h) => {
                     open += 1;
                     if h.close_when_sent || unsafe { (*c).is_closing() } != 0 {
+                        continue;
+                    }
+                    if h.parser.in_body() {
+                        // A body is arriving (an upload): let it finish.
+                        h.last_request = true;
+                        if let (Some(last), true) = (h.inflight.back_mut(), h.streaming_seq.is_some()) {
+                            last.meta.close = true;
+                        }
                         continue;
                     }
                     h.parser.stop();

@@ -445,7 +445,10 @@ export class HttpClientConnection implements AsyncDisposable {
         if (!this.#head(headText)) continue; // an interim 1xx response
       }
       const f = this.#framing!;
-      if (f.kind === "none") return this.#finish();
+      if (f.kind === "none") {
+        this.#finish();
+        continue;
+      }
       if (f.kind === "close") {
         if (this.#buf.length > 0) this.#body!.enqueue(this.#buf);
         this.#buf = new Uint8Array(0);

@@ -25,6 +25,8 @@ export const symbols = {
   // int32_t mgnet_manager_new(uint32_t max_head, uint32_t max_headers, uint32_t max_uri, double max_body,
   //   double stream_over /* < 0: never */)
   mgnet_manager_new: { parameters: ["u32", "u32", "u32", "f64", "f64"], result: "i32" },
+  // int32_t mgnet_client_want_drain(uint32_t h, uint32_t slot, double id, uint32_t mark)
+  mgnet_client_want_drain: { parameters: ["u32", "u32", "f64", "u32"], result: "i32" },
   // int32_t mgnet_client_ack(uint32_t h, uint32_t slot, double id, uint32_t n)
   mgnet_client_ack: { parameters: ["u32", "u32", "f64", "u32"], result: "i32" },
   // int32_t mgnet_body_ack(uint32_t h, uint32_t slot, double id, uint32_t n)

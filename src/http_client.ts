@@ -81,8 +81,12 @@ export interface ClientRequestInit {
   method?: string;
   /** Request headers; `host` and `content-length` are set by mgnet. */
   headers?: HeadersInit;
-  /** Body: a string (sent as UTF-8) or bytes. */
-  body?: string | Uint8Array | null;
+  /**
+   * Body: a string (sent as UTF-8) or bytes, sent with `content-length`; or
+   * a `ReadableStream`/async iterable of bytes, sent chunked as it comes,
+   * waiting while more than 256 KiB is unsent.
+   */
+  body?: string | Uint8Array | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array> | null;
   /** Most ms from sending to the response head (default 30 000). */
   timeout?: number;
   /** Aborts the request (rejects with kind `aborted`, closes the connection). */
@@ -98,6 +102,12 @@ const MAX_HEAD = 64 * 1024;
 const CRLF2 = utf8Encoder.encode("\r\n\r\n");
 /** Body bytes a response stream buffers before it stops acknowledging reads. */
 const BODY_HWM = 256 * 1024;
+/** A streamed request body waits while more than this is unsent... */
+const UPLOAD_HIGH = 256 * 1024;
+/** ...until it is down to this. */
+const UPLOAD_LOW = 64 * 1024;
+const CRLF = CRLF2.subarray(0, 2);
+const LAST_CHUNK = utf8Encoder.encode("0\r\n\r\n");
 
 /**
  * A response: status and headers at once, the body as a stream (or read
@@ -304,13 +314,13 @@ export class HttpClientConnection implements AsyncDisposable {
    * @throws {ClientError} on failure; {TypeError} for a bad header or target.
    */
   request(target: string, init: ClientRequestInit = {}): Promise<ClientResponse> {
-    let head: Uint8Array;
+    let encoded: { bytes: Uint8Array; stream?: AsyncIterable<Uint8Array> };
     try {
-      head = this.#encode(target, init);
+      encoded = this.#encode(target, init);
     } catch (e) {
       return Promise.reject(e);
     }
-    const run = this.#chain.then(() => this.#send(head, init));
+    const run = this.#chain.then(() => this.#send(encoded.bytes, encoded.stream, init));
     // The next request waits for this response's body, not just its head.
     this.#chain = run.then(() => this.#bodyDone).catch(() => {});
     return run;
@@ -318,7 +328,10 @@ export class HttpClientConnection implements AsyncDisposable {
 
   #bodyDone: Promise<void> = Promise.resolve();
 
-  #encode(target: string, init: ClientRequestInit): Uint8Array {
+  #encode(
+    target: string,
+    init: ClientRequestInit,
+  ): { bytes: Uint8Array; stream?: AsyncIterable<Uint8Array> } {
     const method = init.method ?? "GET";
     if (!TOKEN.test(method)) throw new TypeError(`invalid method ${JSON.stringify(method)}`);
     let path = target;
@@ -338,15 +351,45 @@ export class HttpClientConnection implements AsyncDisposable {
       if (lower === "host" || lower === "content-length" || lower === "transfer-encoding") continue;
       text += `${name}: ${value}\r\n`;
     }
-    const body = typeof init.body === "string" ? utf8Encoder.encode(init.body) : init.body ?? undefined;
+    const raw = init.body ?? undefined;
+    if (raw !== undefined && typeof raw !== "string" && !(raw instanceof Uint8Array)) {
+      if (!(Symbol.asyncIterator in raw)) throw new TypeError("unsupported request body type");
+      text += "transfer-encoding: chunked\r\n\r\n";
+      return { bytes: utf8Encoder.encode(text), stream: raw };
+    }
+    const body = typeof raw === "string" ? utf8Encoder.encode(raw) : raw;
     if (body !== undefined || /^(POST|PUT|PATCH)$/.test(method)) {
       text += `content-length: ${body?.length ?? 0}\r\n`;
     }
     text += "\r\n";
-    return body === undefined ? utf8Encoder.encode(text) : concat(utf8Encoder.encode(text), body);
+    return { bytes: body === undefined ? utf8Encoder.encode(text) : concat(utf8Encoder.encode(text), body) };
   }
 
-  #send(bytes: Uint8Array, init: ClientRequestInit): Promise<ClientResponse> {
+  /** Sends a streamed request body chunked, with the connection's backpressure. */
+  async #upload(body: AsyncIterable<Uint8Array>, fail: (e: ClientError) => void): Promise<void> {
+    try {
+      for await (const chunk of body) {
+        if (this.#closed) return;
+        if (!(chunk instanceof Uint8Array)) throw new TypeError("request body chunks must be Uint8Array");
+        if (chunk.length === 0) continue;
+        this.#mgr.sendClient(this.#conn, utf8Encoder.encode(`${chunk.length.toString(16)}\r\n`));
+        this.#mgr.sendClient(this.#conn, chunk);
+        if (this.#mgr.sendClient(this.#conn, CRLF) > UPLOAD_HIGH) {
+          await this.#mgr.clientDrained(this.#conn, UPLOAD_LOW);
+        }
+      }
+      if (!this.#closed) this.#mgr.sendClient(this.#conn, LAST_CHUNK);
+    } catch (e) {
+      if (this.#closed) return; // the connection ended; the response (or its failure) tells why
+      fail(new ClientError("aborted", `the request body failed: ${e}`, { cause: e }));
+    }
+  }
+
+  #send(
+    bytes: Uint8Array,
+    stream: AsyncIterable<Uint8Array> | undefined,
+    init: ClientRequestInit,
+  ): Promise<ClientResponse> {
     if (this.#closed) {
       return Promise.reject(new ClientError("reset", `the connection to ${this.origin} is closed`));
     }
@@ -383,6 +426,7 @@ export class HttpClientConnection implements AsyncDisposable {
     }
     this.#queue.push(p);
     this.#mgr.sendClient(this.#conn, bytes);
+    if (stream) void this.#upload(stream, fail);
     return promise;
   }
 

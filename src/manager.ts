@@ -681,6 +681,22 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
   }
 
   /**
+   * Resolves once at most `mark` bytes remain unsent on an outbound
+   * connection (at once if that is already so); rejects with
+   * `ConnectionClosedError` if it closes first.
+   * @internal Used by the HTTP client for request bodies.
+   * @param conn The connection from {@linkcode openClient}.
+   * @param mark The level to wait for (bytes).
+   * @returns The wait.
+   */
+  clientDrained(conn: Connection, mark: number): Promise<void> {
+    conn.assertOpen();
+    const rc = this.#sym.mgnet_client_want_drain(this.#h, conn.slot, conn.id, mark);
+    if (rc < 0) this.#host.check(rc);
+    return rc === 0 ? Promise.resolve() : this.#host.drained(conn);
+  }
+
+  /**
    * Tells the core that bytes received on an outbound connection were
    * consumed (reading pauses while over 1 MiB is not).
    * @internal Used by the HTTP client.
@@ -760,6 +776,11 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
           if (client) {
             client.conn.markClosed();
             this.#clients.delete(id);
+            const w = this.#drainWaiters.get(client.conn);
+            if (w) {
+              this.#drainWaiters.delete(client.conn);
+              w.reject(new ConnectionClosedError(`connection ${id} closed`));
+            }
             client.sink.onClose();
             continue;
           }
@@ -780,8 +801,9 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
           return { type: "close", conn };
         }
         case Kind.Drain: {
-          // Internal: a streamed response has room again.
-          const conn = this.#conns[slot];
+          // Internal: a streamed response (or a client's request body) has room again.
+          const own = this.#conns[slot];
+          const conn = own?.id === id ? own : this.#clients.get(id)?.conn;
           const w = conn && this.#drainWaiters.get(conn);
           if (w) {
             this.#drainWaiters.delete(conn!);

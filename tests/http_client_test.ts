@@ -329,3 +329,49 @@ Deno.test("client: a response body nobody reads holds the server back (bounded m
   for await (const part of res.body) n += part.length;
   assert.equal(n, total);
 });
+
+Deno.test("client: a streamed request body goes out chunked, held back while the server does not read", async () => {
+  const total = 32 << 20;
+  const chunk = new Uint8Array(64 * 1024).fill(7);
+  let pulled = 0;
+  const release = Promise.withResolvers<void>();
+  await using srv = denoServer(async (req) => {
+    await release.promise;
+    let n = 0;
+    for await (const c of req.body!) n += c.length;
+    return new Response(`${req.headers.get("transfer-encoding")} ${n}`);
+  });
+  await using mgr = new Manager();
+  const body = new ReadableStream<Uint8Array>({
+    pull(c) {
+      if (pulled >= total) return c.close();
+      pulled += chunk.length;
+      c.enqueue(chunk);
+    },
+  }, { highWaterMark: 0 });
+  const response = mgr.request(`http://127.0.0.1:${srv.port}/`, { method: "POST", body });
+  await untilStalled(() => pulled, () => pulled >= total);
+  assert.ok(pulled < total / 2, `the client pulled ${pulled >> 20} MiB the server did not read`);
+  release.resolve();
+  const res = await response;
+  assert.equal(await res.text(), `chunked ${total}`);
+  // An async generator works too.
+  const gen = async function* () {
+    yield new TextEncoder().encode("hello ");
+    yield new TextEncoder().encode("world");
+  };
+  const echo = await mgr.request(`http://127.0.0.1:${srv.port}/`, { method: "PUT", body: gen() });
+  assert.equal(await echo.text(), "chunked 11");
+});
+
+Deno.test("client: a request body stream that fails aborts the request", async () => {
+  await using srv = denoServer(async (req) => new Response(String((await req.arrayBuffer()).byteLength)));
+  await using mgr = new Manager();
+  const body = new ReadableStream<Uint8Array>({
+    start(c) {
+      c.enqueue(new Uint8Array(10));
+      c.error(new Error("disk on fire"));
+    },
+  });
+  await rejectsWith(mgr.request(`http://127.0.0.1:${srv.port}/`, { method: "POST", body }), "aborted");
+});

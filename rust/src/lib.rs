@@ -228,6 +228,19 @@ pub unsafe extern "C" fn mgnet_connect(
     })
 }
 
+/// Asks for a DRAIN event once at most `mark` bytes remain unsent on an
+/// outbound connection. Returns the bytes queued now (capped at i32::MAX),
+/// or 0 if that is already the case (no event follows).
+#[no_mangle]
+pub extern "C" fn mgnet_client_want_drain(h: u32, slot: u32, id: f64, mark: u32) -> i32 {
+    with_manager(h, |m| {
+        match unsafe { (*m).client_want_drain(slot, id as u64, mark as usize) } {
+            Ok(n) => n.min(i32::MAX as usize) as i32,
+            Err(e) => e,
+        }
+    })
+}
+
 /// Tells the core that JS consumed `n` bytes received on an outbound
 /// connection (reading pauses while over 1 MiB is unconsumed). Returns 1
 /// if reading resumed (wake the loop), 0 if not, or a negative status.

@@ -692,6 +692,12 @@ impl Manager {
     fn after_send(&mut self, slot: u32) {
         let s = &mut self.slots[slot as usize];
         let c = s.c;
+        if let Kind::Client(cl) = &mut s.kind {
+            if cl.drained(unsafe { (*c).send.len }) {
+                self.events.drain(s.id, slot);
+            }
+            return;
+        }
         let Kind::Http(h) = &mut s.kind else { return };
         unsafe {
             let sent_all = (*c).send.len == 0;

@@ -47,6 +47,22 @@ pub struct ClientConn {
     /// Received bytes JS has not consumed yet; reading pauses above
     /// [`UNACKED_HIGH`] and resumes at [`UNACKED_LOW`].
     unacked: usize,
+    /// JS waits until at most this many bytes remain unsent (a DRAIN event).
+    drain_at: Option<usize>,
+}
+
+impl ClientConn {
+    /// True (once) when JS waited for the send buffer to fall to its mark
+    /// and `queued` bytes are now below it.
+    pub(super) fn drained(&mut self, queued: usize) -> bool {
+        match self.drain_at {
+            Some(mark) if queued <= mark => {
+                self.drain_at = None;
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Unconsumed received bytes at which reading an outbound connection pauses...
@@ -100,7 +116,15 @@ impl Manager {
         }
         let m = &mut *this;
         let id = (*c).id;
-        let slot = m.alloc_slot(id, c, Kind::Client(Box::new(ClientConn { tls, unacked: 0 })));
+        let slot = m.alloc_slot(
+            id,
+            c,
+            Kind::Client(Box::new(ClientConn {
+                tls,
+                unacked: 0,
+                drain_at: None,
+            })),
+        );
         set_slot_of(c, slot);
         m.needs_poll = true;
         Ok((slot, id))
@@ -120,6 +144,22 @@ impl Manager {
             self.mark_dirty(slot);
             Ok((*c).send.len)
         }
+    }
+
+    /// Asks for a DRAIN event once at most `mark` bytes remain unsent on an
+    /// outbound connection. Returns the bytes queued now, or 0 if that is
+    /// already the case (no event).
+    pub fn client_want_drain(&mut self, slot: u32, id: u64, mark: usize) -> Result<usize, i32> {
+        let c = self.conn(slot, id)?;
+        let Kind::Client(cl) = &mut self.slots[slot as usize].kind else {
+            return Err(fail(Status::State, "not an outbound connection"));
+        };
+        let queued = unsafe { (*c).send.len };
+        if queued <= mark {
+            return Ok(0);
+        }
+        cl.drain_at = Some(mark);
+        Ok(queued)
     }
 
     /// JS consumed `n` received bytes: resume reading once few are left.
@@ -168,6 +208,7 @@ impl Manager {
                     }
                 }
                 sys::MG_EV_TLS_HS => self.connected(slot, c),
+                sys::MG_EV_WRITE => self.after_send(slot),
                 sys::MG_EV_READ => {
                     let io = &mut (*c).recv;
                     if io.len > 0 {

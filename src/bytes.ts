@@ -73,3 +73,47 @@ export async function collectBytes(chunks: AsyncIterable<Uint8Array>): Promise<U
   }
   return out;
 }
+
+/**
+ * Finds `needle` in `hay` from `from` on.
+ *
+ * @param hay Bytes to search.
+ * @param needle Bytes to find (not empty).
+ * @param from First index to consider.
+ * @returns The index of the first match, or -1.
+ */
+export function indexOfBytes(hay: Uint8Array, needle: Uint8Array, from = 0): number {
+  const last = hay.length - needle.length;
+  outer: for (
+    let i = hay.indexOf(needle[0], from);
+    i !== -1 && i <= last;
+    i = hay.indexOf(needle[0], i + 1)
+  ) {
+    for (let j = 1; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+/**
+ * A pull-driven `ReadableStream` over an async iterator of byte chunks:
+ * nothing is read ahead of the consumer, and cancelling the stream ends the
+ * iterator (its `finally` blocks run).
+ *
+ * @param it The source.
+ * @param onPull Called before each read (e.g. to mark a body as used).
+ * @returns The stream.
+ */
+export function streamFrom(it: AsyncIterator<Uint8Array>, onPull?: () => void): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      onPull?.();
+      const { value, done } = await it.next();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    async cancel() {
+      await it.return?.();
+    },
+  }, { highWaterMark: 0 });
+}

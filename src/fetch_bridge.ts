@@ -16,7 +16,7 @@
 
 import type { HttpRequestEvent } from "./http.ts";
 import type { NetAddr } from "./connection.ts";
-import { collectBytes, utf8Decoder } from "./bytes.ts";
+import { collectBytes, streamFrom, utf8Decoder } from "./bytes.ts";
 
 /** A response's parts, read without consuming it. */
 export interface ResponseParts {
@@ -244,18 +244,7 @@ export class MgRequest {
   /** The body as a stream, or null for an empty body. */
   get body(): ReadableStream<Uint8Array> | null {
     if (this.#stream === undefined && this.#ev.bodyStreamed) {
-      const it = this.#ev.bodyChunks();
-      this.#stream = new ReadableStream<Uint8Array>({
-        pull: async (c) => {
-          this.#used = true;
-          const { value, done } = await it.next();
-          if (done) c.close();
-          else c.enqueue(value);
-        },
-        cancel: async () => {
-          await it.return?.();
-        },
-      }, { highWaterMark: 0 });
+      this.#stream = streamFrom(this.#ev.bodyChunks(), () => this.#used = true);
     }
     if (this.#stream === undefined) {
       const bytes = this.#ev.body;

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { asciiEqualsLower, latin1, utf8Decoder, utf8Encoder } from "./bytes.ts";
+import { asciiEqualsLower, latin1, streamFrom, utf8Decoder, utf8Encoder } from "./bytes.ts";
 import { Connection } from "./connection.ts";
 import { ConnectionClosedError } from "./errors.ts";
 import { type Credentials, parseAuthorization } from "./auth.ts";
@@ -632,17 +632,7 @@ export class HttpRequestEvent {
    * @returns The stream.
    */
   bodyStream(): ReadableStream<Uint8Array> {
-    const it = this.bodyChunks();
-    return new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        const { value, done } = await it.next();
-        if (done) controller.close();
-        else controller.enqueue(value);
-      },
-      async cancel() {
-        await it.return?.();
-      },
-    }, { highWaterMark: 0 });
+    return streamFrom(this.bodyChunks());
   }
 
   /**

@@ -13,7 +13,7 @@
  */
 
 import { lookup } from "node:dns/promises";
-import { collectBytes, utf8Decoder, utf8Encoder } from "./bytes.ts";
+import { collectBytes, indexOfBytes, utf8Decoder, utf8Encoder } from "./bytes.ts";
 import type { ClientSink, Connection, NetAddr } from "./connection.ts";
 import { MgnetError } from "./errors.ts";
 import { headerEntries, type HeadersInit } from "./http.ts";
@@ -196,16 +196,6 @@ interface Pending {
 }
 
 type Framing = { kind: "none" } | { kind: "length"; left: number } | { kind: "chunked" } | { kind: "close" };
-
-function indexOf(hay: Uint8Array, needle: Uint8Array, from = 0): number {
-  for (let i = hay.indexOf(needle[0], from); i !== -1; i = hay.indexOf(needle[0], i + 1)) {
-    if (i + needle.length > hay.length) return -1;
-    let j = 1;
-    while (j < needle.length && hay[i + j] === needle[j]) j++;
-    if (j === needle.length) return i;
-  }
-  return -1;
-}
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   if (a.length === 0) return b;
@@ -479,7 +469,7 @@ export class HttpClientConnection implements AsyncDisposable {
           if (this.#buf.length > 0) throw new Error("the server sent bytes nobody asked for");
           return;
         }
-        const end = indexOf(this.#buf, CRLF2);
+        const end = indexOfBytes(this.#buf, CRLF2);
         if (end < 0) {
           if (this.#buf.length > MAX_HEAD) throw new Error(`a response head over ${MAX_HEAD} bytes`);
           return;
@@ -508,7 +498,7 @@ export class HttpClientConnection implements AsyncDisposable {
         continue;
       }
       // chunked
-      const line = indexOf(this.#buf, CRLF2.subarray(0, 2));
+      const line = indexOfBytes(this.#buf, CRLF2.subarray(0, 2));
       if (line < 0) {
         if (this.#buf.length > 4096) throw new Error("a chunk size line over 4096 bytes");
         return;
@@ -521,7 +511,7 @@ export class HttpClientConnection implements AsyncDisposable {
       if (size === 0) {
         // Trailer fields until an empty line.
         const rest = this.#buf.subarray(line + 2);
-        const empty = rest[0] === 13 && rest[1] === 10 ? 0 : indexOf(rest, CRLF2);
+        const empty = rest[0] === 13 && rest[1] === 10 ? 0 : indexOfBytes(rest, CRLF2);
         if (empty < 0) return;
         this.#buf = rest.subarray(empty === 0 ? 2 : empty + 4);
         this.#finish();
@@ -686,9 +676,8 @@ function systemCa(): Uint8Array {
   );
 }
 
-/** Resolves a host name to a Mongoose address (`tcp://IP:port`). */
-async function resolveAddr(hostname: string, port: number): Promise<string> {
-  const bare = hostname.startsWith("[") ? hostname.slice(1, -1) : hostname;
+/** Resolves a host name (IPv6 literals without brackets) to a Mongoose address (`tcp://IP:port`). */
+async function resolveAddr(bare: string, port: number): Promise<string> {
   if (/^\d+\.\d+\.\d+\.\d+$/.test(bare)) return `tcp://${bare}:${port}`;
   if (bare.includes(":")) return `tcp://[${bare}]:${port}`;
   let found: { address: string; family: number };
@@ -717,12 +706,13 @@ export async function openHttpConnection(
   }
   const tls = u.protocol === "https:";
   const port = Number(u.port || (tls ? 443 : 80));
-  const addr = await resolveAddr(u.hostname, port);
+  // The host without an IPv6 literal's brackets.
+  const name = u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname;
+  const addr = await resolveAddr(name, port);
   const conn = new HttpClientConnection(mgr, u.origin, u.host);
   const ca = typeof options.ca === "string"
     ? utf8Encoder.encode(options.ca)
     : options.ca ?? (tls && !options.insecure ? systemCa() : undefined);
-  const name = u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname;
   // Mongoose checks the name whenever one is given (it is also the SNI), so
   // an insecure connection goes without.
   await conn.open(

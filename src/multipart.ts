@@ -5,7 +5,7 @@
  * @module
  */
 
-import { utf8Decoder } from "./bytes.ts";
+import { indexOfBytes, utf8Decoder } from "./bytes.ts";
 import { MgnetError } from "./errors.ts";
 
 /** One part of a form. */
@@ -87,16 +87,6 @@ export function multipartBoundary(contentType: string | null | undefined): strin
   return b;
 }
 
-function indexOf(hay: Uint8Array, needle: Uint8Array, from: number): number {
-  const first = needle[0];
-  const last = hay.length - needle.length;
-  outer: for (let i = hay.indexOf(first, from); i !== -1 && i <= last; i = hay.indexOf(first, i + 1)) {
-    for (let j = 1; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
-    return i;
-  }
-  return -1;
-}
-
 function ascii(s: string): Uint8Array {
   return Uint8Array.from(s, (c) => c.charCodeAt(0));
 }
@@ -157,9 +147,9 @@ export function parseMultipart(
   const delim = ascii(`\r\n--${boundary}`);
   // The first delimiter may open the body (no CRLF before it) or follow a preamble.
   let pos: number;
-  if (indexOf(body.subarray(0, delim.length - 2), delim.subarray(2), 0) === 0) pos = delim.length - 2;
+  if (indexOfBytes(body.subarray(0, delim.length - 2), delim.subarray(2), 0) === 0) pos = delim.length - 2;
   else {
-    const at = indexOf(body, delim, 0);
+    const at = indexOfBytes(body, delim, 0);
     if (at < 0) throw new MultipartError("no boundary delimiter in the body");
     pos = at + delim.length;
   }
@@ -176,7 +166,7 @@ export function parseMultipart(
       headEnd = pos; // no headers at all
       pos += 2;
     } else {
-      headEnd = indexOf(body.subarray(0, Math.min(body.length, pos + maxHeader + 4)), CRLF2, pos);
+      headEnd = indexOfBytes(body.subarray(0, Math.min(body.length, pos + maxHeader + 4)), CRLF2, pos);
       if (headEnd < 0) {
         throw new MultipartError(
           body.length > pos + maxHeader
@@ -196,7 +186,7 @@ export function parseMultipart(
       }
       pos = headEnd + 4;
     }
-    const end = indexOf(body, delim, pos);
+    const end = indexOfBytes(body, delim, pos);
     if (end < 0) throw new MultipartError("truncated body: no closing boundary");
     const disposition = parseParams(headers["content-disposition"] ?? "");
     const name = htmlUnescape(disposition.params.get("name"));

@@ -8,7 +8,7 @@
  */
 
 import type { HttpRequestEvent, ResponseWriter } from "./http.ts";
-import { utf8Encoder } from "./bytes.ts";
+import { streamFrom, utf8Encoder } from "./bytes.ts";
 
 /** One event of an event stream. */
 export interface SseMessage {
@@ -175,16 +175,11 @@ export function sseResponse(
   messages: AsyncIterable<SseMessage | string>,
   init: { headers?: Record<string, string> } = {},
 ): Response {
-  const it = messages[Symbol.asyncIterator]();
-  const body = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const { value, done } = await it.next();
-      if (done) return controller.close();
-      controller.enqueue(utf8Encoder.encode(formatSse(typeof value === "string" ? { data: value } : value)));
-    },
-    async cancel() {
-      await it.return?.();
-    },
-  }, { highWaterMark: 0 });
-  return new Response(body, { headers: { ...SSE_HEADERS, ...init.headers } });
+  // Ending this generator (a cancelled stream) ends `messages` too.
+  const encoded = (async function* () {
+    for await (const m of messages) {
+      yield utf8Encoder.encode(formatSse(typeof m === "string" ? { data: m } : m));
+    }
+  })();
+  return new Response(streamFrom(encoded), { headers: { ...SSE_HEADERS, ...init.headers } });
 }

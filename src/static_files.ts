@@ -21,7 +21,7 @@
  */
 
 import type { HttpRequestEvent } from "./http.ts";
-import { utf8Encoder } from "./bytes.ts";
+import { streamFrom, utf8Encoder } from "./bytes.ts";
 import { ConnectionClosedError } from "./errors.ts";
 
 /** Options of the static file helpers. */
@@ -531,18 +531,7 @@ function toResponse(plan: Plan, method: string, options: StaticOptions): Respons
     const body = readPiecesSync(path, pieces, plan.length);
     if (body.length === plan.length) return new Response(body, { status: plan.status, headers });
   }
-  const it = streamPieces(path, pieces);
-  const body = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const { value, done } = await it.next();
-      if (done) controller.close();
-      else controller.enqueue(value);
-    },
-    async cancel() {
-      await it.return(undefined);
-    },
-  }, { highWaterMark: 0 });
-  return new Response(body, { status: plan.status, headers });
+  return new Response(streamFrom(streamPieces(path, pieces)), { status: plan.status, headers });
 }
 
 /**

@@ -283,6 +283,26 @@ export async function untilStalled(progress: () => number, done: () => boolean):
   }, "progress to stop");
 }
 
+/**
+ * A stream of `total` bytes in 64 KiB chunks, produced only when pulled
+ * (no read-ahead); `pulled()` says how much the consumer has asked for.
+ */
+export function countingStream(
+  total: number,
+  fill = 0,
+): { stream: ReadableStream<Uint8Array>; pulled: () => number } {
+  const chunk = new Uint8Array(64 * 1024).fill(fill);
+  let pulled = 0;
+  const stream = new ReadableStream<Uint8Array>({
+    pull(c) {
+      if (pulled >= total) return c.close();
+      pulled += chunk.length;
+      c.enqueue(chunk);
+    },
+  }, { highWaterMark: 0 });
+  return { stream, pulled: () => pulled };
+}
+
 /** True if a TCP connect to the port is refused. */
 export async function refused(port: number): Promise<boolean> {
   try {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ClientError, Manager } from "../mod.ts";
-import { toolEnv, untilStalled } from "./helpers.ts";
+import { countingStream, toolEnv, untilStalled } from "./helpers.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -306,25 +306,13 @@ Deno.test("client: a for-await loop body awaiting a client request does not stal
 
 Deno.test("client: a response body nobody reads holds the server back (bounded memory), reading resumes it", async () => {
   const total = 64 << 20;
-  const chunk = new Uint8Array(64 * 1024).fill(42);
-  let pulled = 0;
-  await using srv = denoServer(() =>
-    new Response(
-      new ReadableStream({
-        pull(c) {
-          if (pulled >= total) return c.close();
-          pulled += chunk.length;
-          c.enqueue(chunk);
-        },
-      }, { highWaterMark: 0 }),
-      { headers: { "content-length": String(total) } },
-    )
-  );
+  const { stream, pulled } = countingStream(total, 42);
+  await using srv = denoServer(() => new Response(stream, { headers: { "content-length": String(total) } }));
   await using mgr = new Manager();
   const res = await mgr.request(`http://127.0.0.1:${srv.port}/`);
   // Do not read yet: wait until the server stops producing.
-  await untilStalled(() => pulled, () => pulled >= total);
-  assert.ok(pulled < total / 2, `the client took ${pulled >> 20} MiB nobody read`);
+  await untilStalled(pulled, () => pulled() >= total);
+  assert.ok(pulled() < total / 2, `the client took ${pulled() >> 20} MiB nobody read`);
   let n = 0;
   for await (const part of res.body) n += part.length;
   assert.equal(n, total);
@@ -332,8 +320,7 @@ Deno.test("client: a response body nobody reads holds the server back (bounded m
 
 Deno.test("client: a streamed request body goes out chunked, held back while the server does not read", async () => {
   const total = 32 << 20;
-  const chunk = new Uint8Array(64 * 1024).fill(7);
-  let pulled = 0;
+  const { stream: body, pulled } = countingStream(total, 7);
   const release = Promise.withResolvers<void>();
   await using srv = denoServer(async (req) => {
     await release.promise;
@@ -342,16 +329,9 @@ Deno.test("client: a streamed request body goes out chunked, held back while the
     return new Response(`${req.headers.get("transfer-encoding")} ${n}`);
   });
   await using mgr = new Manager();
-  const body = new ReadableStream<Uint8Array>({
-    pull(c) {
-      if (pulled >= total) return c.close();
-      pulled += chunk.length;
-      c.enqueue(chunk);
-    },
-  }, { highWaterMark: 0 });
   const response = mgr.request(`http://127.0.0.1:${srv.port}/`, { method: "POST", body });
-  await untilStalled(() => pulled, () => pulled >= total);
-  assert.ok(pulled < total / 2, `the client pulled ${pulled >> 20} MiB the server did not read`);
+  await untilStalled(pulled, () => pulled() >= total);
+  assert.ok(pulled() < total / 2, `the client pulled ${pulled() >> 20} MiB the server did not read`);
   release.resolve();
   const res = await response;
   assert.equal(await res.text(), `chunked ${total}`);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type HttpServer, serve, type ServeHandler } from "../mod.ts";
-import { exchange, refused, until } from "./helpers.ts";
+import { countingStream, exchange, refused, until } from "./helpers.ts";
 
 function start(handler: ServeHandler, extra: Record<string, unknown> = {}): HttpServer & { url: string } {
   const s = serve({ port: 0, hostname: "127.0.0.1", onListen: false, ...extra }, handler);
@@ -257,20 +257,9 @@ Deno.test("serve(): request.signal aborts when the client leaves mid-body", asyn
 });
 
 Deno.test("serve(): a 100 MB ReadableStream body to a slow reader is pulled only as fast as it is read", async () => {
-  const chunk = new Uint8Array(64 * 1024).fill(97);
   const total = 100 << 20;
-  let pulled = 0;
-  await using s = start(() =>
-    new Response(
-      new ReadableStream({
-        pull(c) {
-          if (pulled >= total) return c.close();
-          pulled += chunk.length;
-          c.enqueue(chunk);
-        },
-      }),
-    )
-  );
+  const body = countingStream(total, 97);
+  await using s = start(() => new Response(body.stream));
   const rssBefore = Deno.memoryUsage().rss;
   let maxAhead = 0;
   let maxRss = rssBefore;
@@ -282,7 +271,7 @@ Deno.test("serve(): a 100 MB ReadableStream body to a slow reader is pulled only
     const n = await conn.read(buf);
     if (n === null) break;
     received += n;
-    maxAhead = Math.max(maxAhead, pulled - received);
+    maxAhead = Math.max(maxAhead, body.pulled() - received);
     if (reads % 16 === 0) {
       await new Promise((r) => setTimeout(r, 1));
       maxRss = Math.max(maxRss, Deno.memoryUsage().rss);

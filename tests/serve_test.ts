@@ -260,9 +260,7 @@ Deno.test("serve(): a 100 MB ReadableStream body to a slow reader is pulled only
   const total = 100 << 20;
   const body = countingStream(total, 97);
   await using s = start(() => new Response(body.stream));
-  const rssBefore = Deno.memoryUsage().rss;
   let maxAhead = 0;
-  let maxRss = rssBefore;
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: s.addr.port });
   await conn.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"));
   const buf = new Uint8Array(128 * 1024);
@@ -272,17 +270,15 @@ Deno.test("serve(): a 100 MB ReadableStream body to a slow reader is pulled only
     if (n === null) break;
     received += n;
     maxAhead = Math.max(maxAhead, body.pulled() - received);
-    if (reads % 16 === 0) {
-      await new Promise((r) => setTimeout(r, 1));
-      maxRss = Math.max(maxRss, Deno.memoryUsage().rss);
-    }
+    if (reads % 16 === 0) await new Promise((r) => setTimeout(r, 1));
   }
   conn.close();
   assert.ok(received > total);
   // What the stream produced never ran more than a few MB ahead of the reader
   // (the writer's high-water mark, one chunk, the kernel's socket buffers).
+  // (The server's memory over such a transfer is measured in its own process
+  // by stream_test.ts.)
   assert.ok(maxAhead < 8 << 20, `ran ${maxAhead >> 10} KiB ahead`);
-  assert.ok(maxRss - rssBefore < 48 << 20, `RSS grew by ${(maxRss - rssBefore) >> 20} MB`);
 });
 
 Deno.test("serve(): shutdown() lets in-flight requests finish, then refuses connections", async () => {

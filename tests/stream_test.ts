@@ -202,6 +202,35 @@ async function slowRead(port: number, onPause = () => {}): Promise<number> {
   return received;
 }
 
+Deno.test("large output that was not waited for arrives whole and in order, between pipelined replies", async () => {
+  // 8 MB replies and 8 MB of writes nobody awaited go beyond what a send
+  // buffer holds at once; the rest queues behind it and must keep its place.
+  const size = 8 << 20;
+  const pattern = (seed: number) => Uint8Array.from({ length: size }, (_, i) => (i * 7 + seed) % 251);
+  const big = pattern(1);
+  const streamed = pattern(2);
+  await using srv = serve((ev) => {
+    if (ev.path === "/big") return void ev.reply(200, big);
+    if (ev.path === "/stream") {
+      const out = ev.respond(200);
+      for (let i = 0; i < size; i += 100_000) out.write(streamed.subarray(i, i + 100_000));
+      out.end();
+      return;
+    }
+    ev.reply(200, ev.path);
+  });
+  const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: t\r\n\r\n`;
+  const r = await exchange(srv.port, get("/big") + get("/a") + get("/stream") + get("/big") + get("/b"), {
+    responses: 5,
+  });
+  assert.deepEqual(r.responses.map((x) => x.body.length), [size, 2, size, size, 2]);
+  assert.deepEqual(r.responses[0].body, big);
+  assert.equal(r.responses[1].text, "/a");
+  assert.deepEqual(r.responses[2].body, streamed);
+  assert.deepEqual(r.responses[3].body, big);
+  assert.equal(r.responses[4].text, "/b");
+});
+
 Deno.test("respond(): writes after the client left throw ConnectionClosedError", async () => {
   let error: unknown;
   let done = false;

@@ -45,6 +45,9 @@ const MAX_RECV: usize = 4 << 20;
 /// Stop parsing a connection's requests while this much output is unsent
 /// (a peer that pipelines without reading cannot grow our memory).
 const SEND_HIGH_WATER: usize = 1 << 20;
+/// Most extra Mongoose polls one `poll()` runs while each accepts a
+/// connection (Mongoose accepts one per listener per poll).
+const ACCEPT_POLLS: u32 = 128;
 /// A closing connection waits this long for the peer's FIN after ours, so
 /// the last response is not destroyed by a reset (RFC 9112 9.6).
 const LINGER_MS: u64 = 2000;
@@ -179,6 +182,8 @@ pub struct Manager {
     wake_tx: c_int,
     wake_pending: bool,
     needs_poll: bool,
+    /// A listener accepted a connection during the current Mongoose poll.
+    accepted: bool,
     /// Requests handed to JS that have no response yet (all connections).
     awaiting: usize,
     /// Responses answered without JS (see cache.rs).
@@ -438,6 +443,7 @@ impl Manager {
             wake_tx: fds[1],
             wake_pending: false,
             needs_poll: false,
+            accepted: false,
             awaiting: 0,
             cache: Cache::default(),
         });
@@ -604,7 +610,19 @@ impl Manager {
         if (*this).events.is_empty() {
             (*this).needs_poll = false;
             (*this).date.refresh();
+            (*this).accepted = false;
             sys::mg_mgr_poll(ptr::addr_of_mut!((*this).mgr), 0);
+            // Mongoose accepts one connection per listener per poll. A burst
+            // of connections (every client of a load test connecting at once)
+            // then waited one JS batch per connection: the last of 100 was
+            // accepted ~600 ms after it connected. Poll again while polls
+            // accept, up to a bound.
+            let mut extra = 0;
+            while (*this).accepted && extra < ACCEPT_POLLS {
+                (*this).accepted = false;
+                sys::mg_mgr_poll(ptr::addr_of_mut!((*this).mgr), 0);
+                extra += 1;
+            }
             let m = &mut *this;
             m.expire_lingering();
             m.flush();
@@ -1451,6 +1469,7 @@ impl Manager {
 
     fn on_accept(&mut self, c: *mut sys::mg_connection, info: &ListenerInfo) {
         unsafe {
+            self.accepted = true;
             let id = (*c).id;
             let kind = match info.proto {
                 Proto::Http => Kind::Http(Box::default()),

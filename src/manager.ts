@@ -56,13 +56,21 @@ export const YIELD_MS = 2;
 /** Longest synchronous wait for traffic on the JS thread (ms). */
 export const SYNC_WAIT_MS = 1;
 
-const ARENA_SIZE = 1 << 20;
+/**
+ * Size of the buffers event batches are copied into. Small on purpose: an
+ * arena must die young. A 1 MiB arena lived through several scavenges at
+ * 100 k requests/s, was promoted, and its external bytes drove V8 to a
+ * mark-compact every ~0.8 s (p99 2.9–3.9 ms at keep-alive 100); at 128 KiB
+ * none ran in 5 s and p99 was 2.0–2.4 ms (docs/architecture.md, section 2).
+ */
+const ARENA_SIZE = 128 << 10;
+/** A fresh arena is taken when less than this is left in the current one. */
+const ARENA_MIN_FREE = 32 * 1024;
 /** HTTP record flag: the body streams in BODY records (rust/src/event.rs). */
 const HTTP_FLAG_STREAMED = 4;
 /** BODY record flags. */
 const BODY_END = 1;
 const BODY_ERROR = 2;
-const ARENA_MIN_FREE = 64 * 1024;
 
 /**
  * Callbacks for a listener's connections, for those who prefer handlers to

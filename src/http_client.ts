@@ -15,7 +15,7 @@
 import { lookup } from "node:dns/promises";
 import { collectBytes, indexOfBytes, utf8Decoder, utf8Encoder } from "./bytes.ts";
 import type { ClientSink, Connection, NetAddr } from "./connection.ts";
-import { MgnetError } from "./errors.ts";
+import { ConnectionClosedError, MgnetError } from "./errors.ts";
 import { headerEntries, type HeadersInit } from "./http.ts";
 import type { Manager } from "./manager.ts";
 
@@ -94,7 +94,16 @@ export interface ClientRequestInit {
 }
 
 /** Options of {@linkcode Manager.request}: connection and request together. */
-export type ClientRequestOptions = ClientRequestInit & ClientConnectOptions;
+export interface ClientRequestOptions extends ClientRequestInit, ClientConnectOptions {
+  /**
+   * Reuse an idle connection to the same origin and keep this one open for
+   * later requests (default `true`). Idle connections wait at most 4 s,
+   * 16 per origin, and never keep the process alive. `false` (or a
+   * `connection: close` header, or a custom `ca`) sends the request on a
+   * fresh connection, closed once the response has arrived.
+   */
+  keepAlive?: boolean;
+}
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const BAD_VALUE = /[\0\r\n]/;
@@ -318,6 +327,23 @@ export class HttpClientConnection implements AsyncDisposable {
 
   #bodyDone: Promise<void> = Promise.resolve();
 
+  /**
+   * Called whenever the connection has finished every request and can take
+   * another (the pool parks it then).
+   * @internal
+   */
+  onIdle: (() => void) | undefined;
+
+  /**
+   * Marks the connection idle (it then does not keep the manager's loop
+   * running) or busy again.
+   * @internal
+   * @param idle Idle or busy.
+   */
+  setIdle(idle: boolean): void {
+    if (!this.#closed) this.#mgr.setClientIdle(this.#conn, idle);
+  }
+
   #encode(
     target: string,
     init: ClientRequestInit,
@@ -415,7 +441,14 @@ export class HttpClientConnection implements AsyncDisposable {
       init.signal.addEventListener("abort", p.onAbort, { once: true });
     }
     this.#queue.push(p);
-    this.#mgr.sendClient(this.#conn, bytes);
+    try {
+      this.#mgr.sendClient(this.#conn, bytes);
+    } catch (e) {
+      // Closed natively before JS saw the close (a reused idle connection).
+      if (!(e instanceof ConnectionClosedError)) throw e;
+      fail(new ClientError("reset", `the connection to ${this.origin} is closed`, { cause: e }));
+      return promise;
+    }
     if (stream) void this.#upload(stream, fail);
     return promise;
   }
@@ -599,6 +632,7 @@ export class HttpClientConnection implements AsyncDisposable {
     this.#onBodyEnd?.();
     this.#onBodyEnd = undefined;
     if (!this.#keepAlive) this.close();
+    else if (this.#queue.length === 0 && !this.#closed) this.onIdle?.();
   }
 
   #onClose(): void {
@@ -723,16 +757,106 @@ export async function openHttpConnection(
   return conn;
 }
 
+/** Most idle connections a pool keeps per origin. */
+const POOL_MAX_IDLE = 16;
 /**
- * One request on a fresh connection, closed once the body has arrived.
+ * An idle pooled connection is closed after this many ms: under the 5 s
+ * keep-alive timeout common in servers, so a server rarely closes one just
+ * as it is reused.
+ */
+const POOL_IDLE_MS = 4_000;
+/** Methods whose requests may be sent again (RFC 9110 9.2.2). */
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
+
+/**
+ * Idle keep-alive connections of one manager, by origin: the most recently
+ * parked one is reused first.
+ * @internal Used by {@linkcode Manager.request}.
+ */
+export class ClientPool {
+  #idle = new Map<string, HttpClientConnection[]>();
+  #timers = new Map<HttpClientConnection, ReturnType<typeof setTimeout>>();
+
+  /** An idle, open connection for `key`, now busy; or undefined. */
+  take(key: string): HttpClientConnection | undefined {
+    const list = this.#idle.get(key) ?? [];
+    for (let conn = list.pop(); conn; conn = list.pop()) {
+      clearTimeout(this.#timers.get(conn));
+      this.#timers.delete(conn);
+      if (conn.closed) continue;
+      if (list.length === 0) this.#idle.delete(key);
+      conn.setIdle(false);
+      return conn;
+    }
+    this.#idle.delete(key);
+    return undefined;
+  }
+
+  /** Keeps an open connection that finished its requests, for a while. */
+  park(key: string, conn: HttpClientConnection): void {
+    if (conn.closed || this.#timers.has(conn)) return;
+    let list = this.#idle.get(key);
+    if (!list) this.#idle.set(key, list = []);
+    if (list.length >= POOL_MAX_IDLE) return conn.close();
+    list.push(conn);
+    conn.setIdle(true);
+    const timer = setTimeout(() => {
+      this.#timers.delete(conn);
+      const i = list.indexOf(conn);
+      if (i >= 0) list.splice(i, 1);
+      if (list.length === 0 && this.#idle.get(key) === list) this.#idle.delete(key);
+      conn.close();
+    }, POOL_IDLE_MS);
+    Deno.unrefTimer(timer);
+    this.#timers.set(conn, timer);
+  }
+
+  /** Closes every idle connection. */
+  clear(): void {
+    for (const timer of this.#timers.values()) clearTimeout(timer);
+    this.#timers.clear();
+    for (const list of this.#idle.values()) for (const conn of list) conn.close();
+    this.#idle.clear();
+  }
+}
+
+/**
+ * One request: on an idle connection of `pool` when there is one (sent
+ * again on a fresh connection if the server had closed it and the request
+ * is idempotent with a fixed body), else on a new connection that is pooled
+ * afterwards; with `keepAlive: false`, on a new connection closed once the
+ * body has arrived.
  * @internal The work behind {@linkcode Manager.request}.
  */
 export async function httpRequest(
   mgr: Manager,
   url: string | URL,
   options: ClientRequestOptions = {},
+  pool?: ClientPool,
 ): Promise<ClientResponse> {
   const u = new URL(url);
+  const asksClose = [...headerEntries(options.headers ?? {})].some(([k, v]) =>
+    String(k).toLowerCase() === "connection" && /\bclose\b/i.test(String(v))
+  );
+  if (pool && options.keepAlive !== false && options.ca === undefined && !asksClose) {
+    const key = `${u.origin} ${options.insecure ? "insecure" : "verified"}`;
+    const body = options.body;
+    const resendable = IDEMPOTENT.has((options.method ?? "GET").toUpperCase()) &&
+      (body === undefined || body === null || typeof body === "string" || body instanceof Uint8Array);
+    for (;;) {
+      const pooled = pool.take(key);
+      const conn = pooled ?? await openHttpConnection(mgr, u, options);
+      conn.onIdle = () => pool.park(key, conn);
+      try {
+        return await conn.request(`${u.pathname}${u.search}`, options);
+      } catch (e) {
+        conn.close();
+        // A reused connection the server had closed while it sat idle.
+        if (pooled && resendable && e instanceof ClientError && e.kind === "reset") continue;
+        throw e;
+      }
+    }
+  }
   const conn = await openHttpConnection(mgr, u, options);
   const headers: [string, string][] = [...headerEntries(options.headers ?? {})]
     .filter(([k]) => String(k).toLowerCase() !== "connection")

@@ -31,6 +31,7 @@ import {
 import { ConnectionClosedError, ManagerClosedError, MgnetError } from "./errors.ts";
 import {
   type ClientConnectOptions,
+  ClientPool,
   type ClientRequestOptions,
   type ClientResponse,
   type HttpClientConnection,
@@ -253,6 +254,9 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
    * its previous occupant's close).
    */
   #clients = new Map<number, { conn: Connection; sink: ClientSink }>();
+  /** Ids of outbound connections parked in the pool: they do not keep the loop running. */
+  #idleClients = new Set<number>();
+  #pool: ClientPool | undefined;
   /** Streaming request bodies, by connection id (one at a time per connection). */
   #bodies = new Map<number, BodySink>();
   /** Settled by a `close` event while a shutdown waits for connections. */
@@ -591,7 +595,7 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
     if (this.#driving || this.#pumping) return;
     this.#driving = true;
     try {
-      while ((this.#drainWaiters.size > 0 || this.#clients.size > 0) && !this.#closed) {
+      while ((this.#drainWaiters.size > 0 || this.#clients.size > this.#idleClients.size) && !this.#closed) {
         this.#toBacklog();
         if (!(await this.#fillShared())) break;
         this.#toBacklog();
@@ -602,9 +606,15 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
   }
 
   /**
-   * Sends one HTTP request on a new connection (closed once the response
-   * body has arrived) and resolves with the response when its head is in.
-   * `https:` URLs use TLS; pass `ca` to verify the server.
+   * Sends one HTTP request and resolves with the response when its head is
+   * in. Connections are kept alive and reused: a request to an origin with
+   * an idle connection (its previous response read to the end) goes on
+   * that one; an idempotent request with a fixed body is sent again on a
+   * fresh connection if the server had closed the idle one. Idle
+   * connections are closed after 4 s and by {@linkcode close}, and do not
+   * keep the process alive. `keepAlive: false` uses a fresh connection
+   * closed after the response. `https:` URLs use TLS; pass `ca` to verify
+   * the server.
    *
    * @param url `http://` or `https://` URL.
    * @param options Method, headers, body, timeouts, `signal`, TLS trust.
@@ -622,7 +632,8 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
    * ```
    */
   request(url: string | URL, options?: ClientRequestOptions): Promise<ClientResponse> {
-    return httpRequest(this, url, options);
+    if (this.#closed) return Promise.reject(new ManagerClosedError());
+    return httpRequest(this, url, options, this.#pool ??= new ClientPool());
   }
 
   /**
@@ -671,6 +682,19 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
     this.#sym.mgnet_wake(this.#h); // a waiting loop must add the new socket
     this.#drive().catch(() => {}); // a failing poll surfaces in the loop itself
     return conn;
+  }
+
+  /**
+   * Marks an outbound connection idle (parked in the pool: it no longer
+   * keeps the loop running) or busy.
+   * @internal Used by the HTTP client's pool.
+   * @param conn The connection from {@linkcode openClient}.
+   * @param idle Idle or busy.
+   */
+  setClientIdle(conn: Connection, idle: boolean): void {
+    if (!this.#clients.has(conn.id)) return;
+    if (idle) this.#idleClients.add(conn.id);
+    else if (this.#idleClients.delete(conn.id)) this.#drive().catch(() => {});
   }
 
   /**
@@ -784,6 +808,7 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
           if (client) {
             client.conn.markClosed();
             this.#clients.delete(id);
+            this.#idleClients.delete(id);
             const w = this.#drainWaiters.get(client.conn);
             if (w) {
               this.#drainWaiters.delete(client.conn);
@@ -868,7 +893,13 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
       const ms = this.#sym.mgnet_next_timeout(this.#h);
       if (ms < 0) this.#host.check(ms);
       if (ms === 0) continue;
-      if (this.#sym.mgnet_awaiting(this.#h) === 0 && this.#bridgeGap(ms)) continue;
+      // Bridging a gap blocks this thread: only when no JS code can be about
+      // to add work (no request awaits its handler, no outbound connection is
+      // busy: its owner's next step runs in a microtask after this one).
+      if (
+        this.#sym.mgnet_awaiting(this.#h) === 0 && this.#clients.size === this.#idleClients.size &&
+        this.#bridgeGap(ms)
+      ) continue;
       await this.#wait(ms);
     }
   }
@@ -976,10 +1007,12 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
       for (const c of this.#conns) c?.markClosed();
       const clients = [...this.#clients.values()];
       this.#clients.clear();
+      this.#idleClients.clear();
       for (const { conn, sink } of clients) {
         conn.markClosed();
         sink.onClose();
       }
+      this.#pool?.clear(); // its connections are closed by now: this drops their timers
       for (const [id, body] of this.#bodies) body.fail(bodyCut(id));
       this.#bodies.clear();
       for (const [conn, w] of this.#drainWaiters) {

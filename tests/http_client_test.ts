@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ClientError, Manager } from "../mod.ts";
-import { countingStream, toolEnv, untilStalled } from "./helpers.ts";
+import { countingStream, toolEnv, until, untilStalled } from "./helpers.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -354,4 +354,152 @@ Deno.test("client: a request body stream that fails aborts the request", async (
     },
   });
   await rejectsWith(mgr.request(`http://127.0.0.1:${srv.port}/`, { method: "POST", body }), "aborted");
+});
+
+Deno.test("client pool: request() reuses an idle connection per origin; keepAlive: false does not", async () => {
+  // mgnet's own server tells the connections apart.
+  await using mgr = new Manager();
+  const seen: number[] = [];
+  const { port } = mgr.listen("http://127.0.0.1:0", {
+    onRequest(ev) {
+      seen.push(ev.conn.id);
+      ev.reply(200, ev.path);
+    },
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (const path of ["/a", "/b", "/c"]) assert.equal(await (await mgr.request(url + path)).text(), path);
+  assert.equal(new Set(seen).size, 1, `connections ${seen}`);
+  // A body read as a stream returns the connection too; HEAD has none to read.
+  const res = await mgr.request(`${url}/d`);
+  for await (const _ of res.body) { /* drain */ }
+  assert.equal((await mgr.request(`${url}/e`, { method: "HEAD" })).status, 200);
+  assert.equal(await (await mgr.request(`${url}/f`, { method: "POST", body: "x" })).text(), "/f");
+  assert.equal(new Set(seen).size, 1, `connections ${seen}`);
+  // Concurrent requests need connections of their own; all are pooled after.
+  const texts = await Promise.all(["/1", "/2", "/3"].map(async (p) => (await mgr.request(url + p)).text()));
+  assert.deepEqual(texts, ["/1", "/2", "/3"]);
+  const afterConcurrent = new Set(seen).size;
+  assert.ok(afterConcurrent >= 2 && afterConcurrent <= 3, `connections ${afterConcurrent}`);
+  for (const p of ["/4", "/5", "/6"]) await (await mgr.request(url + p)).text();
+  assert.equal(new Set(seen).size, afterConcurrent);
+  // Opting out: a fresh connection each time, closed after the response.
+  for (const p of ["/x", "/y"]) {
+    assert.equal(await (await mgr.request(url + p, { keepAlive: false })).text(), p);
+  }
+  assert.equal(new Set(seen).size, afterConcurrent + 2);
+  // So does a request that asks for `connection: close`.
+  await (await mgr.request(`${url}/z`, { headers: { connection: "close" } })).text();
+  assert.equal(new Set(seen).size, afterConcurrent + 3);
+});
+
+Deno.test("client pool: an idle connection the server closed is replaced, the GET sent again", async () => {
+  // A raw server that answers each connection's first request and then
+  // closes it: the pooled connection is dead by the time of the next GET.
+  let connections = 0;
+  let closed = Promise.withResolvers<void>();
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    for await (const conn of listener) {
+      connections++;
+      const buf = new Uint8Array(4096);
+      await conn.read(buf);
+      await conn.write(enc.encode("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"));
+      conn.close();
+      closed.resolve();
+    }
+  })();
+  try {
+    await using mgr = new Manager();
+    const url = `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}/`;
+    assert.equal(await (await mgr.request(url)).text(), "ok");
+    await closed.promise;
+    closed = Promise.withResolvers();
+    assert.equal(await (await mgr.request(url)).text(), "ok");
+    assert.equal(connections, 2);
+  } finally {
+    listener.close();
+    await serving.catch(() => {});
+  }
+});
+
+/**
+ * A raw server that answers each connection's first request, then reads
+ * the next one and closes without answering it. `requests` lists the
+ * request lines per connection.
+ */
+function dropsSecondRequest() {
+  const requests: string[][] = [];
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    for await (const conn of listener) {
+      const mine: string[] = [];
+      requests.push(mine);
+      (async () => {
+        const buf = new Uint8Array(4096);
+        for (let i = 0; i < 2; i++) {
+          const n = await conn.read(buf);
+          if (n === null) break;
+          mine.push(dec.decode(buf.subarray(0, n)).split("\r\n")[0]);
+          if (i === 0) await conn.write(enc.encode("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"));
+        }
+        conn.close();
+      })().catch(() => {});
+    }
+  })();
+  return {
+    requests,
+    url: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}/`,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await serving.catch(() => {});
+    },
+  };
+}
+
+Deno.test("client pool: a GET whose reused connection dies unanswered is sent again on a new one", async () => {
+  await using srv = dropsSecondRequest();
+  await using mgr = new Manager();
+  assert.equal(await (await mgr.request(srv.url)).text(), "ok");
+  assert.equal(await (await mgr.request(`${srv.url}again`)).text(), "ok");
+  assert.deepEqual(srv.requests, [["GET / HTTP/1.1", "GET /again HTTP/1.1"], ["GET /again HTTP/1.1"]]);
+});
+
+Deno.test("client pool: a POST whose reused connection dies unanswered fails instead of going out twice", async () => {
+  await using srv = dropsSecondRequest();
+  await using mgr = new Manager();
+  assert.equal(await (await mgr.request(srv.url)).text(), "ok");
+  await rejectsWith(mgr.request(srv.url, { method: "POST", body: "once" }), "reset");
+  assert.deepEqual(srv.requests, [["GET / HTTP/1.1", "POST / HTTP/1.1"]]);
+});
+
+Deno.test("client pool: idle connections do not keep the process alive; close() closes them", async () => {
+  // A child process makes two requests to this process's server and ends
+  // without closing its manager: it must exit by itself.
+  await using mgr = new Manager();
+  let open = 0;
+  const { port } = mgr.listen("http://127.0.0.1:0", {
+    onOpen: () => void open++,
+    onClose: () => void open--,
+    onRequest: (ev) => void ev.reply(200, "hi"),
+  });
+  const script = `
+    import { Manager } from ${JSON.stringify(new URL("../mod.ts", import.meta.url).href)};
+    const mgr = new Manager();
+    for (let i = 0; i < 2; i++) console.log(await (await mgr.request("http://127.0.0.1:${port}/")).text());
+  `;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", script],
+    stdout: "piped",
+    signal: AbortSignal.timeout(30_000),
+  }).output();
+  const out = await child;
+  assert.equal(out.code, 0);
+  assert.equal(dec.decode(out.stdout), "hi\nhi\n");
+  await until(() => open === 0, "the child's connection to close");
+  // In this process: a pooled connection stays open until close().
+  const client = new Manager();
+  await (await client.request(`http://127.0.0.1:${port}/`)).text();
+  await until(() => open === 1, "the pooled connection to be open");
+  await client.close();
+  await until(() => open === 0, "the pooled connection to close");
 });

@@ -805,6 +805,8 @@ export class ClientPool {
       const i = list.indexOf(conn);
       if (i >= 0) list.splice(i, 1);
       if (list.length === 0 && this.#idle.get(key) === list) this.#idle.delete(key);
+      // Busy again until its close is done, so the loop runs to carry it out.
+      conn.setIdle(false);
       conn.close();
     }, POOL_IDLE_MS);
     Deno.unrefTimer(timer);

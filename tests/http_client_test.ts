@@ -503,3 +503,19 @@ Deno.test("client pool: idle connections do not keep the process alive; close() 
   await client.close();
   await until(() => open === 0, "the pooled connection to close");
 });
+
+Deno.test("client pool: an idle connection is closed after 4 s", async () => {
+  await using mgr = new Manager();
+  let open = 0;
+  const { port } = mgr.listen("http://127.0.0.1:0", {
+    onOpen: () => void open++,
+    onClose: () => void open--,
+    onRequest: (ev) => void ev.reply(200, "hi"),
+  });
+  // The client is a second manager nobody iterates: only the pool's timer
+  // can close its connection.
+  await using client = new Manager();
+  await (await client.request(`http://127.0.0.1:${port}/`)).text();
+  await until(() => open === 1, "the pooled connection to be open");
+  await until(() => open === 0, "the idle connection to close", 15_000);
+});

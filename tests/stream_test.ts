@@ -231,6 +231,20 @@ Deno.test("large output that was not waited for arrives whole and in order, betw
   assert.equal(r.responses[4].text, "/b");
 });
 
+Deno.test("a large reply with connection: close arrives whole before the connection closes", async () => {
+  const size = 8 << 20;
+  const body = Uint8Array.from({ length: size }, (_, i) => (i * 13) % 251);
+  await using srv = serve((ev) => void ev.reply(200, body));
+  for (
+    const request of ["GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", "GET / HTTP/1.0\r\n\r\n"]
+  ) {
+    const r = await exchange(srv.port, request);
+    assert.ok(r.closed, "the server closed the connection");
+    assert.equal(r.responses.length, 1);
+    assert.deepEqual(r.responses[0].body, body);
+  }
+});
+
 Deno.test("respond(): writes after the client left throw ConnectionClosedError", async () => {
   let error: unknown;
   let done = false;

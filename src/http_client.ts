@@ -765,7 +765,7 @@ const POOL_MAX_IDLE = 16;
  * as it is reused.
  */
 const POOL_IDLE_MS = 4_000;
-/** Methods whose requests may be sent again (RFC 9110 9.2.2). */
+/** Methods whose requests may be sent again (RFC 9110 9.2.2; method names are case-sensitive). */
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
 
 /**
@@ -843,7 +843,7 @@ export async function httpRequest(
   if (pool && options.keepAlive !== false && options.ca === undefined && !asksClose) {
     const key = `${u.origin} ${options.insecure ? "insecure" : "verified"}`;
     const body = options.body;
-    const resendable = IDEMPOTENT.has((options.method ?? "GET").toUpperCase()) &&
+    const resendable = IDEMPOTENT.has(options.method ?? "GET") &&
       (body === undefined || body === null || typeof body === "string" || body instanceof Uint8Array);
     for (;;) {
       const pooled = pool.take(key);

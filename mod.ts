@@ -30,6 +30,7 @@ export {
   type ListenHandlers,
   Manager,
   type ManagerOptions,
+  type ManagerStats,
   SYNC_WAIT_MS,
   YIELD_MS,
 } from "./src/manager.ts";

@@ -12,7 +12,7 @@
 import { errorFromStatus } from "./errors.ts";
 
 /** The ABI version this TypeScript expects (`mgnet_abi_version`). */
-export const ABI_VERSION = 2;
+export const ABI_VERSION = 3;
 
 /** Every symbol of the C ABI (`rust/src/lib.rs`). */
 export const symbols = {
@@ -110,6 +110,8 @@ export const symbols = {
   mgnet_wait_sync: { name: "mgnet_wait", parameters: ["i32", "i32"], result: "i32" },
   // int32_t mgnet_awaiting(uint32_t h)
   mgnet_awaiting: { parameters: ["u32"], result: "i32" },
+  // int32_t mgnet_stats(uint32_t h, uint8_t out[32]) -- polls, accepted, requests, cache hits as doubles
+  mgnet_stats: { parameters: ["u32", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded library's symbols. */

@@ -116,6 +116,21 @@ export interface CacheOptions {
   etag?: string;
 }
 
+/** Counters of a {@linkcode Manager} since it was created ({@linkcode Manager.stats}). */
+export interface ManagerStats {
+  /**
+   * Polls that gathered a batch of events for JS. Connections arriving
+   * together are accepted within one (Mongoose alone accepts one per poll).
+   */
+  polls: number;
+  /** Connections accepted by listeners. */
+  accepted: number;
+  /** HTTP requests parsed: handed to JS or answered from the cache. */
+  requests: number;
+  /** Requests answered from the native cache, without JS. */
+  cacheHits: number;
+}
+
 /** Request limits of a manager's HTTP listeners. */
 export interface ManagerOptions {
   /** Maximum bytes of request line plus headers (default 64 KiB); over it: 431. */
@@ -496,6 +511,29 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
   invalidate(tag?: string): number {
     const t = utf8Encoder.encode(tag ?? "");
     return check(this.#sym.mgnet_cache_invalidate(this.#h, t, t.length));
+  }
+
+  /**
+   * Counters since the manager was created. Cheap (one FFI call); meant for
+   * monitoring and for checking how work was batched.
+   *
+   * @returns The counters.
+   * @throws {ManagerClosedError} once the manager is closed.
+   * @example
+   * ```ts
+   * import { Manager } from "../mod.ts";
+   * await using mgr = new Manager();
+   * const { port } = mgr.listen("http://127.0.0.1:0", { onRequest: (ev) => void ev.reply(200, "ok") });
+   * await (await fetch(`http://127.0.0.1:${port}/`)).text();
+   * const { accepted, requests } = mgr.stats();
+   * console.log(accepted, requests); // 1 1
+   * ```
+   */
+  stats(): ManagerStats {
+    if (this.#closed) throw new ManagerClosedError();
+    const out = new Float64Array(4);
+    check(this.#sym.mgnet_stats(this.#h, new Uint8Array(out.buffer)));
+    return { polls: out[0], accepted: out[1], requests: out[2], cacheHits: out[3] };
   }
 
   /** Replies were queued: make sure they are sent soon (see module docs). */

@@ -32,6 +32,10 @@ Deno.test("Manager.cache(): GET and HEAD are answered natively, with ETag and 30
     "from js /static",
   );
   assert.equal(handled, 2);
+  // Three answered natively (GET, the 304, HEAD) of five requests.
+  const stats = srv.mgr.stats();
+  assert.equal(stats.cacheHits, 3);
+  assert.equal(stats.requests, 5);
   assert.equal(srv.mgr.uncache("/static"), true);
   assert.equal(await (await fetch(`http://127.0.0.1:${srv.port}/static`)).text(), "from js /static");
 });

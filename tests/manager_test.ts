@@ -137,3 +137,43 @@ Deno.test("Manager options are validated", () => {
   assert.throws(() => new Manager({ maxHeaders: 5000 }), RangeError);
   assert.throws(() => new Manager({ maxBodySize: 1.5 }), RangeError);
 });
+
+Deno.test("stats(): counts polls, accepted connections and requests; throws once closed", async () => {
+  const mgr = new Manager();
+  const { port } = mgr.listen("http://127.0.0.1:0", { onRequest: (ev) => void ev.reply(200, "ok") });
+  for (let i = 0; i < 3; i++) await (await fetch(`http://127.0.0.1:${port}/`)).text();
+  const s = mgr.stats();
+  assert.equal(s.requests, 3);
+  assert.ok(s.accepted >= 1 && s.accepted <= 3, `accepted ${s.accepted}`);
+  assert.ok(s.polls >= 1);
+  assert.equal(s.cacheHits, 0);
+  await mgr.close();
+  assert.throws(() => mgr.stats(), ManagerClosedError);
+});
+
+Deno.test("connections that arrive together are accepted in a few polls, not one poll each", async () => {
+  // Mongoose accepts one connection per poll; mgnet polls again while polls
+  // accept. 64 clients connect and send a request before the manager's
+  // first poll (nothing iterates it yet; the kernel completes handshakes).
+  const mgr = new Manager();
+  const { port } = mgr.listen("http://127.0.0.1:0");
+  const n = 64;
+  const conns = await Promise.all(
+    Array.from({ length: n }, () => Deno.connect({ hostname: "127.0.0.1", port })),
+  );
+  const request = new TextEncoder().encode("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+  for (const c of conns) await c.write(request);
+  let answered = 0;
+  let polls = 0;
+  for await (const ev of mgr) {
+    if (ev.type !== "http") continue;
+    ev.reply(200, "ok");
+    if (++answered === n) {
+      polls = mgr.stats().polls;
+      break;
+    }
+  }
+  for (const c of conns) c.close();
+  // One poll per connection would be 64 or more.
+  assert.ok(polls <= 8, `${polls} polls for ${n} connections`);
+});

@@ -25,7 +25,7 @@ use error::{fail, Status};
 use manager::{ClientTls, Manager};
 
 /// Version of this ABI. `src/ffi.ts` refuses a library with another one.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 thread_local! {
     /// Live managers of this thread; a handle is an index + 1. Indices are
@@ -573,6 +573,26 @@ pub extern "C" fn mgnet_wait_fd(h: u32) -> i32 {
 #[no_mangle]
 pub extern "C" fn mgnet_next_timeout(h: u32) -> i32 {
     with_manager(h, |m| unsafe { (*m).next_timeout() })
+}
+
+/// Writes the manager's counters to `out` as four doubles: polls,
+/// connections accepted, requests parsed, cache hits. Returns 0.
+///
+/// # Safety
+/// `out` is valid for 32 bytes of writes.
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_stats(h: u32, out: *mut u8) -> i32 {
+    if out.is_null() {
+        return fail(Status::Invalid, "null stats buffer");
+    }
+    with_manager(h, |m| {
+        let s = (*m).stats;
+        let out = std::slice::from_raw_parts_mut(out, 32);
+        for (i, v) in [s.polls, s.accepted, s.requests, s.cache_hits].iter().enumerate() {
+            out[i * 8..i * 8 + 8].copy_from_slice(&(*v as f64).to_le_bytes());
+        }
+        0
+    })
 }
 
 /// Number of requests handed to JS that have no response yet.

@@ -166,6 +166,20 @@ struct Slot {
     drain_at: Option<(u32, usize)>,
 }
 
+/// Counters since the manager was created (`mgnet_stats`).
+#[derive(Default, Clone, Copy)]
+pub struct Stats {
+    /// Polls that gathered a batch of events for JS (each may run several
+    /// Mongoose polls while connections are being accepted).
+    pub polls: u64,
+    /// Connections accepted by listeners.
+    pub accepted: u64,
+    /// HTTP requests parsed (handed to JS or answered from the cache).
+    pub requests: u64,
+    /// Requests answered from the native cache.
+    pub cache_hits: u64,
+}
+
 /// A Mongoose manager plus mgnet's state around it.
 pub struct Manager {
     mgr: sys::mg_mgr,
@@ -184,6 +198,8 @@ pub struct Manager {
     needs_poll: bool,
     /// A listener accepted a connection during the current Mongoose poll.
     accepted: bool,
+    /// Counters for `mgnet_stats`.
+    pub stats: Stats,
     /// Requests handed to JS that have no response yet (all connections).
     awaiting: usize,
     /// Responses answered without JS (see cache.rs).
@@ -444,6 +460,7 @@ impl Manager {
             wake_pending: false,
             needs_poll: false,
             accepted: false,
+            stats: Stats::default(),
             awaiting: 0,
             cache: Cache::default(),
         });
@@ -611,6 +628,7 @@ impl Manager {
             (*this).needs_poll = false;
             (*this).date.refresh();
             (*this).accepted = false;
+            (*this).stats.polls += 1;
             sys::mg_mgr_poll(ptr::addr_of_mut!((*this).mgr), 0);
             // Mongoose accepts one connection per listener per poll. A burst
             // of connections (every client of a load test connecting at once)
@@ -862,6 +880,7 @@ impl Manager {
                             let fresh = header_value(r.head, r.info, b"if-none-match")
                                 .is_some_and(|v| etag_matches(v, &entry.etag));
                             let (seq, more) = self.queue_request(slot, c, r.info);
+                            self.stats.cache_hits += 1;
                             cached.push((seq, entry, fresh));
                             return more;
                         }
@@ -1041,6 +1060,7 @@ impl Manager {
             return (0, false);
         };
         let seq = h.next_seq;
+        self.stats.requests += 1;
         h.next_seq = h.next_seq.wrapping_add(1);
         h.inflight.push_back(Pending::new(ResponseMeta {
             head_only: info.head_only,
@@ -1470,6 +1490,7 @@ impl Manager {
     fn on_accept(&mut self, c: *mut sys::mg_connection, info: &ListenerInfo) {
         unsafe {
             self.accepted = true;
+            self.stats.accepted += 1;
             let id = (*c).id;
             let kind = match info.proto {
                 Proto::Http => Kind::Http(Box::default()),

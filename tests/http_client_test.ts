@@ -472,16 +472,27 @@ Deno.test("client pool: a POST whose reused connection dies unanswered fails ins
   assert.deepEqual(srv.requests, [["GET / HTTP/1.1", "POST / HTTP/1.1"]]);
 });
 
+/** An mgnet server answering "hi" that counts its open connections. */
+function openCounter() {
+  const mgr = new Manager();
+  const srv = {
+    open: 0,
+    port: 0,
+    [Symbol.asyncDispose]: () => mgr.close(),
+  };
+  srv.port = mgr.listen("http://127.0.0.1:0", {
+    onOpen: () => void srv.open++,
+    onClose: () => void srv.open--,
+    onRequest: (ev) => void ev.reply(200, "hi"),
+  }).port;
+  return srv;
+}
+
 Deno.test("client pool: idle connections do not keep the process alive; close() closes them", async () => {
   // A child process makes two requests to this process's server and ends
   // without closing its manager: it must exit by itself.
-  await using mgr = new Manager();
-  let open = 0;
-  const { port } = mgr.listen("http://127.0.0.1:0", {
-    onOpen: () => void open++,
-    onClose: () => void open--,
-    onRequest: (ev) => void ev.reply(200, "hi"),
-  });
+  await using srv = openCounter();
+  const { port } = srv;
   const script = `
     import { Manager } from ${JSON.stringify(new URL("../mod.ts", import.meta.url).href)};
     const mgr = new Manager();
@@ -495,27 +506,22 @@ Deno.test("client pool: idle connections do not keep the process alive; close() 
   const out = await child;
   assert.equal(out.code, 0);
   assert.equal(dec.decode(out.stdout), "hi\nhi\n");
-  await until(() => open === 0, "the child's connection to close");
+  await until(() => srv.open === 0, "the child's connection to close");
   // In this process: a pooled connection stays open until close().
   const client = new Manager();
   await (await client.request(`http://127.0.0.1:${port}/`)).text();
-  await until(() => open === 1, "the pooled connection to be open");
+  await until(() => srv.open === 1, "the pooled connection to be open");
   await client.close();
-  await until(() => open === 0, "the pooled connection to close");
+  await until(() => srv.open === 0, "the pooled connection to close");
 });
 
 Deno.test("client pool: an idle connection is closed after 4 s", async () => {
-  await using mgr = new Manager();
-  let open = 0;
-  const { port } = mgr.listen("http://127.0.0.1:0", {
-    onOpen: () => void open++,
-    onClose: () => void open--,
-    onRequest: (ev) => void ev.reply(200, "hi"),
-  });
+  await using srv = openCounter();
+  const { port } = srv;
   // The client is a second manager nobody iterates: only the pool's timer
   // can close its connection.
   await using client = new Manager();
   await (await client.request(`http://127.0.0.1:${port}/`)).text();
-  await until(() => open === 1, "the pooled connection to be open");
-  await until(() => open === 0, "the idle connection to close", 15_000);
+  await until(() => srv.open === 1, "the pooled connection to be open");
+  await until(() => srv.open === 0, "the idle connection to close", 15_000);
 });

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 
-/** Starts an example with PORT=0, returns its base URL and the process. */
+/**
+ * Starts an example with PORT=0, returns its base URL, the process, its
+ * stdout reader and `stop()`: sends a signal (if it still runs), waits for
+ * the exit and releases stdout; resolves with the exit status.
+ */
 async function startExample(file: string, env: Record<string, string> = {}) {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
@@ -23,12 +27,20 @@ async function startExample(file: string, env: Record<string, string> = {}) {
     out += value;
   }
   const url = /Listening on (\S+)\n/.exec(out)![1];
-  return { child, url, reader };
+  const stop = async (signal: Deno.Signal = "SIGINT"): Promise<Deno.CommandStatus> => {
+    try {
+      child.kill(signal);
+    } catch { /* already exited */ }
+    const status = await child.status;
+    await reader.cancel();
+    return status;
+  };
+  return { child, url, reader, stop };
 }
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   Deno.test(`examples/hello.ts answers every path and exits cleanly on ${signal}`, async () => {
-    const { child, url, reader } = await startExample("hello.ts");
+    const { url, stop } = await startExample("hello.ts");
     try {
       assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
       for (const path of ["", "any/path?x=1"]) {
@@ -38,29 +50,24 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
         assert.deepEqual(await res.json(), { message: "Hello, World!" });
       }
     } finally {
-      child.kill(signal);
-      const status = await child.status;
-      await reader.cancel();
-      assert.equal(status.code, 0);
+      assert.equal((await stop(signal)).code, 0);
     }
   });
 }
 
 Deno.test("examples/hello.ts honours HOSTNAME (IPv6)", async () => {
-  const { child, url, reader } = await startExample("hello.ts", { HOSTNAME: "::1" });
+  const { url, stop } = await startExample("hello.ts", { HOSTNAME: "::1" });
   try {
     assert.match(url, /^http:\/\/\[::1\]:\d+\/$/);
     assert.equal((await (await fetch(url)).json()).message, "Hello, World!");
   } finally {
-    child.kill("SIGINT");
-    await child.status;
-    await reader.cancel();
+    await stop();
   }
 });
 
 Deno.test("examples/showcase.ts serves every route and exits cleanly with an event stream open", async () => {
   const uploadDir = Deno.makeTempDirSync();
-  const { child, url, reader } = await startExample("showcase.ts", { UPLOAD_DIR: uploadDir });
+  const { child, url, stop } = await startExample("showcase.ts", { UPLOAD_DIR: uploadDir });
   try {
     const page = await fetch(url);
     assert.match(page.headers.get("content-type") ?? "", /text\/html/);
@@ -113,11 +120,7 @@ Deno.test("examples/showcase.ts serves every route and exits cleanly with an eve
     assert.equal((await child.status).code, 0);
     await sse.cancel().catch(() => {});
   } finally {
-    try {
-      child.kill("SIGINT");
-    } catch { /* already exited */ }
-    await child.status;
-    await reader.cancel();
+    await stop();
     Deno.removeSync(uploadDir, { recursive: true });
   }
 });
@@ -128,14 +131,11 @@ async function withExample(
   body: (url: string, reader: ReadableStreamDefaultReader<string>) => Promise<void>,
   env: Record<string, string> = {},
 ): Promise<void> {
-  const { child, url, reader } = await startExample(file, env);
+  const { url, reader, stop } = await startExample(file, env);
   try {
     await body(url, reader);
   } finally {
-    child.kill("SIGINT");
-    const status = await child.status;
-    await reader.cancel();
-    assert.equal(status.code, 0);
+    assert.equal((await stop()).code, 0);
   }
 }
 
@@ -223,7 +223,7 @@ Deno.test("examples/upload.ts saves curl's upload under a sanitised name", async
 });
 
 Deno.test("examples/shutdown.ts answers a request in progress after SIGINT, then exits", async () => {
-  const { child, url, reader } = await startExample("shutdown.ts");
+  const { child, url, reader, stop } = await startExample("shutdown.ts");
   try {
     const slow = fetch(`${url}slow`).then((r) => r.text());
     let out = "";
@@ -238,11 +238,7 @@ Deno.test("examples/shutdown.ts answers a request in progress after SIGINT, then
     assert.match(out, /shutting down[\s\S]*stopped/);
     assert.equal((await child.status).code, 0);
   } finally {
-    try {
-      child.kill("SIGINT");
-    } catch { /* already exited */ }
-    await child.status;
-    await reader.cancel();
+    await stop();
   }
 });
 

@@ -4,8 +4,13 @@
  * A Rust core drives the Mongoose C library and hands events to JavaScript
  * in batches; this module is the TypeScript API over it.
  *
+ * Optional parts have entry points of their own: `./static` (static
+ * files), `./sse` (Server-Sent Events), `./auth` (credentials), `./multipart`
+ * (form uploads) and `./serve` (the `deno serve` runner).
+ *
  * @example Hello server
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Manager } from "./mod.ts";
  *
  * await using mgr = new Manager();
@@ -15,7 +20,7 @@
  *     if (ev.type === "http") ev.reply(200, '{"hello":"world"}', { "content-type": "application/json" });
  *   }
  * })();
- * console.log(await (await fetch(`http://127.0.0.1:${port}/`)).json());
+ * assert.deepEqual(await (await fetch(`http://127.0.0.1:${port}/`)).json(), { hello: "world" });
  * await mgr.close();
  * await loop;
  * ```
@@ -24,28 +29,21 @@
  */
 
 export {
-  type CachedResponse,
-  type CacheOptions,
   Listener,
   type ListenHandlers,
   Manager,
   type ManagerOptions,
   type ManagerStats,
-  SYNC_WAIT_MS,
-  YIELD_MS,
 } from "./src/manager.ts";
-export { Connection, type NetAddr } from "./src/connection.ts";
-export {
-  type BodyInit,
-  type HeadersInit,
-  HttpConnection,
-  HttpRequestEvent,
-  ResponseWriter,
-  STREAM_HIGH_WATER,
-} from "./src/http.ts";
-export type { CloseEvent, ErrorEvent, MgEvent, OpenEvent } from "./src/events.ts";
-export { ConnectionClosedError, ManagerClosedError, MgnetError } from "./src/errors.ts";
-export { mongooseVersion } from "./src/ffi.ts";
+export type { CachedResponse, CacheOptions } from "./src/http/cache.ts";
+export type { HttpLimits } from "./src/http/limits.ts";
+export { Connection, type NetAddr } from "./src/core/connection.ts";
+export type { ReplyBody, ReplyHeaders } from "./src/http/headers.ts";
+export { HttpConnection, ResponseWriter } from "./src/http/response.ts";
+export { HttpRequestEvent } from "./src/http/request_event.ts";
+export type { ConnCloseEvent, ConnErrorEvent, MgEvent, OpenEvent } from "./src/events.ts";
+export { ConnectionClosedError, ManagerClosedError, MgnetError, type StatusName } from "./src/core/errors.ts";
+export { mongooseVersion } from "./src/core/ffi.ts";
 export {
   cached,
   type HttpServer,
@@ -54,16 +52,8 @@ export {
   type ServeHandlerInfo,
   type ServeInit,
   type ServeOptions,
-} from "./src/serve.ts";
-export { MgRequest } from "./src/fetch_bridge.ts";
-export {
-  serveDir,
-  type ServeDirOptions,
-  serveDirResponse,
-  serveFile,
-  serveFileResponse,
-  type StaticOptions,
-} from "./src/static_files.ts";
+} from "./src/serve/serve.ts";
+export { MgRequest } from "./src/serve/fetch_bridge.ts";
 export {
   type ClientConnectOptions,
   ClientError,
@@ -72,23 +62,5 @@ export {
   type ClientRequestOptions,
   ClientResponse,
   HttpClientConnection,
-} from "./src/http_client.ts";
-export { type SaveBodyOptions, saveBodyToFile } from "./src/request_body.ts";
-export { formatSse, SSE_HEADERS, type SseMessage, sseResponse, SseStream, startSse } from "./src/sse.ts";
-export {
-  basicChallenge,
-  type BasicCredentials,
-  bearerChallenge,
-  type BearerCredentials,
-  type Credentials,
-  parseAuthorization,
-  timingSafeEqual,
-} from "./src/auth.ts";
-export {
-  type FormPart,
-  multipartBoundary,
-  MultipartError,
-  type MultipartLimits,
-  parseMultipart,
-  sanitizeFilename,
-} from "./src/multipart.ts";
+} from "./src/http/client.ts";
+export { type SaveBodyOptions, saveBodyToFile } from "./src/http/save_body.ts";

@@ -7,7 +7,7 @@
  * benchmarks (decoding is lazy, so every read decodes from the batch).
  */
 import { type HttpRequestEvent, Manager } from "../mod.ts";
-import { lib } from "../src/ffi.ts";
+import { lib } from "../src/core/ffi.ts";
 
 const sym = lib();
 const idle = sym.mgnet_manager_new(0, 0, 0, 0, -1);

@@ -4,7 +4,7 @@
  * each file is written under a temporary name and renamed when complete,
  * so a failed write leaves nothing behind.
  */
-import { type FormPart, parseMultipart, sanitizeFilename } from "../mod.ts";
+import { type FormPart, parseMultipart, sanitizeFilename } from "../src/http/multipart.ts";
 
 /** One saved file, as reported to the client. */
 export interface SavedUpload {

@@ -20,7 +20,10 @@
  * Prints `Listening on http://HOST:PORT/` when ready; exits cleanly on
  * SIGINT or SIGTERM.
  */
-import { cached, MultipartError, serve, serveDirResponse, sseResponse } from "../mod.ts";
+import { cached, serve } from "../mod.ts";
+import { MultipartError } from "../src/http/multipart.ts";
+import { serveDirResponse } from "../src/http/static_files.ts";
+import { sseResponse } from "../src/http/sse.ts";
 import { announce, hostname, onStopSignal, port } from "./_server_env.ts";
 import { saveUploads } from "./_uploads.ts";
 

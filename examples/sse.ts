@@ -7,7 +7,8 @@
  *
  * Or watch the raw stream: `curl -N http://127.0.0.1:8000/events`.
  */
-import { ConnectionClosedError, Manager, startSse } from "../mod.ts";
+import { ConnectionClosedError, Manager } from "../mod.ts";
+import { startSse } from "../src/http/sse.ts";
 import { announce, listenUrl, onStopSignal } from "./_server_env.ts";
 
 const PAGE = `<!doctype html><meta charset="utf-8"><title>mgnet SSE</title>

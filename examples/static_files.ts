@@ -7,7 +7,8 @@
  *
  * Try `curl -i -r 0-99 http://127.0.0.1:8000/index.html`.
  */
-import { Manager, serveDir } from "../mod.ts";
+import { Manager } from "../mod.ts";
+import { serveDir } from "../src/http/static_files.ts";
 import { announce, listenUrl, onStopSignal } from "./_server_env.ts";
 
 const root = new URL("./web_root/", import.meta.url).pathname;

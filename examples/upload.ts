@@ -8,7 +8,8 @@
  *
  * Or: `curl -F file=@README.md http://127.0.0.1:8000/upload`.
  */
-import { Manager, MultipartError } from "../mod.ts";
+import { Manager } from "../mod.ts";
+import { MultipartError } from "../src/http/multipart.ts";
 import { announce, listenUrl, onStopSignal } from "./_server_env.ts";
 import { saveUploads } from "./_uploads.ts";
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { basicChallenge, bearerChallenge, parseAuthorization, timingSafeEqual } from "../mod.ts";
+import { basicChallenge, bearerChallenge, parseAuthorization, timingSafeEqual } from "../src/http/auth.ts";
 import { serve, toolEnv } from "./helpers.ts";
 
 Deno.test("parseAuthorization: Basic and Bearer, and what is refused", () => {

@@ -65,7 +65,7 @@ Deno.test("serve CLI: runs a module written for `deno serve`", async () => {
     args: [
       "run",
       "-A",
-      new URL("../src/serve_cli.ts", import.meta.url).pathname,
+      new URL("../src/serve/cli.ts", import.meta.url).pathname,
       `--port=${port}`,
       "--host",
       "127.0.0.1",

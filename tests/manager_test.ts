@@ -24,13 +24,44 @@ Deno.test("Manager.listen() on a port in use throws MgnetError", async () => {
   });
 });
 
-Deno.test("Manager.listen() rejects unsupported and malformed URLs", async () => {
+Deno.test("Manager.listen() rejects each bad part of a URL with an error naming it", async () => {
   await using mgr = new Manager();
-  assert.throws(() => mgr.listen("ftp://127.0.0.1:0"), /unsupported listen URL/);
-  assert.throws(() => mgr.listen("http://"), MgnetError);
-  assert.throws(() => mgr.listen("http://not an ip:0"), MgnetError);
+  const bad: [string, RegExp][] = [
+    ["ftp://127.0.0.1:0", /unsupported scheme "ftp:\/\/"/],
+    ["127.0.0.1:0", /no scheme/],
+    ["http://", /host is missing/],
+    ["http://:8000", /host is missing/],
+    ["http://not an ip:0", /host "not an ip" is not an IP address/],
+    ["http://example.com:0", /host "example.com" is not an IP address/],
+    ["http://256.1.1.1:0", /"256.1.1.1" is not an IPv4 address/],
+    ["http://127.0.0.1", /port is missing/],
+    ["http://127.0.0.1:", /port is missing/],
+    ["http://127.0.0.1:99999", /port "99999" is not a number from 0 to 65535/],
+    ["http://127.0.0.1:65536", /port "65536"/],
+    ["http://127.0.0.1:-1", /port "-1"/],
+    ["http://127.0.0.1:80a", /port "80a"/],
+    ["http://127.0.0.1:0/path", /unexpected "\/path" after the address/],
+    ["http://127.0.0.1:0?q=1", /unexpected "\?q=1"/],
+    ["http://127.0.0.1:0#f", /unexpected "#f"/],
+    ["http://[::1:0", /no closing '\]'/],
+    ["http://[fe80::zz]:0", /"fe80::zz" is not an IPv6 address/],
+    ["http://::1:0", /must be in brackets/],
+    ["http://[::1]x:0", /unexpected "x:0" after the IPv6 address/],
+    ["http://user@127.0.0.1:0", /no user information/],
+  ];
+  for (const [url, why] of bad) {
+    assert.throws(
+      () => mgr.listen(url),
+      (e) => e instanceof MgnetError && e.code === "Invalid" && why.test(e.message) && e.message.includes(url),
+      url,
+    );
+  }
   // @ts-expect-error a number is not a URL
   assert.throws(() => mgr.listen(8000), TypeError);
+  // The edges that are valid: port 65535 parses (binding it may fail), a trailing slash, localhost.
+  for (const url of ["http://127.0.0.1:0/", "http://localhost:0", "http://[::1]:0", "HTTP://127.0.0.1:0"]) {
+    assert.ok(mgr.listen(url).port > 0, url);
+  }
 });
 
 Deno.test("Manager.listen() serves IPv6", async () => {

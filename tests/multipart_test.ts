@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type FormPart, MultipartError, parseMultipart, sanitizeFilename } from "../mod.ts";
+import { type FormPart, MultipartError, parseMultipart, sanitizeFilename } from "../src/http/multipart.ts";
 import { serve, toolEnv } from "./helpers.ts";
 
 const enc = new TextEncoder();

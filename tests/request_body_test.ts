@@ -1,13 +1,5 @@
 import assert from "node:assert/strict";
-import {
-  ConnectionClosedError,
-  type HttpRequestEvent,
-  Manager,
-  type ManagerOptions,
-  MgnetError,
-  saveBodyToFile,
-  serve as mgServe,
-} from "../mod.ts";
+import { ConnectionClosedError, type HttpRequestEvent, Manager, type ManagerOptions, MgnetError, saveBodyToFile, serve as mgServe } from "../mod.ts";
 import { readResponses, toolEnv, until, untilStalled, writeAll } from "./helpers.ts";
 
 const enc = new TextEncoder();

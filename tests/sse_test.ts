@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { ConnectionClosedError, formatSse, serve as mgServe, sseResponse, startSse } from "../mod.ts";
+import { ConnectionClosedError, serve as mgServe } from "../mod.ts";
+import { formatSse, sseResponse, startSse } from "../src/http/sse.ts";
 import { serve, until } from "./helpers.ts";
 
 Deno.test("formatSse: multi-line data, id, event, retry and comments", () => {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { serve as mgServe, serveDir, serveDirResponse, serveFile } from "../mod.ts";
+import { serve as mgServe } from "../mod.ts";
+import { serveDir, serveDirResponse, serveFile } from "../src/http/static_files.ts";
 import { exchange, serve, toolEnv } from "./helpers.ts";
 
 const SECRET = "TOP SECRET: outside the root";

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { ConnectionClosedError, type HttpRequestEvent, Manager, STREAM_HIGH_WATER } from "../mod.ts";
+import { ConnectionClosedError, type HttpRequestEvent, Manager } from "../mod.ts";
+import { STREAM_HIGH_WATER } from "../src/http/response.ts";
 import { exchange, serve, until } from "./helpers.ts";
 
 Deno.test("respond(): a streamed body arrives chunked and whole", async () => {

@@ -3,7 +3,8 @@
 //   async   the hello answer after awaiting a 0 ms timer
 //   echo    the request body back, with its content-type
 //   static  files under STATIC_ROOT at /static/ (serveDir: validators, ranges)
-import { Manager, serveDir } from "../../mod.ts";
+import { Manager } from "../../mod.ts";
+import { serveDir } from "../../src/http/static_files.ts";
 
 const mode = Deno.env.get("MODE") ?? "async";
 const root = Deno.env.get("STATIC_ROOT") ?? ".";

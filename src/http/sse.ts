@@ -7,8 +7,9 @@
  * @module
  */
 
-import type { HttpRequestEvent, ResponseWriter } from "./http.ts";
-import { streamFrom, utf8Encoder } from "./bytes.ts";
+import type { HttpRequestEvent } from "./request_event.ts";
+import type { ResponseWriter } from "./response.ts";
+import { streamFrom, utf8Encoder } from "../core/bytes.ts";
 
 /** One event of an event stream. */
 export interface SseMessage {

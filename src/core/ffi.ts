@@ -131,7 +131,7 @@ function readEnv(name: string): string | undefined {
 export function libraryCandidates(): string[] {
   const explicit = readEnv("MGNET_LIB_PATH");
   if (explicit) return [explicit];
-  const local = new URL("../rust/target/release/libmgnet.so", import.meta.url);
+  const local = new URL("../../rust/target/release/libmgnet.so", import.meta.url);
   return local.protocol === "file:" ? [decodeURIComponent(local.pathname)] : [];
 }
 
@@ -150,6 +150,9 @@ export function lib(): Symbols {
       dl = Deno.dlopen(path, symbols);
       break;
     } catch (e) {
+      // A denied permission is the user's to fix with a flag, not a build:
+      // it reaches them as itself.
+      if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) throw e;
       lastError = e;
     }
   }

@@ -5,8 +5,8 @@
  * @module
  */
 
-import { indexOfBytes, utf8Decoder } from "./bytes.ts";
-import { MgnetError } from "./errors.ts";
+import { indexOfBytes, utf8Decoder } from "../core/bytes.ts";
+import { MgnetError } from "../core/errors.ts";
 
 /** One part of a form. */
 export interface FormPart {

@@ -14,9 +14,9 @@
  * @module
  */
 
-import type { HttpRequestEvent } from "./http.ts";
-import type { NetAddr } from "./connection.ts";
-import { collectBytes, streamFrom, utf8Decoder } from "./bytes.ts";
+import type { HttpRequestEvent } from "../http/request_event.ts";
+import type { NetAddr } from "../core/connection.ts";
+import { collectBytes, streamFrom, utf8Decoder } from "../core/bytes.ts";
 
 /** A response's parts, read without consuming it. */
 export interface ResponseParts {

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { utf8Encoder } from "./bytes.ts";
+import { utf8Encoder } from "../core/bytes.ts";
 
 /** Credentials of the `Basic` scheme. */
 export interface BasicCredentials {

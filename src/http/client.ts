@@ -1,6 +1,6 @@
 /**
- * HTTP/1.1 client over Mongoose connections: {@linkcode Manager.request}
- * for one request, {@linkcode Manager.connect} for a keep-alive connection
+ * HTTP/1.1 client over Mongoose connections: `Manager.request`
+ * for one request, `Manager.connect` for a keep-alive connection
  * that carries several in turn. `https:` uses Mongoose's built-in TLS
  * (TLS 1.3), verifying the server against the `ca` given.
  *
@@ -13,11 +13,24 @@
  */
 
 import { lookup } from "node:dns/promises";
-import { collectBytes, indexOfBytes, utf8Decoder, utf8Encoder } from "./bytes.ts";
-import type { ClientSink, Connection, NetAddr } from "./connection.ts";
-import { ConnectionClosedError, MgnetError } from "./errors.ts";
-import { headerEntries, type HeadersInit } from "./http.ts";
-import type { Manager } from "./manager.ts";
+import { collectBytes, indexOfBytes, utf8Decoder, utf8Encoder } from "../core/bytes.ts";
+import type { ClientSink, ClientTls, Connection, NetAddr } from "../core/connection.ts";
+import { ConnectionClosedError, MgnetError } from "../core/errors.ts";
+import type { Loop } from "../core/loop.ts";
+import { headerEntries, type ReplyHeaders } from "./headers.ts";
+
+/** Private parts of a client connection, for code inside `src/` (not re-exported by `mod.ts`). */
+export interface ClientInternals {
+  /** Connects; resolves once open (TLS handshake done). */
+  open(c: HttpClientConnection, addr: string, tls: ClientTls | undefined, ms: number): Promise<void>;
+  /** Marks the connection idle (it then does not keep the loop running) or busy again. */
+  setIdle(c: HttpClientConnection, idle: boolean): void;
+  /** Sets what runs whenever the connection can take another request. */
+  onIdle(c: HttpClientConnection, f: () => void): void;
+}
+
+/** Accessors of private client connection state. */
+export let clientInternals: ClientInternals;
 
 /** What went wrong with a client request. */
 export type ClientErrorKind =
@@ -37,7 +50,7 @@ export type ClientErrorKind =
  *
  * @example
  * ```ts
- * import { ClientError } from "./http_client.ts";
+ * import { ClientError } from "./client.ts";
  * const e = new ClientError("refused", "connect failed: Connection refused");
  * console.log(e.kind, e instanceof Error); // "refused" true
  * ```
@@ -59,7 +72,7 @@ export class ClientError extends MgnetError {
   }
 }
 
-/** Options of {@linkcode Manager.connect}. */
+/** Options of `Manager.connect`. */
 export interface ClientConnectOptions {
   /** Most ms to connect (TLS handshake included); default 10 000. */
   connectTimeout?: number;
@@ -80,7 +93,7 @@ export interface ClientRequestInit {
   /** Method (default `GET`). */
   method?: string;
   /** Request headers; `host` and `content-length` are set by mgnet. */
-  headers?: HeadersInit;
+  headers?: ReplyHeaders;
   /**
    * Body: a string (sent as UTF-8) or bytes, sent with `content-length`; or
    * a `ReadableStream`/async iterable of bytes, sent chunked as it comes,
@@ -93,7 +106,7 @@ export interface ClientRequestInit {
   signal?: AbortSignal;
 }
 
-/** Options of {@linkcode Manager.request}: connection and request together. */
+/** Options of `Manager.request`: connection and request together. */
 export interface ClientRequestOptions extends ClientRequestInit, ClientConnectOptions {
   /**
    * Reuse an idle connection to the same origin and keep this one open for
@@ -141,7 +154,8 @@ export class ClientResponse {
   readonly body: ReadableStream<Uint8Array>;
 
   /**
-   * @internal Made by the client when a head arrives.
+   * Made by the client when a response head arrives; not constructed by users.
+   *
    * @param status Status code.
    * @param statusText Reason phrase.
    * @param httpVersion Protocol version.
@@ -230,7 +244,7 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
 export class HttpClientConnection implements AsyncDisposable {
   /** `scheme://host:port` of the server. */
   readonly origin: string;
-  #mgr: Manager;
+  #loop: Loop;
   #conn!: Connection;
   #hostHeader: string;
   #buf: Uint8Array = new Uint8Array(0);
@@ -247,14 +261,25 @@ export class HttpClientConnection implements AsyncDisposable {
   #received = 0;
   #acked = 0;
 
+  static {
+    clientInternals = {
+      open: (c, addr, tls, ms) => c.#open(addr, tls, ms),
+      setIdle: (c, idle) => {
+        if (!c.#closed) c.#loop.setClientIdle(c.#conn, idle);
+      },
+      onIdle: (c, f) => void (c.#onIdle = f),
+    };
+  }
+
   /**
-   * @internal Use {@linkcode Manager.connect}.
-   * @param mgr The manager.
+   * Made by `Manager.connect`; not constructed by users.
+   *
+   * @param loop The manager's loop.
    * @param origin The origin.
    * @param hostHeader The `host` header value.
    */
-  constructor(mgr: Manager, origin: string, hostHeader: string) {
-    this.#mgr = mgr;
+  constructor(loop: Loop, origin: string, hostHeader: string) {
+    this.#loop = loop;
     this.origin = origin;
     this.#hostHeader = hostHeader;
   }
@@ -269,8 +294,8 @@ export class HttpClientConnection implements AsyncDisposable {
     return this.#closed;
   }
 
-  /** @internal Connects; resolves once open (TLS handshake done). */
-  async open(
+  /** Connects; resolves once open (TLS handshake done). */
+  async #open(
     addr: string,
     tls: { name: string; ca?: Uint8Array; insecure?: boolean } | undefined,
     ms: number,
@@ -284,7 +309,7 @@ export class HttpClientConnection implements AsyncDisposable {
       onError: (message) => this.#lastError = message,
       onClose: () => this.#onClose(),
     };
-    this.#conn = this.#mgr.openClient(addr, tls, sink);
+    this.#conn = this.#loop.openClient(addr, tls, sink);
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       await Promise.race([
@@ -330,19 +355,8 @@ export class HttpClientConnection implements AsyncDisposable {
   /**
    * Called whenever the connection has finished every request and can take
    * another (the pool parks it then).
-   * @internal
    */
-  onIdle: (() => void) | undefined;
-
-  /**
-   * Marks the connection idle (it then does not keep the manager's loop
-   * running) or busy again.
-   * @internal
-   * @param idle Idle or busy.
-   */
-  setIdle(idle: boolean): void {
-    if (!this.#closed) this.#mgr.setClientIdle(this.#conn, idle);
-  }
+  #onIdle: (() => void) | undefined;
 
   #encode(
     target: string,
@@ -388,13 +402,13 @@ export class HttpClientConnection implements AsyncDisposable {
         if (this.#closed) return;
         if (!(chunk instanceof Uint8Array)) throw new TypeError("request body chunks must be Uint8Array");
         if (chunk.length === 0) continue;
-        this.#mgr.sendClient(this.#conn, utf8Encoder.encode(`${chunk.length.toString(16)}\r\n`));
-        this.#mgr.sendClient(this.#conn, chunk);
-        if (this.#mgr.sendClient(this.#conn, CRLF) > UPLOAD_HIGH) {
-          await this.#mgr.clientDrained(this.#conn, UPLOAD_LOW);
+        this.#loop.sendClient(this.#conn, utf8Encoder.encode(`${chunk.length.toString(16)}\r\n`));
+        this.#loop.sendClient(this.#conn, chunk);
+        if (this.#loop.sendClient(this.#conn, CRLF) > UPLOAD_HIGH) {
+          await this.#loop.clientDrained(this.#conn, UPLOAD_LOW);
         }
       }
-      if (!this.#closed) this.#mgr.sendClient(this.#conn, LAST_CHUNK);
+      if (!this.#closed) this.#loop.sendClient(this.#conn, LAST_CHUNK);
     } catch (e) {
       if (this.#closed) return; // the connection ended; the response (or its failure) tells why
       fail(new ClientError("aborted", `the request body failed: ${e}`, { cause: e }));
@@ -442,7 +456,7 @@ export class HttpClientConnection implements AsyncDisposable {
     }
     this.#queue.push(p);
     try {
-      this.#mgr.sendClient(this.#conn, bytes);
+      this.#loop.sendClient(this.#conn, bytes);
     } catch (e) {
       // Closed natively before JS saw the close (a reused idle connection).
       if (!(e instanceof ConnectionClosedError)) throw e;
@@ -490,7 +504,7 @@ export class HttpClientConnection implements AsyncDisposable {
     const queued = this.#body ? Math.max(0, BODY_HWM - (this.#body.desiredSize ?? BODY_HWM)) : 0;
     const consumed = this.#received - this.#buf.length - queued;
     if (consumed > this.#acked) {
-      this.#mgr.ackClient(this.#conn, consumed - this.#acked);
+      this.#loop.ackClient(this.#conn, consumed - this.#acked);
       this.#acked = consumed;
     }
   }
@@ -632,7 +646,7 @@ export class HttpClientConnection implements AsyncDisposable {
     this.#onBodyEnd?.();
     this.#onBodyEnd = undefined;
     if (!this.#keepAlive) this.close();
-    else if (this.#queue.length === 0 && !this.#closed) this.onIdle?.();
+    else if (this.#queue.length === 0 && !this.#closed) this.#onIdle?.();
   }
 
   #onClose(): void {
@@ -726,11 +740,15 @@ async function resolveAddr(bare: string, port: number): Promise<string> {
 }
 
 /**
- * Opens a client connection: the work behind {@linkcode Manager.connect}.
- * @internal
+ * Opens a client connection: the work behind `Manager.connect`.
+ *
+ * @param loop The manager's loop.
+ * @param url The server.
+ * @param options Connect timeout and TLS trust.
+ * @returns The connection, once connected.
  */
 export async function openHttpConnection(
-  mgr: Manager,
+  loop: Loop,
   url: string | URL,
   options: ClientConnectOptions = {},
 ): Promise<HttpClientConnection> {
@@ -743,131 +761,17 @@ export async function openHttpConnection(
   // The host without an IPv6 literal's brackets.
   const name = u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname;
   const addr = await resolveAddr(name, port);
-  const conn = new HttpClientConnection(mgr, u.origin, u.host);
+  const conn = new HttpClientConnection(loop, u.origin, u.host);
   const ca = typeof options.ca === "string"
     ? utf8Encoder.encode(options.ca)
     : options.ca ?? (tls && !options.insecure ? systemCa() : undefined);
   // Mongoose checks the name whenever one is given (it is also the SNI), so
   // an insecure connection goes without.
-  await conn.open(
+  await clientInternals.open(
+    conn,
     addr,
     tls ? { name: options.insecure ? "" : name, ca, insecure: options.insecure } : undefined,
     options.connectTimeout ?? 10_000,
   );
   return conn;
-}
-
-/** Most idle connections a pool keeps per origin. */
-const POOL_MAX_IDLE = 16;
-/**
- * An idle pooled connection is closed after this many ms: under the 5 s
- * keep-alive timeout common in servers, so a server rarely closes one just
- * as it is reused.
- */
-const POOL_IDLE_MS = 4_000;
-/** Methods whose requests may be sent again (RFC 9110 9.2.2; method names are case-sensitive). */
-const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
-
-/**
- * Idle keep-alive connections of one manager, by origin: the most recently
- * parked one is reused first.
- * @internal Used by {@linkcode Manager.request}.
- */
-export class ClientPool {
-  #idle = new Map<string, HttpClientConnection[]>();
-  #timers = new Map<HttpClientConnection, ReturnType<typeof setTimeout>>();
-
-  /** An idle, open connection for `key`, now busy; or undefined. */
-  take(key: string): HttpClientConnection | undefined {
-    const list = this.#idle.get(key) ?? [];
-    for (let conn = list.pop(); conn; conn = list.pop()) {
-      clearTimeout(this.#timers.get(conn));
-      this.#timers.delete(conn);
-      if (conn.closed) continue;
-      if (list.length === 0) this.#idle.delete(key);
-      conn.setIdle(false);
-      return conn;
-    }
-    this.#idle.delete(key);
-    return undefined;
-  }
-
-  /** Keeps an open connection that finished its requests, for a while. */
-  park(key: string, conn: HttpClientConnection): void {
-    if (conn.closed || this.#timers.has(conn)) return;
-    let list = this.#idle.get(key);
-    if (!list) this.#idle.set(key, list = []);
-    if (list.length >= POOL_MAX_IDLE) return conn.close();
-    list.push(conn);
-    conn.setIdle(true);
-    const timer = setTimeout(() => {
-      this.#timers.delete(conn);
-      const i = list.indexOf(conn);
-      if (i >= 0) list.splice(i, 1);
-      if (list.length === 0 && this.#idle.get(key) === list) this.#idle.delete(key);
-      // Busy again until its close is done, so the loop runs to carry it out.
-      conn.setIdle(false);
-      conn.close();
-    }, POOL_IDLE_MS);
-    Deno.unrefTimer(timer);
-    this.#timers.set(conn, timer);
-  }
-
-  /** Closes every idle connection. */
-  clear(): void {
-    for (const timer of this.#timers.values()) clearTimeout(timer);
-    this.#timers.clear();
-    for (const list of this.#idle.values()) for (const conn of list) conn.close();
-    this.#idle.clear();
-  }
-}
-
-/**
- * One request: on an idle connection of `pool` when there is one (sent
- * again on a fresh connection if the server had closed it and the request
- * is idempotent with a fixed body), else on a new connection that is pooled
- * afterwards; with `keepAlive: false`, on a new connection closed once the
- * body has arrived.
- * @internal The work behind {@linkcode Manager.request}.
- */
-export async function httpRequest(
-  mgr: Manager,
-  url: string | URL,
-  options: ClientRequestOptions = {},
-  pool?: ClientPool,
-): Promise<ClientResponse> {
-  const u = new URL(url);
-  const asksClose = [...headerEntries(options.headers ?? {})].some(([k, v]) =>
-    String(k).toLowerCase() === "connection" && /\bclose\b/i.test(String(v))
-  );
-  if (pool && options.keepAlive !== false && options.ca === undefined && !asksClose) {
-    const key = `${u.origin} ${options.insecure ? "insecure" : "verified"}`;
-    const body = options.body;
-    const resendable = IDEMPOTENT.has(options.method ?? "GET") &&
-      (body === undefined || body === null || typeof body === "string" || body instanceof Uint8Array);
-    for (;;) {
-      const pooled = pool.take(key);
-      const conn = pooled ?? await openHttpConnection(mgr, u, options);
-      conn.onIdle = () => pool.park(key, conn);
-      try {
-        return await conn.request(`${u.pathname}${u.search}`, options);
-      } catch (e) {
-        conn.close();
-        // A reused connection the server had closed while it sat idle.
-        if (pooled && resendable && e instanceof ClientError && e.kind === "reset") continue;
-        throw e;
-      }
-    }
-  }
-  const conn = await openHttpConnection(mgr, u, options);
-  const headers: [string, string][] = [...headerEntries(options.headers ?? {})]
-    .filter(([k]) => String(k).toLowerCase() !== "connection")
-    .map(([k, v]) => [k, v]);
-  headers.push(["connection", "close"]);
-  try {
-    return await conn.request(`${u.pathname}${u.search}`, { ...options, headers });
-  } catch (e) {
-    conn.close();
-    throw e;
-  }
 }

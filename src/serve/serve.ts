@@ -7,12 +7,13 @@
  * @module
  */
 
-import type { NetAddr } from "./connection.ts";
-import { ConnectionClosedError } from "./errors.ts";
+import type { NetAddr } from "../core/connection.ts";
+import { ConnectionClosedError } from "../core/errors.ts";
 import { MgRequest, type RequestContext, staticParts } from "./fetch_bridge.ts";
-import type { HttpRequestEvent } from "./http.ts";
-import { bodyToBytes, encodeCachedHead } from "./http.ts";
-import { type CacheOptions, Manager, type ManagerOptions } from "./manager.ts";
+import { type HttpRequestEvent, requestInternals } from "../http/request_event.ts";
+import { bodyToBytes, encodeCachedHead } from "../http/headers.ts";
+import { type CacheOptions, cacheSet } from "../http/cache.ts";
+import { Manager, managerLoop, type ManagerOptions } from "../manager.ts";
 
 /** Extra information a handler receives, like `Deno.ServeHandlerInfo`. */
 export interface ServeHandlerInfo {
@@ -52,7 +53,7 @@ export interface HttpServer extends AsyncDisposable {
   /**
    * Stops accepting connections, closes idle keep-alive connections, lets
    * in-flight requests finish (at most `shutdownTimeout`), then closes
-   * everything (see {@linkcode Manager.shutdown}).
+   * everything (see `Manager.shutdown`).
    */
   shutdown(): Promise<void>;
   /**
@@ -254,12 +255,13 @@ class MgServer implements HttpServer {
       // A HEAD answer keeps the length its GET would have (RFC 9110 8.6).
       ev.respond(parts.status, parts.headers, declaredLength(res.headers)).end();
     } else {
-      ev.replyTrusted(parts.status, parts.body, parts.headers);
+      requestInternals.replyTrusted(ev, parts.status, parts.body, parts.headers);
     }
     const mark = cacheMarks.get(res);
     if (mark && ev.method === "GET") {
       try {
-        this.#mgr.cacheEncoded(
+        cacheSet(
+          managerLoop(this.#mgr),
           ev.uri,
           parts.status,
           encodeCachedHead(parts.headers, true),
@@ -276,7 +278,8 @@ class MgServer implements HttpServer {
   async cache(target: string, response: Response, options: CacheOptions = {}): Promise<void> {
     const parts = staticParts(response);
     if (parts) {
-      this.#mgr.cacheEncoded(
+      cacheSet(
+        managerLoop(this.#mgr),
         target,
         parts.status,
         encodeCachedHead(parts.headers, true),
@@ -286,7 +289,14 @@ class MgServer implements HttpServer {
       return;
     }
     const body = await response.bytes();
-    this.#mgr.cacheEncoded(target, response.status, encodeCachedHead(response.headers), body, options);
+    cacheSet(
+      managerLoop(this.#mgr),
+      target,
+      response.status,
+      encodeCachedHead(response.headers),
+      body,
+      options,
+    );
   }
 
   invalidate(tag?: string): number {

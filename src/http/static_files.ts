@@ -20,9 +20,9 @@
  * @module
  */
 
-import type { HttpRequestEvent } from "./http.ts";
-import { streamFrom, utf8Encoder } from "./bytes.ts";
-import { ConnectionClosedError } from "./errors.ts";
+import type { HttpRequestEvent } from "./request_event.ts";
+import { streamFrom, utf8Encoder } from "../core/bytes.ts";
+import { ConnectionClosedError } from "../core/errors.ts";
 
 /** Options of the static file helpers. */
 export interface StaticOptions {

@@ -38,7 +38,7 @@ export interface ServeCliArgs {
  * @throws {TypeError} on unknown flags or a missing module.
  * @example
  * ```ts
- * import { parseServeArgs } from "./serve_cli.ts";
+ * import { parseServeArgs } from "./cli.ts";
  * console.log(parseServeArgs(["--port=9000", "app.ts"]).port); // 9000
  * ```
  */

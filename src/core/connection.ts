@@ -1,10 +1,14 @@
 /**
- * Connections: the stable handle JS gets for one Mongoose connection.
+ * Connections: the stable handle JS gets for one Mongoose connection. The
+ * native slot and the manager's plumbing are private fields; code inside
+ * `src/` reaches them through {@linkcode connInternals}, which `mod.ts`
+ * does not re-export, so no handle reaches user code.
  *
  * @module
  */
 
 import { ConnectionClosedError } from "./errors.ts";
+import { Status } from "./abi.ts";
 import type { Symbols } from "./ffi.ts";
 
 /** An IP address and port, shaped like `Deno.NetAddr`. */
@@ -17,10 +21,7 @@ export interface NetAddr {
   port: number;
 }
 
-/**
- * What a connection needs from the manager that owns it.
- * @internal
- */
+/** What a connection needs from the loop that owns it (inside `src/` only). */
 export interface ConnectionHost {
   /** Native manager handle. */
   readonly handle: number;
@@ -40,9 +41,8 @@ export interface ConnectionHost {
 }
 
 /**
- * Receives the events of an outbound connection (made by
- * `Manager.openClient`); they never reach the manager's iterator.
- * @internal
+ * Receives the events of an outbound connection (made by the loop's
+ * `openClient`); they never reach the manager's iterator.
  */
 export interface ClientSink {
   /** Connected (for TLS: the handshake is done). */
@@ -55,7 +55,7 @@ export interface ClientSink {
   onClose(): void;
 }
 
-/** TLS settings of an outbound connection. @internal */
+/** TLS settings of an outbound connection. */
 export interface ClientTls {
   /** Server name: SNI and the name the certificate must carry. */
   name: string;
@@ -65,19 +65,45 @@ export interface ClientTls {
   insecure?: boolean;
 }
 
+/** The private parts of a connection, for code inside `src/`. */
+export interface ConnInternals {
+  /** The native slot. */
+  slot(conn: Connection): number;
+  /** The owning loop. */
+  host(conn: Connection): ConnectionHost;
+  /** Marks the connection closed (its close event was decoded). */
+  markClosed(conn: Connection): void;
+  /** Throws ConnectionClosedError if the connection is closed. */
+  assertOpen(conn: Connection): void;
+}
+
+/** Accessors of private connection state; not re-exported by `mod.ts`. */
+export let connInternals: ConnInternals;
+
 /**
- * One network connection of a {@linkcode Manager}. Connections are numbers
- * natively; this object is the JS handle for one, valid until its `close`
- * event. Using it after that throws {@linkcode ConnectionClosedError}.
+ * One network connection of a `Manager`. Connections are numbers natively;
+ * this object is the JS handle for one, valid until its `close` event.
+ * Using it after that throws {@linkcode ConnectionClosedError}.
  *
  * @example Closing a client's connection after answering it
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Manager } from "../../mod.ts";
+ *
+ * await using mgr = new Manager();
+ * const { port } = mgr.listen("http://127.0.0.1:0");
+ * const res = fetch(`http://127.0.0.1:${port}/`).then((r) => r.text());
  * for await (const ev of mgr) {
  *   if (ev.type === "http") {
  *     ev.reply(200, "bye");
  *     ev.conn.close();
  *   }
+ *   if (ev.type === "close") {
+ *     assert.equal(ev.conn.closed, true);
+ *     break;
+ *   }
  * }
+ * assert.equal(await res, "bye");
  * ```
  */
 export class Connection {
@@ -87,23 +113,34 @@ export class Connection {
   readonly remoteAddr: NetAddr | undefined;
   /** Our side's address. */
   readonly localAddr: NetAddr | undefined;
-  /** @internal native slot */
-  readonly slot: number;
-  /** @internal */
-  readonly host: ConnectionHost;
+  #slot: number;
+  #host: ConnectionHost;
   #closed = false;
 
+  static {
+    connInternals = {
+      slot: (c) => c.#slot,
+      host: (c) => c.#host,
+      markClosed: (c) => void (c.#closed = true),
+      assertOpen: (c) => {
+        if (c.closed) throw new ConnectionClosedError(`connection ${c.id} is closed`);
+      },
+    };
+  }
+
   /**
-   * @internal Created by the manager when a connection appears.
-   * @param host The owning manager.
+   * Made by mgnet when a connection appears; user code receives connections
+   * from events and never constructs one.
+   *
+   * @param host The owning loop (internal).
    * @param slot The native slot.
    * @param id The connection id.
    * @param remoteAddr The peer's address.
    * @param localAddr The local address.
    */
   constructor(host: ConnectionHost, slot: number, id: number, remoteAddr?: NetAddr, localAddr?: NetAddr) {
-    this.host = host;
-    this.slot = slot;
+    this.#host = host;
+    this.#slot = slot;
     this.id = id;
     this.remoteAddr = remoteAddr;
     this.localAddr = localAddr;
@@ -111,36 +148,18 @@ export class Connection {
 
   /** True after the connection closed (its `close` event was delivered). */
   get closed(): boolean {
-    return this.#closed || this.host.isClosed;
-  }
-
-  /** @internal Marks the connection closed. */
-  markClosed(): void {
-    this.#closed = true;
-  }
-
-  /**
-   * Throws {@linkcode ConnectionClosedError} if the connection is closed.
-   * @internal
-   */
-  assertOpen(): void {
-    if (this.closed) throw new ConnectionClosedError(`connection ${this.id} is closed`);
+    return this.#closed || this.#host.isClosed;
   }
 
   /**
    * Closes the connection after sending what is already queued. Requests
    * not yet answered are dropped. Calling it again does nothing.
-   *
-   * @example
-   * ```ts ignore
-   * ev.conn.close();
-   * ```
    */
   close(): void {
     if (this.closed) return;
-    const rc = this.host.sym.mgnet_close(this.host.handle, this.slot, this.id, 1);
-    if (rc === -2) return; // already gone natively: closing is idempotent
-    this.host.check(rc);
-    this.host.queued();
+    const rc = this.#host.sym.mgnet_close(this.#host.handle, this.#slot, this.id, 1);
+    if (rc === Status.Closed) return; // already gone natively: closing is idempotent
+    this.#host.check(rc);
+    this.#host.queued();
   }
 }

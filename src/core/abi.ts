@@ -8,6 +8,9 @@
  * @module
  */
 
+/** The name of a native status code, e.g. `"Closed"`. */
+export type StatusName = "BadHandle" | "Closed" | "Invalid" | "State" | "Io" | "Panic" | "NoMem";
+
 /** Negative status codes of every native call (`rust/src/core/error.rs`, `Status`). */
 export const Status = {
   BadHandle: -1,
@@ -17,10 +20,7 @@ export const Status = {
   Io: -5,
   Panic: -6,
   NoMem: -7,
-} as const;
-
-/** The name of a native status code, e.g. `"Closed"`. */
-export type StatusName = keyof typeof Status;
+} as const satisfies Record<StatusName, number>;
 
 /**
  * The core's record kinds of an event batch (`rust/src/core/event.rs`,

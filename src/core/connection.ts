@@ -67,6 +67,8 @@ export interface ClientTls {
 
 /** The private parts of a connection, for code inside `src/`. */
 export interface ConnInternals {
+  /** Ties a new connection to its loop and native slot. */
+  bind(conn: Connection, host: ConnectionHost, slot: number): void;
   /** The native slot. */
   slot(conn: Connection): number;
   /** The owning loop. */
@@ -113,14 +115,18 @@ export class Connection {
   readonly remoteAddr: NetAddr | undefined;
   /** Our side's address. */
   readonly localAddr: NetAddr | undefined;
-  #slot: number;
-  #host: ConnectionHost;
+  #slot = -1;
+  #host: ConnectionHost | undefined;
   #closed = false;
 
   static {
     connInternals = {
+      bind: (c, host, slot) => {
+        c.#host = host;
+        c.#slot = slot;
+      },
       slot: (c) => c.#slot,
-      host: (c) => c.#host,
+      host: (c) => c.#host!,
       markClosed: (c) => void (c.#closed = true),
       assertOpen: (c) => {
         if (c.closed) throw new ConnectionClosedError(`connection ${c.id} is closed`);
@@ -130,17 +136,14 @@ export class Connection {
 
   /**
    * Made by mgnet when a connection appears; user code receives connections
-   * from events and never constructs one.
+   * from events. One constructed by hand belongs to no manager and counts
+   * as closed.
    *
-   * @param host The owning loop (internal).
-   * @param slot The native slot.
    * @param id The connection id.
    * @param remoteAddr The peer's address.
    * @param localAddr The local address.
    */
-  constructor(host: ConnectionHost, slot: number, id: number, remoteAddr?: NetAddr, localAddr?: NetAddr) {
-    this.#host = host;
-    this.#slot = slot;
+  constructor(id: number, remoteAddr?: NetAddr, localAddr?: NetAddr) {
     this.id = id;
     this.remoteAddr = remoteAddr;
     this.localAddr = localAddr;
@@ -148,7 +151,7 @@ export class Connection {
 
   /** True after the connection closed (its `close` event was delivered). */
   get closed(): boolean {
-    return this.#closed || this.#host.isClosed;
+    return this.#closed || this.#host === undefined || this.#host.isClosed;
   }
 
   /**
@@ -156,10 +159,11 @@ export class Connection {
    * not yet answered are dropped. Calling it again does nothing.
    */
   close(): void {
-    if (this.closed) return;
-    const rc = this.#host.sym.mgnet_close(this.#host.handle, this.#slot, this.id, 1);
+    const host = this.#host;
+    if (this.closed || host === undefined) return;
+    const rc = host.sym.mgnet_close(host.handle, this.#slot, this.id, 1);
     if (rc === Status.Closed) return; // already gone natively: closing is idempotent
-    this.#host.check(rc);
-    this.#host.queued();
+    host.check(rc);
+    host.queued();
   }
 }

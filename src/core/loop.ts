@@ -28,6 +28,7 @@ import {
   Connection,
   type ConnectionHost,
   connInternals,
+  type NetAddr,
 } from "./connection.ts";
 import { ConnectionClosedError, ManagerClosedError } from "./errors.ts";
 import { check, lib, type Symbols } from "./ffi.ts";
@@ -239,7 +240,8 @@ export class Loop {
     const slot = check(
       this.sym.mgnet_connect(this.handle, a, a.length, flags, name, name.length, ca, ca.length, out),
     );
-    const conn = new Connection(this.host, slot, new DataView(out.buffer).getFloat64(0, true));
+    const conn = new Connection(new DataView(out.buffer).getFloat64(0, true));
+    connInternals.bind(conn, this.host, slot);
     this.#clients.set(conn.id, { conn, sink });
     this.sym.mgnet_wake(this.handle); // a waiting loop must add the new socket
     this.#drive().catch(() => {}); // a failing poll surfaces in the loop itself
@@ -308,10 +310,24 @@ export class Loop {
   #conn(slot: number, id: number, protocol: Protocol | undefined): Connection {
     const c = this.#conns[slot];
     if (c !== undefined && c.id === id) return c;
-    const made = protocol ? protocol.accept(this.host, slot, id) : new Connection(this.host, slot, id);
+    const made = this.#accept(protocol, slot, id);
     this.#conns[slot] = made;
     this.#connProto[slot] = protocol;
     return made;
+  }
+
+  /** The connection object of a new connection: its protocol's, or a plain one. */
+  #accept(
+    protocol: Protocol | undefined,
+    slot: number,
+    id: number,
+    remote?: NetAddr,
+    local?: NetAddr,
+  ): Connection {
+    if (protocol) return protocol.accept(this.host, slot, id, remote, local);
+    const conn = new Connection(id, remote, local);
+    connInternals.bind(conn, this.host, slot);
+    return conn;
   }
 
   #view: { u8: Uint8Array; dv: DataView; off: number; slot: number; id: number } = {
@@ -358,9 +374,7 @@ export class Loop {
           const listenerId = dv.getUint32(off + Open.ListenerLow, true) +
             dv.getUint32(off + Open.ListenerHigh, true) * 0x1_0000_0000;
           const protocol = this.#byListener.get(listenerId);
-          const conn = protocol
-            ? protocol.accept(this.host, slot, id, remote, local)
-            : new Connection(this.host, slot, id, remote, local);
+          const conn = this.#accept(protocol, slot, id, remote, local);
           this.#conns[slot] = conn;
           this.#connProto[slot] = protocol;
           return { type: "open", conn, listenerId } as OpenEvent;

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Connection, ConnectionHost, NetAddr } from "../core/connection.ts";
+import { type Connection, type ConnectionHost, connInternals, type NetAddr } from "../core/connection.ts";
 import type { Protocol, RecordView } from "../core/protocol.ts";
 import { Body, HttpKind, ReqFlag } from "./abi.ts";
 import { bodyCut, bodyRefused, BodySink } from "./request_body.ts";
@@ -52,7 +52,9 @@ export class HttpProtocol implements Protocol {
   }
 
   accept(host: ConnectionHost, slot: number, id: number, remote?: NetAddr, local?: NetAddr): Connection {
-    return new HttpConnection(host, slot, id, remote, local);
+    const conn = new HttpConnection(id, remote, local);
+    connInternals.bind(conn, host, slot);
+    return conn;
   }
 
   closed(conn: Connection): void {

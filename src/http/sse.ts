@@ -91,7 +91,7 @@ export class SseStream {
   #out: ResponseWriter;
 
   /**
-   * @internal Made by {@linkcode startSse}.
+   * Made by {@linkcode startSse}; not constructed by users.
    * @param out The streamed response.
    */
   constructor(out: ResponseWriter) {

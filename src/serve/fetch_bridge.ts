@@ -181,6 +181,9 @@ export interface RequestContext {
   watch(connId: number, controller: AbortController): void;
 }
 
+/** The controller of a request's `signal`, if it was ever read (inside `src/` only). */
+export let requestAbortController: (req: MgRequest) => AbortController | undefined;
+
 /**
  * A `Request` built lazily from a request event: `instanceof Request` holds
  * and every standard field and body method works, but nothing is decoded
@@ -210,9 +213,8 @@ export class MgRequest {
     this.#ctx = ctx;
   }
 
-  /** @internal The controller of `signal`, if it was ever read. */
-  get abortController(): AbortController | undefined {
-    return this.#controller;
+  static {
+    requestAbortController = (r) => r.#controller;
   }
 
   /** The request event behind this request. */

@@ -9,7 +9,7 @@
 
 import type { NetAddr } from "../core/connection.ts";
 import { ConnectionClosedError } from "../core/errors.ts";
-import { MgRequest, type RequestContext, staticParts } from "./fetch_bridge.ts";
+import { MgRequest, requestAbortController, type RequestContext, staticParts } from "./fetch_bridge.ts";
 import { type HttpRequestEvent, requestInternals } from "../http/request_event.ts";
 import { bodyToBytes, encodeCachedHead } from "../http/headers.ts";
 import { type CacheOptions, cacheSet } from "../http/cache.ts";
@@ -240,7 +240,7 @@ class MgServer implements HttpServer {
 
   #finish(ev: HttpRequestEvent, req: MgRequest, info: HandlerInfo): void {
     info.done();
-    const controller = req.abortController;
+    const controller = requestAbortController(req);
     if (controller) this.#watched.get(ev.conn.id)?.delete(controller); // answered: no abort
   }
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { readResponses, serve } from "./helpers.ts";
+import { readResponses, serve, test } from "./helpers.ts";
 
-Deno.test("a handler awaiting a timer and a fetch completes while the server is saturated", async () => {
+test("a handler awaiting a timer and a fetch completes while the server is saturated", async () => {
   await using backend = Deno.serve(
     { port: 0, hostname: "127.0.0.1", onListen() {} },
     () => new Response("backend"),
@@ -57,7 +57,7 @@ Deno.test("a handler awaiting a timer and a fetch completes while the server is 
   assert.ok(served > 0, "the load generator was answered too");
 });
 
-Deno.test("async replies interleave with sync replies on pipelined connections", async () => {
+test("async replies interleave with sync replies on pipelined connections", async () => {
   await using srv = serve((ev) => {
     if (ev.path.startsWith("/a")) setTimeout(() => ev.reply(200, ev.path), 1);
     else ev.reply(200, ev.path);

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { test } from "./helpers.ts";
 
 /**
  * Starts an example with PORT=0, returns its base URL, the process, its
@@ -39,7 +40,7 @@ async function startExample(file: string, env: Record<string, string> = {}) {
 }
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  Deno.test(`examples/hello.ts answers every path and exits cleanly on ${signal}`, async () => {
+  test(`examples/hello.ts answers every path and exits cleanly on ${signal}`, async () => {
     const { url, stop } = await startExample("hello.ts");
     try {
       assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
@@ -55,7 +56,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
-Deno.test("examples/hello.ts honours HOSTNAME (IPv6)", async () => {
+test("examples/hello.ts honours HOSTNAME (IPv6)", async () => {
   const { url, stop } = await startExample("hello.ts", { HOSTNAME: "::1" });
   try {
     assert.match(url, /^http:\/\/\[::1\]:\d+\/$/);
@@ -65,7 +66,7 @@ Deno.test("examples/hello.ts honours HOSTNAME (IPv6)", async () => {
   }
 });
 
-Deno.test("examples/showcase.ts serves every route and exits cleanly with an event stream open", async () => {
+test("examples/showcase.ts serves every route and exits cleanly with an event stream open", async () => {
   const uploadDir = Deno.makeTempDirSync();
   const { child, url, stop } = await startExample("showcase.ts", { UPLOAD_DIR: uploadDir });
   try {
@@ -139,7 +140,7 @@ async function withExample(
   }
 }
 
-Deno.test("examples/static_files.ts serves web_root with validators and ranges", async () => {
+test("examples/static_files.ts serves web_root with validators and ranges", async () => {
   await withExample("static_files.ts", async (url) => {
     const page = await fetch(url);
     assert.equal(page.headers.get("content-type"), "text/html; charset=utf-8");
@@ -157,7 +158,7 @@ Deno.test("examples/static_files.ts serves web_root with validators and ranges",
   });
 });
 
-Deno.test("examples/rest_json.ts: create, read, update, delete, and its errors", async () => {
+test("examples/rest_json.ts: create, read, update, delete, and its errors", async () => {
   await withExample("rest_json.ts", async (url) => {
     const json = { "content-type": "application/json" };
     const created = await fetch(`${url}notes`, { method: "POST", headers: json, body: '{"text":"first"}' });
@@ -190,7 +191,7 @@ Deno.test("examples/rest_json.ts: create, read, update, delete, and its errors",
   });
 });
 
-Deno.test("examples/sse.ts pushes timed events to an EventSource", async () => {
+test("examples/sse.ts pushes timed events to an EventSource", async () => {
   await withExample("sse.ts", async (url) => {
     const es = new EventSource(`${url}events`);
     const first = await new Promise<MessageEvent>((resolve, reject) => {
@@ -203,7 +204,7 @@ Deno.test("examples/sse.ts pushes timed events to an EventSource", async () => {
   });
 });
 
-Deno.test("examples/upload.ts saves curl's upload under a sanitised name", async () => {
+test("examples/upload.ts saves curl's upload under a sanitised name", async () => {
   const dir = Deno.makeTempDirSync();
   try {
     await withExample("upload.ts", async (url) => {
@@ -222,7 +223,7 @@ Deno.test("examples/upload.ts saves curl's upload under a sanitised name", async
   }
 });
 
-Deno.test("examples/shutdown.ts answers a request in progress after SIGINT, then exits", async () => {
+test("examples/shutdown.ts answers a request in progress after SIGINT, then exits", async () => {
   const { child, url, reader, stop } = await startExample("shutdown.ts");
   try {
     const slow = fetch(`${url}slow`).then((r) => r.text());
@@ -242,7 +243,7 @@ Deno.test("examples/shutdown.ts answers a request in progress after SIGINT, then
   }
 });
 
-Deno.test("examples/http_client.ts prints a response; a refused connection exits 1 with its kind", async () => {
+test("examples/http_client.ts prints a response; a refused connection exits 1 with its kind", async () => {
   const server = Deno.serve(
     { port: 0, hostname: "127.0.0.1", onListen() {} },
     async (req) => new Response(`${req.method} ${await req.text()}`, { headers: { "x-from": "deno" } }),

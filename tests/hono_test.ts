@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { serve } from "../mod.ts";
 import { app } from "../examples/hono.ts";
+import { test } from "./helpers.ts";
 
-Deno.test("Hono: the example app runs unchanged on serve(app.fetch)", async () => {
+test("Hono: the example app runs unchanged on serve(app.fetch)", async () => {
   await using s = serve({ port: 0, hostname: "127.0.0.1", onListen: false }, app.fetch);
   const base = `http://127.0.0.1:${s.addr.port}`;
   let r = await fetch(`${base}/`);
@@ -23,7 +24,7 @@ Deno.test("Hono: the example app runs unchanged on serve(app.fetch)", async () =
   await r.text();
 });
 
-Deno.test("Hono: routing, params, query, middleware order, errors, streaming", async () => {
+test("Hono: routing, params, query, middleware order, errors, streaming", async () => {
   const order: string[] = [];
   const h = new Hono();
   h.use("*", async (_c, next) => {
@@ -57,7 +58,7 @@ Deno.test("Hono: routing, params, query, middleware order, errors, streaming", a
   assert.equal(await (await fetch(`${base}/stream`)).text(), "abc");
 });
 
-Deno.test("serve CLI: runs a module written for `deno serve`", async () => {
+test("serve CLI: runs a module written for `deno serve`", async () => {
   const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (probe.addr as Deno.NetAddr).port;
   probe.close();

@@ -4,7 +4,7 @@
  * normal request.
  */
 import assert from "node:assert/strict";
-import { assertAlive, echoPath, exchange, readResponses, serve, untilStalled, writeAll } from "./helpers.ts";
+import { assertAlive, echoPath, exchange, readResponses, serve, untilStalled, writeAll, test } from "./helpers.ts";
 
 const enc = new TextEncoder();
 
@@ -101,7 +101,7 @@ const cases: Case[] = [
 ];
 
 for (const c of cases) {
-  Deno.test(`hostile input: ${c.name}; the server still answers`, async () => {
+  test(`hostile input: ${c.name}; the server still answers`, async () => {
     await using srv = serve(echoPath, { maxBodySize: 1 << 20 });
     const r = await exchange(srv.port, c.input, { closeWrite: c.closeWrite });
     if (c.expect === "closed") {
@@ -125,7 +125,7 @@ for (const c of cases) {
   });
 }
 
-Deno.test("hostile input: abrupt resets mid-request and mid-response; the server still answers", async () => {
+test("hostile input: abrupt resets mid-request and mid-response; the server still answers", async () => {
   await using srv = serve((ev) => ev.reply(200, new Uint8Array(4 << 20)));
   for (let i = 0; i < 20; i++) {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: srv.port });
@@ -139,7 +139,7 @@ Deno.test("hostile input: abrupt resets mid-request and mid-response; the server
   assert.equal(r.responses[0].body.length, 4 << 20);
 });
 
-Deno.test("hostile input: a slowloris client does not delay other clients", async () => {
+test("hostile input: a slowloris client does not delay other clients", async () => {
   await using srv = serve(echoPath);
   const slow = await Deno.connect({ hostname: "127.0.0.1", port: srv.port });
   try {
@@ -164,7 +164,7 @@ Deno.test("hostile input: a slowloris client does not delay other clients", asyn
   }
 });
 
-Deno.test("hostile input: pipelining without reading replies is bounded and survivable", async () => {
+test("hostile input: pipelining without reading replies is bounded and survivable", async () => {
   await using srv = serve((ev) => ev.reply(200, ev.path === "/alive" ? ev.path : new Uint8Array(64 * 1024)));
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: srv.port });
   // 4,000 requests whose 256 MB of replies we never read.
@@ -185,7 +185,7 @@ Deno.test("hostile input: pipelining without reading replies is bounded and surv
   await assertAlive(srv.port);
 });
 
-Deno.test("pipelining without reading, then reading: every response arrives (reads pause, no disconnect)", async () => {
+test("pipelining without reading, then reading: every response arrives (reads pause, no disconnect)", async () => {
   let handled = 0;
   const body = "x".repeat(4096);
   await using srv = serve((ev) => {
@@ -210,7 +210,7 @@ Deno.test("pipelining without reading, then reading: every response arrives (rea
   assert.ok(r.responses.every((x) => x.status === 200 && x.body.length === 4096));
 });
 
-Deno.test("hostile input: many connections opened and dropped without a request", async () => {
+test("hostile input: many connections opened and dropped without a request", async () => {
   await using srv = serve(echoPath);
   const conns = await Promise.all(
     Array.from({ length: 200 }, () => Deno.connect({ hostname: "127.0.0.1", port: srv.port })),

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ClientError, Manager } from "../mod.ts";
-import { countingStream, toolEnv, until, untilStalled } from "./helpers.ts";
+import { countingStream, toolEnv, until, untilStalled, test } from "./helpers.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -50,7 +50,7 @@ async function rejectsWith(p: Promise<unknown>, kind: string): Promise<ClientErr
   throw new Error(`expected a ClientError of kind ${kind}`);
 }
 
-Deno.test("client: GET and JSON from Deno.serve, headers and status", async () => {
+test("client: GET and JSON from Deno.serve, headers and status", async () => {
   await using srv = denoServer((req) =>
     Response.json({ path: new URL(req.url).pathname, ua: req.headers.get("x-test") }, {
       status: 201,
@@ -66,13 +66,13 @@ Deno.test("client: GET and JSON from Deno.serve, headers and status", async () =
   assert.deepEqual(await res.json(), { path: "/hello", ua: "mgnet" });
 });
 
-Deno.test("client: names resolve through the system resolver (localhost)", async () => {
+test("client: names resolve through the system resolver (localhost)", async () => {
   await using srv = denoServer(() => new Response("named"));
   await using mgr = new Manager();
   assert.equal(await (await mgr.request(`http://localhost:${srv.port}/`)).text(), "named");
 });
 
-Deno.test("client: a 5 MB POST body goes out and a 5 MB answer streams back", async () => {
+test("client: a 5 MB POST body goes out and a 5 MB answer streams back", async () => {
   await using srv = denoServer(async (req) => new Response(await req.arrayBuffer()));
   await using mgr = new Manager();
   const big = new Uint8Array(5 << 20);
@@ -94,7 +94,7 @@ Deno.test("client: a 5 MB POST body goes out and a 5 MB answer streams back", as
   assert.deepEqual(got, big);
 });
 
-Deno.test("client: chunked responses are decoded", async () => {
+test("client: chunked responses are decoded", async () => {
   await using srv = denoServer(() =>
     new Response(
       new ReadableStream({
@@ -114,7 +114,7 @@ Deno.test("client: chunked responses are decoded", async () => {
   assert.equal(await res.text(), "part0;part1;part2;part3;part4;");
 });
 
-Deno.test("client: connect() keeps one connection for several requests; HEAD, 204, 304 have no body", async () => {
+test("client: connect() keeps one connection for several requests; HEAD, 204, 304 have no body", async () => {
   const ports = new Set<number>();
   await using srv = denoServer((req, info) => {
     ports.add((info.remoteAddr as Deno.NetAddr).port);
@@ -141,7 +141,7 @@ Deno.test("client: connect() keeps one connection for several requests; HEAD, 20
   await assert.rejects(conn.request("/x", { headers: { "x-bad": "a\r\nb" } }), TypeError);
 });
 
-Deno.test("client: against mgnet's own server, and via curl's view of the same server", async () => {
+test("client: against mgnet's own server, and via curl's view of the same server", async () => {
   await using mgr = new Manager();
   const { port } = mgr.listen("http://127.0.0.1:0", {
     onRequest: (ev) => void ev.reply(200, `${ev.method} ${ev.path} ${ev.body.length}`),
@@ -153,7 +153,7 @@ Deno.test("client: against mgnet's own server, and via curl's view of the same s
   assert.equal(dec.decode(curl.stdout), "GET /curl 0");
 });
 
-Deno.test("client: a body delimited by closing the connection (HTTP/1.0 style)", async () => {
+test("client: a body delimited by closing the connection (HTTP/1.0 style)", async () => {
   await using srv = rawServer(async (conn) => {
     await conn.write(enc.encode("HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end"));
     conn.close();
@@ -164,7 +164,7 @@ Deno.test("client: a body delimited by closing the connection (HTTP/1.0 style)",
   assert.equal(await res.text(), "until the end");
 });
 
-Deno.test("client: interim 100 Continue responses are skipped", async () => {
+test("client: interim 100 Continue responses are skipped", async () => {
   await using srv = rawServer(async (conn) => {
     await conn.write(
       enc.encode("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"),
@@ -176,7 +176,7 @@ Deno.test("client: interim 100 Continue responses are skipped", async () => {
   assert.equal(await res.text(), "ok");
 });
 
-Deno.test("client errors: dns, refused, timeout, reset, protocol, aborted", async () => {
+test("client errors: dns, refused, timeout, reset, protocol, aborted", async () => {
   await using mgr = new Manager();
   await rejectsWith(mgr.request("http://no-such-host.invalid/"), "dns");
   const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -249,7 +249,7 @@ function makeCert(dir: string, cn: string, san: string): { cert: string; key: st
   return { cert: Deno.readTextFileSync(`${dir}/${cn}.pem`), key: Deno.readTextFileSync(`${dir}/${cn}.key`) };
 }
 
-Deno.test("client: https with a verified certificate; wrong names and unknown CAs fail with kind tls", async () => {
+test("client: https with a verified certificate; wrong names and unknown CAs fail with kind tls", async () => {
   const dir = Deno.makeTempDirSync();
   try {
     const good = makeCert(dir, "localhost", "DNS:localhost,IP:127.0.0.1");
@@ -276,7 +276,7 @@ Deno.test("client: https with a verified certificate; wrong names and unknown CA
   }
 });
 
-Deno.test("client: a request from inside a server handler (same manager) completes", async () => {
+test("client: a request from inside a server handler (same manager) completes", async () => {
   await using upstream = denoServer(() => new Response("from upstream"));
   await using mgr = new Manager();
   const { port } = mgr.listen("http://127.0.0.1:0", {
@@ -288,7 +288,7 @@ Deno.test("client: a request from inside a server handler (same manager) complet
   assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), "proxied: from upstream");
 });
 
-Deno.test("client: a for-await loop body awaiting a client request does not stall", async () => {
+test("client: a for-await loop body awaiting a client request does not stall", async () => {
   await using upstream = denoServer(() => new Response("up"));
   const mgr = new Manager();
   const { port } = mgr.listen("http://127.0.0.1:0");
@@ -304,7 +304,7 @@ Deno.test("client: a for-await loop body awaiting a client request does not stal
   await loop;
 });
 
-Deno.test("client: a response body nobody reads holds the server back (bounded memory), reading resumes it", async () => {
+test("client: a response body nobody reads holds the server back (bounded memory), reading resumes it", async () => {
   const total = 64 << 20;
   const { stream, pulled } = countingStream(total, 42);
   await using srv = denoServer(() => new Response(stream, { headers: { "content-length": String(total) } }));
@@ -318,7 +318,7 @@ Deno.test("client: a response body nobody reads holds the server back (bounded m
   assert.equal(n, total);
 });
 
-Deno.test("client: a streamed request body goes out chunked, held back while the server does not read", async () => {
+test("client: a streamed request body goes out chunked, held back while the server does not read", async () => {
   const total = 32 << 20;
   const { stream: body, pulled } = countingStream(total, 7);
   const release = Promise.withResolvers<void>();
@@ -344,7 +344,7 @@ Deno.test("client: a streamed request body goes out chunked, held back while the
   assert.equal(await echo.text(), "chunked 11");
 });
 
-Deno.test("client: a request body stream that fails aborts the request", async () => {
+test("client: a request body stream that fails aborts the request", async () => {
   await using srv = denoServer(async (req) => new Response(String((await req.arrayBuffer()).byteLength)));
   await using mgr = new Manager();
   const body = new ReadableStream<Uint8Array>({
@@ -356,7 +356,7 @@ Deno.test("client: a request body stream that fails aborts the request", async (
   await rejectsWith(mgr.request(`http://127.0.0.1:${srv.port}/`, { method: "POST", body }), "aborted");
 });
 
-Deno.test("client pool: request() reuses an idle connection per origin; keepAlive: false does not", async () => {
+test("client pool: request() reuses an idle connection per origin; keepAlive: false does not", async () => {
   // mgnet's own server tells the connections apart.
   await using mgr = new Manager();
   const seen: number[] = [];
@@ -392,7 +392,7 @@ Deno.test("client pool: request() reuses an idle connection per origin; keepAliv
   assert.equal(new Set(seen).size, afterConcurrent + 3);
 });
 
-Deno.test("client pool: an idle connection the server closed is replaced, the GET sent again", async () => {
+test("client pool: an idle connection the server closed is replaced, the GET sent again", async () => {
   // A raw server that answers each connection's first request and then
   // closes it: the pooled connection is dead by the time of the next GET.
   let connections = 0;
@@ -456,7 +456,7 @@ function dropsSecondRequest() {
   };
 }
 
-Deno.test("client pool: a GET whose reused connection dies unanswered is sent again on a new one", async () => {
+test("client pool: a GET whose reused connection dies unanswered is sent again on a new one", async () => {
   await using srv = dropsSecondRequest();
   await using mgr = new Manager();
   assert.equal(await (await mgr.request(srv.url)).text(), "ok");
@@ -464,7 +464,7 @@ Deno.test("client pool: a GET whose reused connection dies unanswered is sent ag
   assert.deepEqual(srv.requests, [["GET / HTTP/1.1", "GET /again HTTP/1.1"], ["GET /again HTTP/1.1"]]);
 });
 
-Deno.test("client pool: a POST whose reused connection dies unanswered fails instead of going out twice", async () => {
+test("client pool: a POST whose reused connection dies unanswered fails instead of going out twice", async () => {
   await using srv = dropsSecondRequest();
   await using mgr = new Manager();
   assert.equal(await (await mgr.request(srv.url)).text(), "ok");
@@ -488,7 +488,7 @@ function openCounter() {
   return srv;
 }
 
-Deno.test("client pool: idle connections do not keep the process alive; close() closes them", async () => {
+test("client pool: idle connections do not keep the process alive; close() closes them", async () => {
   // A child process makes two requests to this process's server and ends
   // without closing its manager: it must exit by itself.
   await using srv = openCounter();
@@ -515,7 +515,7 @@ Deno.test("client pool: idle connections do not keep the process alive; close() 
   await until(() => srv.open === 0, "the pooled connection to close");
 });
 
-Deno.test("client pool: an idle connection is closed after 4 s", async () => {
+test("client pool: an idle connection is closed after 4 s", async () => {
   await using srv = openCounter();
   const { port } = srv;
   // The client is a second manager nobody iterates: only the pool's timer

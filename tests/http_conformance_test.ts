@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import type { HttpRequestEvent } from "../mod.ts";
-import { type Exchange, exchange, serve, toolEnv } from "./helpers.ts";
+import { type Exchange, exchange, serve, toolEnv, test } from "./helpers.ts";
 
 /** What both servers' handlers answer: method, path, host and body length. */
 function describe(method: string, path: string, host: string | undefined, bodyLen: number): string {
@@ -369,7 +369,7 @@ const rules: Rule[] = [
 ];
 
 for (const rule of rules) {
-  Deno.test(`[${rule.id}] ${rule.title}`, async (t) => {
+  test(`[${rule.id}] ${rule.title}`, async (t) => {
     await using mg = serve(mgnetHandler);
     await using dn = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, denoHandler);
     const opts = {
@@ -385,7 +385,7 @@ for (const rule of rules) {
   });
 }
 
-Deno.test("[9112-6.3-body-limit] a body over maxBodySize is answered 413 and closed (mgnet only)", async () => {
+test("[9112-6.3-body-limit] a body over maxBodySize is answered 413 and closed (mgnet only)", async () => {
   await using mg = serve(mgnetHandler, { maxBodySize: 1000 });
   rejected(413)(await exchange(mg.port, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1001\r\n\r\n"));
 });
@@ -400,7 +400,7 @@ async function ab(port: number): Promise<string> {
   return text;
 }
 
-Deno.test("[9112-9.3-ab] ApacheBench (HTTP/1.0, no keep-alive): 2,000 requests, none failed", async (t) => {
+test("[9112-9.3-ab] ApacheBench (HTTP/1.0, no keep-alive): 2,000 requests, none failed", async (t) => {
   await using mg = serve(mgnetHandler);
   await using dn = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, denoHandler);
   for (const [name, port] of [["mgnet", mg.port], ["Deno.serve", dn.addr.port]] as const) {
@@ -412,7 +412,7 @@ Deno.test("[9112-9.3-ab] ApacheBench (HTTP/1.0, no keep-alive): 2,000 requests, 
   }
 });
 
-Deno.test("[9110-10.1.1-curl-5mb] curl's 5 MB upload (Expect: 100-continue) completes", async (t) => {
+test("[9110-10.1.1-curl-5mb] curl's 5 MB upload (Expect: 100-continue) completes", async (t) => {
   await using mg = serve(mgnetHandler);
   await using dn = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, denoHandler);
   const file = await Deno.makeTempFile();

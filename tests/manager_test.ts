@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { ConnectionClosedError, Manager, ManagerClosedError, MgnetError, mongooseVersion } from "../mod.ts";
-import { echoPath, get, refused, serve, until } from "./helpers.ts";
+import { echoPath, get, refused, serve, until, test } from "./helpers.ts";
 
-Deno.test("Manager.listen() binds an ephemeral port", async () => {
+test("Manager.listen() binds an ephemeral port", async () => {
   await using mgr = new Manager();
   const a = mgr.listen("http://127.0.0.1:0");
   const b = mgr.listen("http://127.0.0.1:0");
@@ -14,7 +14,7 @@ Deno.test("Manager.listen() binds an ephemeral port", async () => {
   conn.close();
 });
 
-Deno.test("Manager.listen() on a port in use throws MgnetError", async () => {
+test("Manager.listen() on a port in use throws MgnetError", async () => {
   await using mgr = new Manager();
   const a = mgr.listen("http://127.0.0.1:0");
   assert.throws(() => mgr.listen(`http://127.0.0.1:${a.port}`), (e: unknown) => {
@@ -24,7 +24,7 @@ Deno.test("Manager.listen() on a port in use throws MgnetError", async () => {
   });
 });
 
-Deno.test("Manager.listen() rejects unsupported and malformed URLs", async () => {
+test("Manager.listen() rejects unsupported and malformed URLs", async () => {
   await using mgr = new Manager();
   assert.throws(() => mgr.listen("ftp://127.0.0.1:0"), /unsupported listen URL/);
   assert.throws(() => mgr.listen("http://"), MgnetError);
@@ -33,13 +33,13 @@ Deno.test("Manager.listen() rejects unsupported and malformed URLs", async () =>
   assert.throws(() => mgr.listen(8000), TypeError);
 });
 
-Deno.test("Manager.listen() serves IPv6", async () => {
+test("Manager.listen() serves IPv6", async () => {
   await using srv = serve(echoPath, { host: "[::1]" });
   const res = await fetch(`http://[::1]:${srv.port}/six`);
   assert.equal(await res.text(), "/six");
 });
 
-Deno.test("Manager.close() is idempotent and ends the loop", async () => {
+test("Manager.close() is idempotent and ends the loop", async () => {
   const srv = serve(echoPath);
   assert.equal((await get(srv.port, "/x")).responses[0].text, "/x");
   const p1 = srv.mgr.close();
@@ -55,7 +55,7 @@ Deno.test("Manager.close() is idempotent and ends the loop", async () => {
   assert.throws(() => srv.mgr.listen("http://127.0.0.1:0"), ManagerClosedError);
 });
 
-Deno.test("Manager supports await using (Symbol.asyncDispose)", async () => {
+test("Manager supports await using (Symbol.asyncDispose)", async () => {
   let port = 0;
   {
     await using mgr = new Manager();
@@ -64,7 +64,7 @@ Deno.test("Manager supports await using (Symbol.asyncDispose)", async () => {
   await assert.rejects(() => Deno.connect({ hostname: "127.0.0.1", port }), Deno.errors.ConnectionRefused);
 });
 
-Deno.test("breaking out of for await closes the manager", async () => {
+test("breaking out of for await closes the manager", async () => {
   const mgr = new Manager();
   const { port } = mgr.listen("http://127.0.0.1:0");
   const client = fetch(`http://127.0.0.1:${port}/once`).then((r) => r.text());
@@ -79,14 +79,14 @@ Deno.test("breaking out of for await closes the manager", async () => {
   await assert.rejects(() => Deno.connect({ hostname: "127.0.0.1", port }), Deno.errors.ConnectionRefused);
 });
 
-Deno.test("a manager can be iterated by one loop only", async () => {
+test("a manager can be iterated by one loop only", async () => {
   await using mgr = new Manager();
   const it = mgr[Symbol.asyncIterator]();
   assert.throws(() => mgr[Symbol.asyncIterator](), MgnetError);
   await it.return?.();
 });
 
-Deno.test("Listener.close() stops accepting and is idempotent", async () => {
+test("Listener.close() stops accepting and is idempotent", async () => {
   await using mgr = new Manager();
   const l = mgr.listen("http://127.0.0.1:0");
   const loop = (async () => {
@@ -101,7 +101,7 @@ Deno.test("Listener.close() stops accepting and is idempotent", async () => {
   await loop;
 });
 
-Deno.test("events: open, http and close arrive in order with addresses", async () => {
+test("events: open, http and close arrive in order with addresses", async () => {
   await using srv = serve(echoPath);
   await get(srv.port, "/a");
   await until(() => srv.events.some((e) => e.type === "close"), "the close event");
@@ -117,7 +117,7 @@ Deno.test("events: open, http and close arrive in order with addresses", async (
   assert.equal(srv.events[2].conn.closed, true);
 });
 
-Deno.test("replying on a closed connection throws ConnectionClosedError", async () => {
+test("replying on a closed connection throws ConnectionClosedError", async () => {
   const held: { reply(status: number, body?: string): void }[] = [];
   await using srv = serve((ev) => held.push(ev));
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: srv.port });
@@ -128,17 +128,17 @@ Deno.test("replying on a closed connection throws ConnectionClosedError", async 
   assert.throws(() => held[0].reply(200, "late"), ConnectionClosedError);
 });
 
-Deno.test("mongooseVersion() reports the compiled Mongoose", () => {
+test("mongooseVersion() reports the compiled Mongoose", () => {
   assert.match(mongooseVersion(), /^\d+\.\d+/);
 });
 
-Deno.test("Manager options are validated", () => {
+test("Manager options are validated", () => {
   assert.throws(() => new Manager({ maxHeaders: 0 }), RangeError);
   assert.throws(() => new Manager({ maxHeaders: 5000 }), RangeError);
   assert.throws(() => new Manager({ maxBodySize: 1.5 }), RangeError);
 });
 
-Deno.test("stats(): counts polls, accepted connections and requests; throws once closed", async () => {
+test("stats(): counts polls, accepted connections and requests; throws once closed", async () => {
   const mgr = new Manager();
   const { port } = mgr.listen("http://127.0.0.1:0", { onRequest: (ev) => void ev.reply(200, "ok") });
   for (let i = 0; i < 3; i++) await (await fetch(`http://127.0.0.1:${port}/`)).text();
@@ -151,7 +151,7 @@ Deno.test("stats(): counts polls, accepted connections and requests; throws once
   assert.throws(() => mgr.stats(), ManagerClosedError);
 });
 
-Deno.test("connections that arrive together are accepted in a few polls, not one poll each", async () => {
+test("connections that arrive together are accepted in a few polls, not one poll each", async () => {
   // Mongoose accepts one connection per poll; mgnet polls again while polls
   // accept. 64 clients connect and send a request before the manager's
   // first poll (nothing iterates it yet; the kernel completes handshakes).

@@ -8,7 +8,7 @@ import {
   saveBodyToFile,
   serve as mgServe,
 } from "../mod.ts";
-import { readResponses, toolEnv, until, untilStalled, writeAll } from "./helpers.ts";
+import { readResponses, toolEnv, until, untilStalled, writeAll, test } from "./helpers.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -43,7 +43,7 @@ function tempDir(): { dir: string; files: () => string[]; [Symbol.dispose](): vo
   };
 }
 
-Deno.test("streamed bodies: large ones arrive in pieces, small ones stay buffered", async () => {
+test("streamed bodies: large ones arrive in pieces, small ones stay buffered", async () => {
   const seen: { streamed: boolean; size: number; pieces: number; sum: number; bodyThrows: boolean }[] = [];
   await using srv = streamingServer(async (ev) => {
     let bodyThrows = false;
@@ -79,7 +79,7 @@ Deno.test("streamed bodies: large ones arrive in pieces, small ones stay buffere
   assert.equal(seen[1].sum, checksum([small]));
 });
 
-Deno.test("streamed bodies: a chunked body switches to streaming once it outgrows the threshold", async () => {
+test("streamed bodies: a chunked body switches to streaming once it outgrows the threshold", async () => {
   const seen: boolean[] = [];
   await using srv = streamingServer(async (ev) => {
     let n = 0;
@@ -103,7 +103,7 @@ Deno.test("streamed bodies: a chunked body switches to streaming once it outgrow
   assert.deepEqual(seen, [true, false]);
 });
 
-Deno.test("saveBodyToFile: curl uploads (with Expect: 100-continue and chunked) land whole", async () => {
+test("saveBodyToFile: curl uploads (with Expect: 100-continue and chunked) land whole", async () => {
   using tmp = tempDir();
   await using srv = streamingServer(async (ev) => {
     const n = await saveBodyToFile(ev, `${tmp.dir}/${ev.path.slice(1)}`, { limit: 64 << 20 });
@@ -142,7 +142,7 @@ Deno.test("saveBodyToFile: curl uploads (with Expect: 100-continue and chunked) 
   }
 });
 
-Deno.test("saveBodyToFile: over the limit is 413 and leaves nothing, whether declared or chunked", async () => {
+test("saveBodyToFile: over the limit is 413 and leaves nothing, whether declared or chunked", async () => {
   using tmp = tempDir();
   const results: (number | null)[] = [];
   await using srv = streamingServer(async (ev) => {
@@ -171,7 +171,7 @@ Deno.test("saveBodyToFile: over the limit is 413 and leaves nothing, whether dec
   assert.deepEqual(tmp.files(), []);
 });
 
-Deno.test("saveBodyToFile: a client that leaves midway leaves no partial file", async () => {
+test("saveBodyToFile: a client that leaves midway leaves no partial file", async () => {
   using tmp = tempDir();
   const outcome = Promise.withResolvers<unknown>();
   await using srv = streamingServer(async (ev) => {
@@ -190,7 +190,7 @@ Deno.test("saveBodyToFile: a client that leaves midway leaves no partial file", 
   assert.deepEqual(tmp.files(), []);
 });
 
-Deno.test("streamed bodies: an unread body stops the client (bounded memory), reading resumes it", async () => {
+test("streamed bodies: an unread body stops the client (bounded memory), reading resumes it", async () => {
   const release = Promise.withResolvers<void>();
   const total = 64 << 20;
   let received = -1;
@@ -222,7 +222,7 @@ Deno.test("streamed bodies: an unread body stops the client (bounded memory), re
   assert.equal(received, total);
 });
 
-Deno.test("streamed bodies: over maxBodySize mid-stream fails the body and answers 413", async () => {
+test("streamed bodies: over maxBodySize mid-stream fails the body and answers 413", async () => {
   const failure = Promise.withResolvers<unknown>();
   await using srv = streamingServer(async (ev) => {
     try {
@@ -244,7 +244,7 @@ Deno.test("streamed bodies: over maxBodySize mid-stream fails the body and answe
   assert.ok(e instanceof MgnetError && /413/.test(e.message), String(e));
 });
 
-Deno.test("streamed bodies: answering before reading skips 100 Continue and closes after the answer", async () => {
+test("streamed bodies: answering before reading skips 100 Continue and closes after the answer", async () => {
   using tmp = tempDir();
   Deno.writeFileSync(`${tmp.dir}/big.bin`, pattern(4 << 20));
   await using srv = streamingServer((ev) => ev.reply(403, "not you"));
@@ -267,7 +267,7 @@ Deno.test("streamed bodies: answering before reading skips 100 Continue and clos
   assert.ok(text.endsWith("not you"));
 });
 
-Deno.test("serve(): with streamBodiesOver, req.body streams and req.text() still works", async () => {
+test("serve(): with streamBodiesOver, req.body streams and req.text() still works", async () => {
   await using server = mgServe(
     { port: 0, hostname: "127.0.0.1", onListen: false, streamBodiesOver: 1024 },
     async (req) => {

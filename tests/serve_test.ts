@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { type HttpServer, serve, type ServeHandler } from "../mod.ts";
-import { countingStream, exchange, refused, until } from "./helpers.ts";
+import { countingStream, exchange, refused, until, test } from "./helpers.ts";
 
 function start(handler: ServeHandler, extra: Record<string, unknown> = {}): HttpServer & { url: string } {
   const s = serve({ port: 0, hostname: "127.0.0.1", onListen: false, ...extra }, handler);
   return Object.assign(s, { url: `http://127.0.0.1:${s.addr.port}` });
 }
 
-Deno.test("serve(): the three call forms of Deno.serve", async () => {
+test("serve(): the three call forms of Deno.serve", async () => {
   const h: ServeHandler = () => new Response("ok");
   const listened: number[] = [];
   const servers = [
@@ -25,7 +25,7 @@ Deno.test("serve(): the three call forms of Deno.serve", async () => {
   assert.throws(() => serve({ port: 70000, onListen: false }, h), RangeError);
 });
 
-Deno.test("serve(): the Request is a lazy but complete web Request", async () => {
+test("serve(): the Request is a lazy but complete web Request", async () => {
   let seen: Record<string, unknown> = {};
   await using s = start(async (req, info) => {
     seen = {
@@ -60,7 +60,7 @@ Deno.test("serve(): the Request is a lazy but complete web Request", async () =>
   });
 });
 
-Deno.test("serve(): request bodies as text, bytes, stream, form data, blob, clone", async () => {
+test("serve(): request bodies as text, bytes, stream, form data, blob, clone", async () => {
   await using s = start(async (req) => {
     const kind = new URL(req.url).pathname.slice(1);
     if (kind === "text") return new Response(await req.text());
@@ -103,7 +103,7 @@ Deno.test("serve(): request bodies as text, bytes, stream, form data, blob, clon
   assert.equal(await post("twice", "once"), "true");
 });
 
-Deno.test("serve(): every kind of Response body and header", async () => {
+test("serve(): every kind of Response body and header", async () => {
   await using s = start((req) => {
     switch (new URL(req.url).pathname) {
       case "/string":
@@ -172,7 +172,7 @@ Deno.test("serve(): every kind of Response body and header", async () => {
   await r.text();
 });
 
-Deno.test("serve(): a handler that throws gets a 500 and onError; the server keeps serving", async () => {
+test("serve(): a handler that throws gets a 500 and onError; the server keeps serving", async () => {
   const errors: unknown[] = [];
   await using s = start((req) => {
     const p = new URL(req.url).pathname;
@@ -199,7 +199,7 @@ Deno.test("serve(): a handler that throws gets a 500 and onError; the server kee
   assert.ok(errors[2] instanceof TypeError);
 });
 
-Deno.test("serve(): without onError a throwing handler gets a plain 500", async () => {
+test("serve(): without onError a throwing handler gets a plain 500", async () => {
   const logged: unknown[] = [];
   const original = console.error;
   console.error = (...a: unknown[]) => logged.push(a);
@@ -216,7 +216,7 @@ Deno.test("serve(): without onError a throwing handler gets a plain 500", async 
   assert.equal(logged.length, 1);
 });
 
-Deno.test("serve(): concurrent async handlers answer pipelined requests in order", async () => {
+test("serve(): concurrent async handlers answer pipelined requests in order", async () => {
   await using s = start(async (req) => {
     const n = Number(new URL(req.url).pathname.slice(1));
     await new Promise((r) => setTimeout(r, (20 - n) * 2));
@@ -232,7 +232,7 @@ Deno.test("serve(): concurrent async handlers answer pipelined requests in order
   assert.deepEqual(parallel, Array.from({ length: 50 }, (_, i) => `r${i % 20}`));
 });
 
-Deno.test("serve(): request.signal aborts when the client leaves mid-body", async () => {
+test("serve(): request.signal aborts when the client leaves mid-body", async () => {
   let aborted = false;
   let cancelled = false;
   await using s = start((req) => {
@@ -256,7 +256,7 @@ Deno.test("serve(): request.signal aborts when the client leaves mid-body", asyn
   await until(() => aborted && cancelled, "the abort and the stream's cancel");
 });
 
-Deno.test("serve(): a 100 MB ReadableStream body to a slow reader is pulled only as fast as it is read", async () => {
+test("serve(): a 100 MB ReadableStream body to a slow reader is pulled only as fast as it is read", async () => {
   const total = 100 << 20;
   const body = countingStream(total, 97);
   await using s = start(() => new Response(body.stream));
@@ -281,7 +281,7 @@ Deno.test("serve(): a 100 MB ReadableStream body to a slow reader is pulled only
   assert.ok(maxAhead < 8 << 20, `ran ${maxAhead >> 10} KiB ahead`);
 });
 
-Deno.test("serve(): shutdown() lets in-flight requests finish, then refuses connections", async () => {
+test("serve(): shutdown() lets in-flight requests finish, then refuses connections", async () => {
   let release!: () => void;
   const gate = new Promise<void>((r) => release = r);
   let arrived = false;
@@ -301,7 +301,7 @@ Deno.test("serve(): shutdown() lets in-flight requests finish, then refuses conn
   assert.equal(await refused(s.addr.port), true);
 });
 
-Deno.test("serve(): an aborted signal shuts the server down", async () => {
+test("serve(): an aborted signal shuts the server down", async () => {
   const ac = new AbortController();
   const s = start(() => new Response("x"), { signal: ac.signal });
   assert.equal(await (await fetch(s.url)).text(), "x");

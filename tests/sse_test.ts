@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { ConnectionClosedError, formatSse, serve as mgServe, sseResponse, startSse } from "../mod.ts";
-import { serve, until } from "./helpers.ts";
+import { serve, until, test } from "./helpers.ts";
 
-Deno.test("formatSse: multi-line data, id, event, retry and comments", () => {
+test("formatSse: multi-line data, id, event, retry and comments", () => {
   assert.equal(
     formatSse({ comment: "hi\nthere", event: "update", id: "7", retry: 1500, data: "a\r\nb\rc\nd" }),
     ": hi\n: there\nevent: update\nid: 7\nretry: 1500\ndata: a\ndata: b\ndata: c\ndata: d\n\n",
@@ -16,7 +16,7 @@ Deno.test("formatSse: multi-line data, id, event, retry and comments", () => {
   assert.throws(() => formatSse({ retry: 1.5 }), RangeError);
 });
 
-Deno.test("startSse: a real EventSource receives data, ids and named events", async () => {
+test("startSse: a real EventSource receives data, ids and named events", async () => {
   await using srv = serve((ev) => {
     (async () => {
       const stream = startSse(ev, { "x-extra": "1" });
@@ -43,7 +43,7 @@ Deno.test("startSse: a real EventSource receives data, ids and named events", as
   assert.deepEqual(got, ["message:1:line one\nline two", "custom:2:named", "message:2:plain"]);
 });
 
-Deno.test("startSse: headers, and writes fail with ConnectionClosedError once the client left", async () => {
+test("startSse: headers, and writes fail with ConnectionClosedError once the client left", async () => {
   const failed = Promise.withResolvers<unknown>();
   await using srv = serve((ev) => {
     (async () => {
@@ -68,7 +68,7 @@ Deno.test("startSse: headers, and writes fail with ConnectionClosedError once th
   await until(() => srv.events.some((e) => e.type === "close"));
 });
 
-Deno.test("sseResponse: a serve() handler streams an async generator; a client abort ends it", async () => {
+test("sseResponse: a serve() handler streams an async generator; a client abort ends it", async () => {
   const finished = Promise.withResolvers<void>();
   await using server = mgServe({ port: 0, hostname: "127.0.0.1", onListen: false }, (req) => {
     const url = new URL(req.url);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { serve as mgServe, serveDir, serveDirResponse, serveFile } from "../mod.ts";
-import { exchange, serve, toolEnv } from "./helpers.ts";
+import { exchange, serve, toolEnv, test } from "./helpers.ts";
 
 const SECRET = "TOP SECRET: outside the root";
 
@@ -45,7 +45,7 @@ function staticServer() {
   });
 }
 
-Deno.test("static: a file with its type, validators and length", async () => {
+test("static: a file with its type, validators and length", async () => {
   await using srv = staticServer();
   const res = await fetch(`http://127.0.0.1:${srv.port}/static/a.txt`);
   assert.equal(res.status, 200);
@@ -66,7 +66,7 @@ Deno.test("static: a file with its type, validators and length", async () => {
   assert.equal(await single.text(), "0123456789abcdefghij");
 });
 
-Deno.test("static: directories serve index.html; without a slash they redirect", async () => {
+test("static: directories serve index.html; without a slash they redirect", async () => {
   await using srv = staticServer();
   const home = await fetch(`http://127.0.0.1:${srv.port}/static/`);
   assert.equal(home.headers.get("content-type"), "text/html; charset=utf-8");
@@ -81,7 +81,7 @@ Deno.test("static: directories serve index.html; without a slash they redirect",
   assert.equal(await empty.text(), "<h1>custom not found</h1>");
 });
 
-Deno.test("static: the custom 404 page, also for HEAD; 405 for other methods", async () => {
+test("static: the custom 404 page, also for HEAD; 405 for other methods", async () => {
   await using srv = staticServer();
   const res = await fetch(`http://127.0.0.1:${srv.port}/static/missing.txt`);
   assert.equal(res.status, 404);
@@ -99,7 +99,7 @@ Deno.test("static: the custom 404 page, also for HEAD; 405 for other methods", a
   assert.ok(new TextDecoder().decode(r.raw).endsWith("\r\n\r\n"));
 });
 
-Deno.test("static: HEAD gets the length and validators, no body", async () => {
+test("static: HEAD gets the length and validators, no body", async () => {
   await using srv = staticServer();
   const r = await exchange(
     srv.port,
@@ -113,7 +113,7 @@ Deno.test("static: HEAD gets the length and validators, no body", async () => {
   assert.equal(r.responses[1].text, "0123456789abcdefghij"); // no stray body bytes before it
 });
 
-Deno.test("static: If-None-Match and If-Modified-Since give 304; If-Match a 412", async () => {
+test("static: If-None-Match and If-Modified-Since give 304; If-Match a 412", async () => {
   await using srv = staticServer();
   const url = `http://127.0.0.1:${srv.port}/static/a.txt`;
   const first = await fetch(url);
@@ -154,7 +154,7 @@ Deno.test("static: If-None-Match and If-Modified-Since give 304; If-Match a 412"
   await unmodified.body?.cancel();
 });
 
-Deno.test("static: single ranges, suffixes, open ends and If-Range", async () => {
+test("static: single ranges, suffixes, open ends and If-Range", async () => {
   await using srv = staticServer();
   const url = `http://127.0.0.1:${srv.port}/static/a.txt`;
   const cases: [string, string, string][] = [
@@ -180,7 +180,7 @@ Deno.test("static: single ranges, suffixes, open ends and If-Range", async () =>
   assert.equal(await stale.text(), "0123456789abcdefghij");
 });
 
-Deno.test("static: unsatisfiable ranges get 416; malformed ones are ignored", async () => {
+test("static: unsatisfiable ranges get 416; malformed ones are ignored", async () => {
   await using srv = staticServer();
   const url = `http://127.0.0.1:${srv.port}/static/a.txt`;
   for (const range of ["bytes=20-", "bytes=100-200", "bytes=50-60, 70-80, 90-"]) {
@@ -196,7 +196,7 @@ Deno.test("static: unsatisfiable ranges get 416; malformed ones are ignored", as
   }
 });
 
-Deno.test("static: several ranges arrive as multipart/byteranges", async () => {
+test("static: several ranges arrive as multipart/byteranges", async () => {
   await using srv = staticServer();
   const res = await fetch(`http://127.0.0.1:${srv.port}/static/a.txt`, {
     headers: { range: "bytes=0-1, 100-200, -2" },
@@ -217,7 +217,7 @@ Deno.test("static: several ranges arrive as multipart/byteranges", async () => {
   assert.equal(parts[3], "--\r\n");
 });
 
-Deno.test("static: a large file streams whole, and ranges of it too", async () => {
+test("static: a large file streams whole, and ranges of it too", async () => {
   await using srv = staticServer();
   const res = await fetch(`http://127.0.0.1:${srv.port}/static/big.bin`);
   assert.equal(res.headers.get("content-type"), "application/octet-stream");
@@ -230,7 +230,7 @@ Deno.test("static: a large file streams whole, and ranges of it too", async () =
   assert.deepEqual(new Uint8Array(await part.arrayBuffer()), tree.big.subarray(1000, 700001));
 });
 
-Deno.test("static: curl downloads a range and a whole file", async () => {
+test("static: curl downloads a range and a whole file", async () => {
   await using srv = staticServer();
   const out = await new Deno.Command("curl", {
     args: ["-s", "-r", "2-5", "-w", " %{http_code}", `http://127.0.0.1:${srv.port}/static/a.txt`],
@@ -244,7 +244,7 @@ Deno.test("static: curl downloads a range and a whole file", async () => {
   assert.deepEqual(whole.stdout, tree.big);
 });
 
-Deno.test("static: no way out of the root (dot segments, encodings, symlinks, dotfiles)", async () => {
+test("static: no way out of the root (dot segments, encodings, symlinks, dotfiles)", async () => {
   await using srv = staticServer();
   const attempts = [
     "/static/../outside.txt",
@@ -290,7 +290,7 @@ Deno.test("static: no way out of the root (dot segments, encodings, symlinks, do
   assert.equal(await inside.text(), "0123456789abcdefghij");
 });
 
-Deno.test("static: a pipelined mix of replies, chunked streams and files keeps its order", async () => {
+test("static: a pipelined mix of replies, chunked streams and files keeps its order", async () => {
   await using srv = staticServer();
   const paths = [
     "/static/a.txt",
@@ -313,7 +313,7 @@ Deno.test("static: a pipelined mix of replies, chunked streams and files keeps i
   assert.equal(r.responses[6].text, "chunk-1;chunk-2");
 });
 
-Deno.test("static: serveDirResponse() in a serve() handler", async () => {
+test("static: serveDirResponse() in a serve() handler", async () => {
   await using server = mgServe(
     { port: 0, hostname: "127.0.0.1", onListen: false },
     (req) => serveDirResponse(req, tree.root, opts),

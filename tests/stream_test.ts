@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { ConnectionClosedError, type HttpRequestEvent, Manager, STREAM_HIGH_WATER } from "../mod.ts";
-import { exchange, serve, until } from "./helpers.ts";
+import { exchange, serve, until, test } from "./helpers.ts";
 
-Deno.test("respond(): a streamed body arrives chunked and whole", async () => {
+test("respond(): a streamed body arrives chunked and whole", async () => {
   await using srv = serve((ev) => {
     (async () => {
       const out = ev.respond(200, { "content-type": "text/plain" });
@@ -18,7 +18,7 @@ Deno.test("respond(): a streamed body arrives chunked and whole", async () => {
   assert.equal(await res.text(), Array.from({ length: 10 }, (_, i) => `part ${i}\n`).join(""));
 });
 
-Deno.test("respond(): raw chunked framing, then the connection stays usable", async () => {
+test("respond(): raw chunked framing, then the connection stays usable", async () => {
   await using srv = serve((ev) => {
     if (ev.path === "/next") return void ev.reply(200, "next");
     const out = ev.respond(200);
@@ -36,7 +36,7 @@ Deno.test("respond(): raw chunked framing, then the connection stays usable", as
   assert.ok(raw.endsWith("next"));
 });
 
-Deno.test("respond(): an HTTP/1.0 client gets a close-delimited body", async () => {
+test("respond(): an HTTP/1.0 client gets a close-delimited body", async () => {
   await using srv = serve((ev) => {
     const out = ev.respond(200);
     out.write("one ");
@@ -51,7 +51,7 @@ Deno.test("respond(): an HTTP/1.0 client gets a close-delimited body", async () 
   assert.equal(r.closed, true);
 });
 
-Deno.test("respond(): HEAD gets the head only", async () => {
+test("respond(): HEAD gets the head only", async () => {
   await using srv = serve((ev) => {
     const out = ev.respond(200);
     out.write("body");
@@ -61,7 +61,7 @@ Deno.test("respond(): HEAD gets the head only", async () => {
   assert.ok(new TextDecoder().decode(r.raw).endsWith("\r\n\r\n"));
 });
 
-Deno.test("respond(): pipelined streamed and plain replies keep request order", async () => {
+test("respond(): pipelined streamed and plain replies keep request order", async () => {
   const held: HttpRequestEvent[] = [];
   await using srv = serve((ev) => {
     held.push(ev);
@@ -88,7 +88,7 @@ Deno.test("respond(): pipelined streamed and plain replies keep request order", 
   );
 });
 
-Deno.test("respond(): a for-await body awaiting write() does not stall the loop", async () => {
+test("respond(): a for-await body awaiting write() does not stall the loop", async () => {
   const mgr = new Manager();
   const { port } = mgr.listen("http://127.0.0.1:0");
   const total = 8 << 20;
@@ -107,7 +107,7 @@ Deno.test("respond(): a for-await body awaiting write() does not stall the loop"
   await loop;
 });
 
-Deno.test("respond(): 100 MB to a slow reader stays within the backpressure bound", async () => {
+test("respond(): 100 MB to a slow reader stays within the backpressure bound", async () => {
   let maxQueued = 0;
   let finished = false;
   const chunk = new Uint8Array(64 * 1024).fill(120);
@@ -131,7 +131,7 @@ Deno.test("respond(): 100 MB to a slow reader stays within the backpressure boun
 });
 
 for (const mode of ["respond", "serve"]) {
-  Deno.test(`memory: a server process sending 100 MB to a slow reader stays small (${mode})`, async () => {
+  test(`memory: a server process sending 100 MB to a slow reader stays small (${mode})`, async () => {
     // The server runs in its own process: test modules share this one, so
     // its RSS would count their allocations too.
     const child = new Deno.Command(Deno.execPath(), {
@@ -202,7 +202,7 @@ async function slowRead(port: number, onPause = () => {}): Promise<number> {
   return received;
 }
 
-Deno.test("large output that was not waited for arrives whole and in order, between pipelined replies", async () => {
+test("large output that was not waited for arrives whole and in order, between pipelined replies", async () => {
   // 8 MB replies and 8 MB of writes nobody awaited go beyond what a send
   // buffer holds at once; the rest queues behind it and must keep its place.
   const size = 8 << 20;
@@ -231,7 +231,7 @@ Deno.test("large output that was not waited for arrives whole and in order, betw
   assert.equal(r.responses[4].text, "/b");
 });
 
-Deno.test("a large reply with connection: close arrives whole before the connection closes", async () => {
+test("a large reply with connection: close arrives whole before the connection closes", async () => {
   const size = 8 << 20;
   const body = Uint8Array.from({ length: size }, (_, i) => (i * 13) % 251);
   await using srv = serve((ev) => void ev.reply(200, body));
@@ -245,7 +245,7 @@ Deno.test("a large reply with connection: close arrives whole before the connect
   }
 });
 
-Deno.test("respond(): writes after the client left throw ConnectionClosedError", async () => {
+test("respond(): writes after the client left throw ConnectionClosedError", async () => {
   let error: unknown;
   let done = false;
   await using srv = serve((ev) => {
@@ -268,7 +268,7 @@ Deno.test("respond(): writes after the client left throw ConnectionClosedError",
   assert.ok(error instanceof ConnectionClosedError, String(error));
 });
 
-Deno.test("respond() with a content length: unframed body, HEAD gets the length, overrun refused", async () => {
+test("respond() with a content length: unframed body, HEAD gets the length, overrun refused", async () => {
   const errors: string[] = [];
   await using srv = serve((ev) => {
     (async () => {
@@ -293,7 +293,7 @@ Deno.test("respond() with a content length: unframed body, HEAD gets the length,
   assert.deepEqual(errors, ["MgnetError:Invalid"]);
 });
 
-Deno.test("respond() with a content length: a body that ends short closes the connection", async () => {
+test("respond() with a content length: a body that ends short closes the connection", async () => {
   await using srv = serve((ev) => {
     // The second pipelined request finds the connection closing: its
     // writer refuses writes with ConnectionClosedError.
@@ -307,7 +307,7 @@ Deno.test("respond() with a content length: a body that ends short closes the co
   assert.ok(new TextDecoder().decode(r.raw).endsWith("\r\n\r\nonly this"));
 });
 
-Deno.test("respond(): a content length that is not a non-negative integer is a RangeError", async () => {
+test("respond(): a content length that is not a non-negative integer is a RangeError", async () => {
   let thrown: unknown;
   await using srv = serve((ev) => {
     try {

@@ -12,6 +12,9 @@ export interface TestOptions {
   ignore?: boolean;
 }
 
+/** A test body. */
+export type TestFn = (t: Deno.TestContext) => void | Promise<void>;
+
 /** Default per-test deadline. */
 export const TEST_TIMEOUT_MS = 30_000;
 
@@ -20,11 +23,11 @@ export const TEST_TIMEOUT_MS = 30_000;
  * not finished by then fails with a message naming it (instead of hanging
  * until CI's job limit). The timer is cleared when the body settles.
  */
-export function test(
-  name: string,
-  fn: (t: Deno.TestContext) => void | Promise<void>,
-  opts: TestOptions = {},
-): void {
+export function test(name: string, fn: TestFn, opts?: TestOptions): void;
+export function test(name: string, opts: TestOptions, fn: TestFn): void;
+export function test(name: string, a: TestFn | TestOptions, b?: TestFn | TestOptions): void {
+  const fn = (typeof a === "function" ? a : b) as TestFn;
+  const opts = ((typeof a === "function" ? b : a) ?? {}) as TestOptions;
   const ms = opts.timeoutMs ?? TEST_TIMEOUT_MS;
   Deno.test({
     name,

@@ -51,14 +51,25 @@ test("respond(): an HTTP/1.0 client gets a close-delimited body", async () => {
   assert.equal(r.closed, true);
 });
 
-test("respond(): HEAD gets the head only", async () => {
+test("respond(): HEAD gets the head only; the next bytes on the connection are the next response", async () => {
   await using srv = serve((ev) => {
+    if (ev.path === "/next") return void ev.reply(200, "next");
     const out = ev.respond(200);
     out.write("body");
     out.end();
   });
-  const r = await exchange(srv.port, "HEAD / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-  assert.ok(new TextDecoder().decode(r.raw).endsWith("\r\n\r\n"));
+  const r = await exchange(
+    srv.port,
+    "HEAD / HTTP/1.1\r\nHost: t\r\n\r\nGET /next HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+  );
+  const raw = new TextDecoder().decode(r.raw);
+  const headEnd = raw.indexOf("\r\n\r\n") + 4;
+  assert.ok(headEnd > 4, JSON.stringify(raw));
+  // Nothing between the HEAD's head and the next status line: no body, no
+  // chunked framing (a leaked "4\r\nbody\r\n0\r\n\r\n" would sit here).
+  assert.ok(raw.slice(headEnd).startsWith("HTTP/1.1 200 OK\r\n"), JSON.stringify(raw));
+  assert.ok(raw.endsWith("\r\n\r\nnext"), JSON.stringify(raw));
+  assert.equal(r.closed, true);
 });
 
 test("respond(): pipelined streamed and plain replies keep request order", async () => {
@@ -107,7 +118,7 @@ test("respond(): a for-await body awaiting write() does not stall the loop", asy
   await loop;
 });
 
-test("respond(): 100 MB to a slow reader stays within the backpressure bound", async () => {
+test("respond(): 100 MB to a slow reader stays within the backpressure bound", { timeoutMs: 60_000 }, async () => {
   let maxQueued = 0;
   let finished = false;
   const chunk = new Uint8Array(64 * 1024).fill(120);
@@ -131,7 +142,9 @@ test("respond(): 100 MB to a slow reader stays within the backpressure bound", a
 });
 
 for (const mode of ["respond", "serve"]) {
-  test(`memory: a server process sending 100 MB to a slow reader stays small (${mode})`, async () => {
+  test(`memory: a server process sending 100 MB to a slow reader stays small (${mode})`, {
+    timeoutMs: 60_000,
+  }, async () => {
     // The server runs in its own process: test modules share this one, so
     // its RSS would count their allocations too.
     const child = new Deno.Command(Deno.execPath(), {
@@ -294,17 +307,28 @@ test("respond() with a content length: unframed body, HEAD gets the length, over
 });
 
 test("respond() with a content length: a body that ends short closes the connection", async () => {
+  // What each handler's write() did, by path; every handler reports.
+  const outcomes = new Map<string, string>();
   await using srv = serve((ev) => {
-    // The second pipelined request finds the connection closing: its
-    // writer refuses writes with ConnectionClosedError.
     const out = ev.respond(200, {}, 100);
-    out.write("only this").catch((e) => assert.ok(e instanceof ConnectionClosedError));
+    out.write("only this").then(
+      () => outcomes.set(ev.path, "written"),
+      (e) => outcomes.set(ev.path, e instanceof ConnectionClosedError ? "ConnectionClosedError" : String(e)),
+    );
     out.end();
   });
-  const r = await exchange(srv.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n");
+  const r = await exchange(srv.port, "GET /1 HTTP/1.1\r\nHost: t\r\n\r\nGET /2 HTTP/1.1\r\nHost: t\r\n\r\n");
   assert.equal(r.closed, true);
   assert.equal(r.responses.length, 0); // incomplete: the parser never sees 100 bytes
   assert.ok(new TextDecoder().decode(r.raw).endsWith("\r\n\r\nonly this"));
+  const delivered = () => srv.events.filter((e) => e.type === "http").length;
+  await until(() => outcomes.size === delivered(), "every handler's write to settle");
+  assert.equal(outcomes.get("/1"), "written");
+  // The second pipelined request, if it was parsed before the close, finds
+  // the connection closing: its writer refuses with ConnectionClosedError.
+  for (const [path, outcome] of outcomes) {
+    if (path !== "/1") assert.equal(outcome, "ConnectionClosedError", path);
+  }
 });
 
 test("respond(): a content length that is not a non-negative integer is a RangeError", async () => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type HttpServer, serve, type ServeHandler, STREAM_HIGH_WATER } from "../mod.ts";
+import { type HttpServer, MgnetError, serve, type ServeHandler, STREAM_HIGH_WATER } from "../mod.ts";
 import { countingStream, exchange, inFlight, refused, test, until } from "./helpers.ts";
 
 function start(handler: ServeHandler, extra: Record<string, unknown> = {}): HttpServer & { url: string } {
@@ -21,6 +21,35 @@ test("serve(): the three call forms of Deno.serve", async () => {
     await s.finished;
   }
   assert.deepEqual(listened, servers.map((s) => s.addr.port));
+  // serve(handler): Deno.serve's defaults, 0.0.0.0:8000, and a log line.
+  const token = crypto.randomUUID();
+  const logged: unknown[][] = [];
+  const log = console.log;
+  console.log = (...a: unknown[]) => void logged.push(a);
+  let server: HttpServer | undefined;
+  let error: unknown;
+  try {
+    server = serve(() => new Response(token));
+  } catch (e) {
+    error = e;
+  } finally {
+    console.log = log;
+  }
+  if (server) {
+    try {
+      assert.deepEqual(server.addr, { transport: "tcp", hostname: "0.0.0.0", port: 8000 });
+      assert.deepEqual(logged, [["Listening on http://localhost:8000/"]]);
+      assert.equal(await (await fetch("http://127.0.0.1:8000/")).text(), token);
+    } finally {
+      await server.shutdown();
+    }
+  } else {
+    // Something else on this machine holds port 8000: the handler-only
+    // form still chose it (an options object without a port would too, but
+    // a misread call form throws TypeError instead).
+    assert.ok(error instanceof MgnetError && /in use/i.test(error.message), String(error));
+    assert.throws(() => Deno.listen({ hostname: "0.0.0.0", port: 8000 }).close(), Deno.errors.AddrInUse);
+  }
   assert.throws(() => serve({ port: 0 } as never), TypeError);
   assert.throws(() => serve({ port: 70000, onListen: false }, h), RangeError);
 });

@@ -31,6 +31,34 @@ const tree = makeTree();
 globalThis.addEventListener("unload", () => Deno.removeSync(tree.dir, { recursive: true }));
 const opts = { prefix: "/static", notFoundPage: `${tree.root}/404.html` };
 
+/** Ways out of the root, sent as raw bytes (nothing may normalise them). */
+const TRAVERSALS = [
+  "/static/../outside.txt",
+  "/static/%2e%2e/outside.txt",
+  "/static/%2E%2E/outside.txt",
+  "/static/..%2foutside.txt",
+  "/static/..%2Foutside.txt",
+  "/static/%2e%2e%2foutside.txt",
+  "/static/sub/../../outside.txt",
+  "/static/sub/%2e%2e/%2e%2e/outside.txt",
+  "/static/..%5coutside.txt",
+  "/static/..\\outside.txt",
+  "/static/%252e%252e/outside.txt",
+  "/static/.%2e/outside.txt",
+  "/static//etc/passwd",
+  "/static/%2fetc%2fpasswd",
+  "/static/link_out",
+  "/static/dir_out/outside.txt",
+  "/static/.secret",
+  "/static/a.txt%00.html",
+  "/static/%00",
+  "/../outside.txt",
+  "/static/%e0%a4%a",
+  "/static/../../../../../../../../etc/passwd",
+  "/static/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+  "/static/..%2f..%2f..%2f..%2f..%2f..%2f..%2fetc%2fpasswd",
+];
+
 function staticServer() {
   return serve((ev) => {
     if (ev.path === "/hello") return void ev.reply(200, "hello");
@@ -246,30 +274,7 @@ test("static: curl downloads a range and a whole file", async () => {
 
 test("static: no way out of the root (dot segments, encodings, symlinks, dotfiles)", async () => {
   await using srv = staticServer();
-  const attempts = [
-    "/static/../outside.txt",
-    "/static/%2e%2e/outside.txt",
-    "/static/%2E%2E/outside.txt",
-    "/static/..%2foutside.txt",
-    "/static/..%2Foutside.txt",
-    "/static/%2e%2e%2foutside.txt",
-    "/static/sub/../../outside.txt",
-    "/static/sub/%2e%2e/%2e%2e/outside.txt",
-    "/static/..%5coutside.txt",
-    "/static/..\\outside.txt",
-    "/static/%252e%252e/outside.txt",
-    "/static/.%2e/outside.txt",
-    "/static//etc/passwd",
-    "/static/%2fetc%2fpasswd",
-    "/static/link_out",
-    "/static/dir_out/outside.txt",
-    "/static/.secret",
-    "/static/a.txt%00.html",
-    "/static/%00",
-    "/../outside.txt",
-    "/static/%e0%a4%a",
-  ];
-  for (const path of attempts) {
+  for (const path of TRAVERSALS) {
     const r = await exchange(srv.port, `GET ${path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n`);
     const res = r.responses[0];
     if (res === undefined) {
@@ -331,13 +336,21 @@ test("static: serveDirResponse() in a serve() handler", async () => {
   const big = await fetch(`${base}/static/big.bin`);
   assert.equal(big.headers.get("content-length"), String(tree.big.length));
   assert.deepEqual(new Uint8Array(await big.arrayBuffer()), tree.big);
-  const missing = await fetch(`${base}/static/../outside.txt`);
-  assert.notEqual(missing.status, 200);
-  assert.ok(!(await missing.text()).includes(SECRET));
-  const r = await exchange(server.addr.port, "GET /static/%2e%2e/outside.txt HTTP/1.1\r\nHost: t\r\n\r\n", {
-    responses: 1,
-  });
-  assert.equal(r.responses[0].status, 404);
+  // Traversal attempts go as raw bytes: fetch would normalise "/static/../x"
+  // to "/x" before sending, and the server would never see the dot segments.
+  for (const path of TRAVERSALS) {
+    const r = await exchange(
+      server.addr.port,
+      `GET ${path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n`,
+    );
+    const res = r.responses[0];
+    if (res === undefined) {
+      assert.equal(r.closed, true, path); // refused by the parser
+      continue;
+    }
+    assert.ok(res.status === 404 || res.status === 400, `${path}: ${res.status}`);
+    assert.ok(!res.text.includes(SECRET) && !res.text.includes("root:"), path);
+  }
   const head = await exchange(server.addr.port, "HEAD /static/big.bin HTTP/1.1\r\nHost: t\r\n\r\n", {
     responses: 1,
     noBody: [true],

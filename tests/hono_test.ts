@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { serve } from "../mod.ts";
 import { app } from "../examples/hono.ts";
-import { test } from "./helpers.ts";
+import { readUntil, test } from "./helpers.ts";
 
 test("Hono: the example app runs unchanged on serve(app.fetch)", async () => {
   await using s = serve({ port: 0, hostname: "127.0.0.1", onListen: false }, app.fetch);
@@ -76,9 +76,8 @@ test("serve CLI: runs a module written for `deno serve`", async () => {
     stderr: "inherit",
   }).spawn();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let out = "";
-  while (!out.includes("Listening on")) out += (await reader.read()).value ?? "";
   try {
+    await readUntil(reader, (t) => t.includes("Listening on"), "the CLI to listen");
     const r = await fetch(`http://127.0.0.1:${port}/some/path`, { method: "DELETE" });
     assert.deepEqual(await r.json(), { path: "/some/path", method: "DELETE" });
   } finally {

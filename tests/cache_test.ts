@@ -105,3 +105,26 @@ test("serve(): cached() responses are answered natively afterwards; server.cache
   assert.equal(await about.text(), "about us");
   assert.equal(calls, 2);
 });
+
+test("invalidate() with no tag clears every entry, tagged or not (Manager and serve())", async () => {
+  await using srv = serveEvents((ev) => ev.reply(200, "js"));
+  srv.mgr.cache("/a", { body: "a" }, { tags: ["x"] });
+  srv.mgr.cache("/b", { body: "b" });
+  srv.mgr.cache("/c", { body: "c" }, { tags: ["y", "z"] });
+  const get = async (p: string) => await (await fetch(`http://127.0.0.1:${srv.port}${p}`)).text();
+  assert.deepEqual([await get("/a"), await get("/b"), await get("/c")], ["a", "b", "c"]);
+  assert.equal(srv.mgr.invalidate(), 0, "documented: 0 when clearing everything");
+  assert.deepEqual([await get("/a"), await get("/b"), await get("/c")], ["js", "js", "js"]);
+  assert.equal(srv.mgr.uncache("/b"), false, "nothing left to remove");
+
+  let calls = 0;
+  await using s = serve({ port: 0, hostname: "127.0.0.1", onListen: false }, () => {
+    calls++;
+    return cached(new Response(`call ${calls}`));
+  });
+  const base = `http://127.0.0.1:${s.addr.port}`;
+  assert.equal(await (await fetch(`${base}/p`)).text(), "call 1");
+  assert.equal(await (await fetch(`${base}/p`)).text(), "call 1");
+  s.invalidate();
+  assert.equal(await (await fetch(`${base}/p`)).text(), "call 2");
+});

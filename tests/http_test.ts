@@ -389,3 +389,45 @@ test("a client closing right after pipelined requests does not disturb the serve
   const r = await exchange(srv.port, "GET /after HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
   assert.equal(r.responses[0].text, "/after");
 });
+
+test("ev.text() decodes the body as UTF-8; ev.bodyStream() gives it as a ReadableStream", async () => {
+  const seen: string[] = [];
+  await using srv = serve((ev) => {
+    if (ev.path === "/text") return void ev.reply(200, `${ev.text().length}:${ev.text()}`);
+    (async () => {
+      const parts: Uint8Array[] = [];
+      const stream = ev.bodyStream();
+      seen.push(String(stream instanceof ReadableStream));
+      for await (const p of stream) parts.push(p.slice());
+      const n = parts.reduce((a, p) => a + p.length, 0);
+      ev.reply(200, `${n} ${parts.length}`);
+    })();
+  });
+  const res = await fetch(`http://127.0.0.1:${srv.port}/text`, { method: "POST", body: "héllo ✓ \u{1F600}" });
+  assert.equal(await res.text(), "10:héllo ✓ \u{1F600}");
+  const body = new Uint8Array(300_000).fill(3);
+  const streamed = await fetch(`http://127.0.0.1:${srv.port}/stream`, { method: "POST", body });
+  assert.equal(await streamed.text(), "300000 1", "a buffered body is one piece");
+  const empty = await fetch(`http://127.0.0.1:${srv.port}/stream`);
+  assert.equal(await empty.text(), "0 0", "no body: an empty stream");
+  assert.deepEqual(seen, ["true", "true"]);
+});
+
+test("ev.bodyStream() of a streamed body (streamBodiesOver) delivers it in pieces", async () => {
+  await using srv = serve((ev) => {
+    (async () => {
+      let n = 0, pieces = 0, sum = 0;
+      for await (const p of ev.bodyStream()) {
+        n += p.length;
+        pieces++;
+        for (const b of p) sum = (sum + b) % 65521;
+      }
+      ev.reply(200, `${ev.bodyStreamed} ${n} ${pieces > 1} ${sum}`);
+    })();
+  }, { streamBodiesOver: 64 * 1024 });
+  const body = Uint8Array.from({ length: 5 << 20 }, (_, i) => (i * 31) & 0xff);
+  let sum = 0;
+  for (const b of body) sum = (sum + b) % 65521;
+  const res = await fetch(`http://127.0.0.1:${srv.port}/`, { method: "POST", body });
+  assert.equal(await res.text(), `true ${5 << 20} true ${sum}`);
+});

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { serve as mgServe, serveDir, serveDirResponse, serveFile } from "../mod.ts";
+import {
+  serve as mgServe,
+  serveDir,
+  type ServeDirOptions,
+  serveDirResponse,
+  serveFile,
+  serveFileResponse,
+} from "../mod.ts";
 import { exchange, serve, toolEnv, test } from "./helpers.ts";
 
 const SECRET = "TOP SECRET: outside the root";
@@ -356,4 +363,86 @@ test("static: serveDirResponse() in a serve() handler", async () => {
     noBody: [true],
   });
   assert.equal(head.responses[0].headers.get("content-length"), String(tree.big.length));
+});
+
+test("static: serveFileResponse() answers GET, HEAD, conditionals, ranges, 404 and 405", async () => {
+  await using server = mgServe(
+    { port: 0, hostname: "127.0.0.1", onListen: false },
+    (req) => {
+      const p = new URL(req.url).pathname;
+      if (p === "/missing") return serveFileResponse(req, `${tree.root}/nope.txt`, opts);
+      return serveFileResponse(req, `${tree.root}/a.txt`, { maxAge: 30 });
+    },
+  );
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  const res = await fetch(`${base}/file`);
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("content-type"), "text/plain; charset=utf-8");
+  assert.equal(res.headers.get("cache-control"), "max-age=30");
+  assert.equal(await res.text(), "0123456789abcdefghij");
+  const etag = res.headers.get("etag")!;
+  const again = await fetch(`${base}/file`, { headers: { "if-none-match": etag } });
+  assert.equal(again.status, 304);
+  await again.body?.cancel();
+  const range = await fetch(`${base}/file`, { headers: { range: "bytes=3-5" } });
+  assert.equal(range.status, 206);
+  assert.equal(await range.text(), "345");
+  const head = await exchange(server.addr.port, "HEAD /file HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", {
+    noBody: [true],
+  });
+  assert.equal(head.responses[0].headers.get("content-length"), "20");
+  const raw = new TextDecoder().decode(head.raw);
+  assert.equal(raw.indexOf("\r\n\r\n") + 4, raw.length, "HEAD: nothing after the head");
+  const missing = await fetch(`${base}/missing`);
+  assert.equal(missing.status, 404);
+  assert.equal(await missing.text(), "<h1>custom not found</h1>");
+  const post = await fetch(`${base}/file`, { method: "POST", body: "x" });
+  assert.equal(post.status, 405);
+  assert.equal(post.headers.get("allow"), "GET, HEAD");
+  await post.body?.cancel();
+});
+
+test("static options: index, dotfiles, headers and contentTypes (serveDir and serveDirResponse)", async (t) => {
+  Deno.writeTextFileSync(`${tree.root}/sub/default.htm`, "<p>default</p>");
+  Deno.writeTextFileSync(`${tree.root}/data.custom`, "custom type");
+  const variants: [string, Record<string, unknown>][] = [
+    ["default index", {}],
+    ["index: default.htm", { index: "default.htm" }],
+    ["index: false", { index: false }],
+    ["dotfiles: true", { dotfiles: true }],
+    ["headers", { headers: { "x-extra": "on files", "x-frame-options": "DENY" } }],
+    ["contentTypes", { contentTypes: { txt: "text/x-override", custom: "application/x-custom" } }],
+  ];
+  const servers = {
+    serveDir: (o: ServeDirOptions) => serve((ev) => void serveDir(ev, tree.root, o)),
+    serveDirResponse: (o: ServeDirOptions) => {
+      const s = mgServe({ port: 0, hostname: "127.0.0.1", onListen: false }, (req) => serveDirResponse(req, tree.root, o));
+      return Object.assign(s, { port: s.addr.port });
+    },
+  };
+  for (const [api, make] of Object.entries(servers)) {
+    await t.step(api, async () => {
+      const got: Record<string, string[]> = {};
+      for (const [name, o] of variants) {
+        await using srv = make(o as ServeDirOptions);
+        const ask = async (p: string) => {
+          const r = await fetch(`http://127.0.0.1:${srv.port}${p}`);
+          const text = await r.text();
+          return `${r.status} ${r.headers.get("content-type")} ${r.headers.get("x-extra")} ${text}`;
+        };
+        got[name] = [await ask("/sub/"), await ask("/.secret"), await ask("/a.txt"), await ask("/data.custom")];
+      }
+      const plain = "text/plain; charset=utf-8";
+      const html = "text/html; charset=utf-8";
+      const nf = `404 ${plain} null Not Found`;
+      assert.deepEqual(got, {
+        "default index": [`200 ${html} null <p>sub</p>`, nf, `200 ${plain} null 0123456789abcdefghij`, `200 application/octet-stream null custom type`],
+        "index: default.htm": [`200 ${html} null <p>default</p>`, nf, `200 ${plain} null 0123456789abcdefghij`, `200 application/octet-stream null custom type`],
+        "index: false": [nf, nf, `200 ${plain} null 0123456789abcdefghij`, `200 application/octet-stream null custom type`],
+        "dotfiles: true": [`200 ${html} null <p>sub</p>`, "200 application/octet-stream null dotfile", `200 ${plain} null 0123456789abcdefghij`, `200 application/octet-stream null custom type`],
+        "headers": [`200 ${html} on files <p>sub</p>`, nf, `200 ${plain} on files 0123456789abcdefghij`, `200 application/octet-stream on files custom type`],
+        "contentTypes": [`200 ${html} null <p>sub</p>`, nf, "200 text/x-override null 0123456789abcdefghij", "200 application/x-custom null custom type"],
+      });
+    });
+  }
 });

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
-import { ConnectionClosedError, formatSse, serve as mgServe, sseResponse, startSse } from "../mod.ts";
-import { serve, until, test } from "./helpers.ts";
+import {
+  ConnectionClosedError,
+  formatSse,
+  serve as mgServe,
+  sseResponse,
+  startSse,
+  STREAM_HIGH_WATER,
+} from "../mod.ts";
+import { inFlight, serve, test, until, untilStalled, writeAll } from "./helpers.ts";
 
 test("formatSse: multi-line data, id, event, retry and comments", () => {
   assert.equal(
@@ -97,4 +104,44 @@ test("sseResponse: a serve() handler streams an async generator; a client abort 
   assert.match(first, /^id: 0\ndata: tick 0\n\n/);
   await reader.cancel();
   await finished.promise; // the generator's finally ran
+});
+
+test("startSse: send() waits while the client does not read (backpressure), bounded by STREAM_HIGH_WATER", async () => {
+  const message = { data: "x".repeat(1000) };
+  const size = formatSse(message).length;
+  let handed = 0; // bytes of messages given to send()
+  let failed: unknown;
+  await using srv = serve((ev) => {
+    (async () => {
+      const stream = startSse(ev);
+      try {
+        for (;;) {
+          handed += size;
+          await stream.send(message);
+        }
+      } catch (e) {
+        failed = e;
+      }
+    })();
+  });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: srv.port });
+  const client = (conn.localAddr as Deno.NetAddr).port;
+  await writeAll(conn, new TextEncoder().encode("GET /events HTTP/1.1\r\nHost: t\r\n\r\n"));
+  const buf = new Uint8Array(4096);
+  const n = await conn.read(buf); // the head (and maybe some events); then we stop reading
+  assert.ok(n !== null, "EOF before the head");
+  try {
+    await untilStalled(() => handed, () => handed > 64 << 20);
+    // What the server holds: handed to send() minus what we read minus what
+    // the kernel holds (/proc/net/tcp). send() waits above STREAM_HIGH_WATER
+    // queued, so at most that plus the message that crossed it and the one
+    // waiting in send() (chunk framing only makes the estimate smaller).
+    const held = handed - n - inFlight(srv.port, client);
+    assert.ok(handed < 64 << 20, "send() never waited");
+    assert.ok(held <= STREAM_HIGH_WATER + 2 * size, `the server holds ${held >> 10} KiB of events`);
+  } finally {
+    conn.close();
+  }
+  await until(() => failed !== undefined, "send() to fail once the client left");
+  assert.ok(failed instanceof ConnectionClosedError, String(failed));
 });

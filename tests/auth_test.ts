@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { basicChallenge, bearerChallenge, parseAuthorization, timingSafeEqual } from "../mod.ts";
-import { serve, toolEnv, test } from "./helpers.ts";
+import { serve, test, toolEnv } from "./helpers.ts";
 
 test("parseAuthorization: Basic and Bearer, and what is refused", () => {
   assert.deepEqual(parseAuthorization(`Basic ${btoa("alice:pa:ss")}`), {

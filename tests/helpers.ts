@@ -381,17 +381,21 @@ export async function untilStalled(
   { quietMs = 500, minChecks = 50, ms = 20_000 } = {},
 ): Promise<number> {
   let last = -1, since = 0, checks = 0;
-  await until(() => {
-    const now = progress();
-    if (now !== last) {
-      last = now;
-      since = Date.now();
-      checks = 0;
-      return done();
-    }
-    checks++;
-    return done() || (now > 0 && checks >= minChecks && Date.now() - since >= quietMs);
-  }, "progress to stop", ms);
+  await until(
+    () => {
+      const now = progress();
+      if (now !== last) {
+        last = now;
+        since = Date.now();
+        checks = 0;
+        return done();
+      }
+      checks++;
+      return done() || (now > 0 && checks >= minChecks && Date.now() - since >= quietMs);
+    },
+    "progress to stop",
+    ms,
+  );
   return last;
 }
 

@@ -184,7 +184,10 @@ test("hostile input: slowloris clients do not delay other clients", async () => 
       }
     }
     assert.ok(served >= 20);
-    assert.ok(slowest < LIVENESS_MS, `a normal request waited ${slowest.toFixed(0)} ms behind slowloris clients`);
+    assert.ok(
+      slowest < LIVENESS_MS,
+      `a normal request waited ${slowest.toFixed(0)} ms behind slowloris clients`,
+    );
     // None of the slow requests was answered early (their heads are incomplete).
     assert.equal(srv.events.filter((e) => e.type === "http" && e.path === "/slow").length, 0);
     // Finishing the requests gets them answered too.

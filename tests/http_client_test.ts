@@ -338,7 +338,10 @@ test("client: a response body nobody reads holds the server back (bounded memory
   // and Deno.serve's one 64 KiB chunk: 1.5 MiB (observed 1.16-1.18 MiB).
   const taken = pulled() - inFlight(srv.port, client);
   assert.ok(pulled() < total, "the whole body was produced with nobody reading it");
-  assert.ok(taken <= (1 << 20) + 256 * 1024 + 2 * 64 * 1024, `the client took ${taken >> 10} KiB nobody read`);
+  assert.ok(
+    taken <= (1 << 20) + 256 * 1024 + 2 * 64 * 1024,
+    `the client took ${taken >> 10} KiB nobody read`,
+  );
   let n = 0;
   for await (const part of res.body) n += part.length;
   assert.equal(n, total);
@@ -365,7 +368,10 @@ test("client: a streamed request body goes out chunked, held back while the serv
   const client = mgrClientPort(srv.port);
   const held = pulled() - inFlight(client, srv.port);
   assert.ok(pulled() < total, "the whole body was pulled with the server not reading");
-  assert.ok(held <= 256 * 1024 + 64 * 1024 + 8 * 1024, `the client holds ${held >> 10} KiB the server did not read`);
+  assert.ok(
+    held <= 256 * 1024 + 64 * 1024 + 8 * 1024,
+    `the client holds ${held >> 10} KiB the server did not read`,
+  );
   release.resolve();
   const res = await response;
   assert.equal(await res.text(), `chunked ${total}`);
@@ -564,8 +570,14 @@ test("client: connectTimeout bounds the connect (TLS handshake included); kind t
   // A TCP server that accepts and never speaks: the TLS handshake never ends.
   await using silent = rawServer(() => new Promise(() => {}));
   await using mgr = new Manager();
-  for (const connect of [(o: { connectTimeout: number }) => mgr.connect(`https://127.0.0.1:${silent.port}`, { ...o, insecure: true }),
-    (o: { connectTimeout: number }) => mgr.request(`https://127.0.0.1:${silent.port}/`, { ...o, insecure: true })]) {
+  for (
+    const connect of [
+      (o: { connectTimeout: number }) =>
+        mgr.connect(`https://127.0.0.1:${silent.port}`, { ...o, insecure: true }),
+      (o: { connectTimeout: number }) =>
+        mgr.request(`https://127.0.0.1:${silent.port}/`, { ...o, insecure: true }),
+    ]
+  ) {
     const t0 = performance.now();
     const e = await rejectsWith(connect({ connectTimeout: 200 }), "timeout");
     const took = performance.now() - t0;

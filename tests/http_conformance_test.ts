@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import type { HttpRequestEvent } from "../mod.ts";
-import { type Exchange, exchange, serve, toolEnv, test } from "./helpers.ts";
+import { type Exchange, exchange, serve, test, toolEnv } from "./helpers.ts";
 
 /** What both servers' handlers answer: method, path, host and body length. */
 function describe(method: string, path: string, host: string | undefined, bodyLen: number): string {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ConnectionClosedError, type HttpRequestEvent } from "../mod.ts";
-import { echoPath, exchange, readResponses, serve, toolEnv, until, writeAll, test } from "./helpers.ts";
+import { echoPath, exchange, readResponses, serve, test, toolEnv, until, writeAll } from "./helpers.ts";
 
 const enc = new TextEncoder();
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type FormPart, MultipartError, parseMultipart, sanitizeFilename } from "../mod.ts";
-import { serve, toolEnv, test } from "./helpers.ts";
+import { serve, test, toolEnv } from "./helpers.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type HttpRequestEvent, Manager, MgnetError } from "../mod.ts";
-import { readResponses, refused, until, writeAll, test } from "./helpers.ts";
+import { readResponses, refused, test, until, writeAll } from "./helpers.ts";
 
 const enc = new TextEncoder();
 

@@ -7,7 +7,7 @@ import {
   serveFile,
   serveFileResponse,
 } from "../mod.ts";
-import { exchange, serve, toolEnv, test } from "./helpers.ts";
+import { exchange, serve, test, toolEnv } from "./helpers.ts";
 
 const SECRET = "TOP SECRET: outside the root";
 
@@ -387,9 +387,13 @@ test("static: serveFileResponse() answers GET, HEAD, conditionals, ranges, 404 a
   const range = await fetch(`${base}/file`, { headers: { range: "bytes=3-5" } });
   assert.equal(range.status, 206);
   assert.equal(await range.text(), "345");
-  const head = await exchange(server.addr.port, "HEAD /file HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", {
-    noBody: [true],
-  });
+  const head = await exchange(
+    server.addr.port,
+    "HEAD /file HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    {
+      noBody: [true],
+    },
+  );
   assert.equal(head.responses[0].headers.get("content-length"), "20");
   const raw = new TextDecoder().decode(head.raw);
   assert.equal(raw.indexOf("\r\n\r\n") + 4, raw.length, "HEAD: nothing after the head");
@@ -416,7 +420,10 @@ test("static options: index, dotfiles, headers and contentTypes (serveDir and se
   const servers = {
     serveDir: (o: ServeDirOptions) => serve((ev) => void serveDir(ev, tree.root, o)),
     serveDirResponse: (o: ServeDirOptions) => {
-      const s = mgServe({ port: 0, hostname: "127.0.0.1", onListen: false }, (req) => serveDirResponse(req, tree.root, o));
+      const s = mgServe(
+        { port: 0, hostname: "127.0.0.1", onListen: false },
+        (req) => serveDirResponse(req, tree.root, o),
+      );
       return Object.assign(s, { port: s.addr.port });
     },
   };
@@ -430,18 +437,53 @@ test("static options: index, dotfiles, headers and contentTypes (serveDir and se
           const text = await r.text();
           return `${r.status} ${r.headers.get("content-type")} ${r.headers.get("x-extra")} ${text}`;
         };
-        got[name] = [await ask("/sub/"), await ask("/.secret"), await ask("/a.txt"), await ask("/data.custom")];
+        got[name] = [
+          await ask("/sub/"),
+          await ask("/.secret"),
+          await ask("/a.txt"),
+          await ask("/data.custom"),
+        ];
       }
       const plain = "text/plain; charset=utf-8";
       const html = "text/html; charset=utf-8";
       const nf = `404 ${plain} null Not Found`;
       assert.deepEqual(got, {
-        "default index": [`200 ${html} null <p>sub</p>`, nf, `200 ${plain} null 0123456789abcdefghij`, `200 application/octet-stream null custom type`],
-        "index: default.htm": [`200 ${html} null <p>default</p>`, nf, `200 ${plain} null 0123456789abcdefghij`, `200 application/octet-stream null custom type`],
-        "index: false": [nf, nf, `200 ${plain} null 0123456789abcdefghij`, `200 application/octet-stream null custom type`],
-        "dotfiles: true": [`200 ${html} null <p>sub</p>`, "200 application/octet-stream null dotfile", `200 ${plain} null 0123456789abcdefghij`, `200 application/octet-stream null custom type`],
-        "headers": [`200 ${html} on files <p>sub</p>`, nf, `200 ${plain} on files 0123456789abcdefghij`, `200 application/octet-stream on files custom type`],
-        "contentTypes": [`200 ${html} null <p>sub</p>`, nf, "200 text/x-override null 0123456789abcdefghij", "200 application/x-custom null custom type"],
+        "default index": [
+          `200 ${html} null <p>sub</p>`,
+          nf,
+          `200 ${plain} null 0123456789abcdefghij`,
+          `200 application/octet-stream null custom type`,
+        ],
+        "index: default.htm": [
+          `200 ${html} null <p>default</p>`,
+          nf,
+          `200 ${plain} null 0123456789abcdefghij`,
+          `200 application/octet-stream null custom type`,
+        ],
+        "index: false": [
+          nf,
+          nf,
+          `200 ${plain} null 0123456789abcdefghij`,
+          `200 application/octet-stream null custom type`,
+        ],
+        "dotfiles: true": [
+          `200 ${html} null <p>sub</p>`,
+          "200 application/octet-stream null dotfile",
+          `200 ${plain} null 0123456789abcdefghij`,
+          `200 application/octet-stream null custom type`,
+        ],
+        "headers": [
+          `200 ${html} on files <p>sub</p>`,
+          nf,
+          `200 ${plain} on files 0123456789abcdefghij`,
+          `200 application/octet-stream on files custom type`,
+        ],
+        "contentTypes": [
+          `200 ${html} null <p>sub</p>`,
+          nf,
+          "200 text/x-override null 0123456789abcdefghij",
+          "200 application/x-custom null custom type",
+        ],
       });
     });
   }

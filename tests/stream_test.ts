@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ConnectionClosedError, type HttpRequestEvent, Manager, STREAM_HIGH_WATER } from "../mod.ts";
-import { exchange, serve, until, test } from "./helpers.ts";
+import { exchange, serve, test, until } from "./helpers.ts";
 
 test("respond(): a streamed body arrives chunked and whole", async () => {
   await using srv = serve((ev) => {
@@ -118,28 +118,32 @@ test("respond(): a for-await body awaiting write() does not stall the loop", asy
   await loop;
 });
 
-test("respond(): 100 MB to a slow reader stays within the backpressure bound", { timeoutMs: 60_000 }, async () => {
-  let maxQueued = 0;
-  let finished = false;
-  const chunk = new Uint8Array(64 * 1024).fill(120);
-  const total = 100 << 20;
-  await using srv = serve((ev) => {
-    (async () => {
-      const out = ev.respond(200, { "content-type": "application/octet-stream" });
-      for (let sent = 0; sent < total; sent += chunk.length) {
-        await out.write(chunk);
-        maxQueued = Math.max(maxQueued, out.queued);
-      }
-      out.end();
-      finished = true;
-    })();
-  });
-  const received = await slowRead(srv.port);
-  await until(() => finished, "the writer to finish");
-  assert.ok(received > total, `received ${received}`);
-  // The writer never let more than the high-water mark plus one chunk pile up.
-  assert.ok(maxQueued <= STREAM_HIGH_WATER + chunk.length + 64, `max queued ${maxQueued}`);
-});
+test(
+  "respond(): 100 MB to a slow reader stays within the backpressure bound",
+  { timeoutMs: 60_000 },
+  async () => {
+    let maxQueued = 0;
+    let finished = false;
+    const chunk = new Uint8Array(64 * 1024).fill(120);
+    const total = 100 << 20;
+    await using srv = serve((ev) => {
+      (async () => {
+        const out = ev.respond(200, { "content-type": "application/octet-stream" });
+        for (let sent = 0; sent < total; sent += chunk.length) {
+          await out.write(chunk);
+          maxQueued = Math.max(maxQueued, out.queued);
+        }
+        out.end();
+        finished = true;
+      })();
+    });
+    const received = await slowRead(srv.port);
+    await until(() => finished, "the writer to finish");
+    assert.ok(received > total, `received ${received}`);
+    // The writer never let more than the high-water mark plus one chunk pile up.
+    assert.ok(maxQueued <= STREAM_HIGH_WATER + chunk.length + 64, `max queued ${maxQueued}`);
+  },
+);
 
 for (const mode of ["respond", "serve"]) {
   test(`memory: a server process sending 100 MB to a slow reader stays small (${mode})`, {

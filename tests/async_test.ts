@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { readResponses, serve } from "./helpers.ts";
+import { readResponses, readUntil, serve, test, until } from "./helpers.ts";
 
-Deno.test("a handler awaiting a timer and a fetch completes while the server is saturated", async () => {
+test("a handler awaiting a timer and a fetch completes while the server is saturated", async () => {
   await using backend = Deno.serve(
     { port: 0, hostname: "127.0.0.1", onListen() {} },
     () => new Response("backend"),
@@ -28,12 +28,10 @@ Deno.test("a handler awaiting a timer and a fetch completes while the server is 
   }).spawn();
   const out = load.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let text = "";
-  while (!text.includes("started")) text += (await out.read()).value ?? "";
   try {
+    text = await readUntil(out, (t) => t.includes("started"), "the load generator to start");
     // Let the load reach the server before the slow requests go out.
-    while (srv.events.filter((e) => e.type === "http").length < 2000) {
-      await new Promise((r) => setTimeout(r, 1));
-    }
+    await until(() => srv.events.filter((e) => e.type === "http").length >= 2000, "2,000 requests of load");
     const slow = await Promise.all(
       Array.from(
         { length: 20 },
@@ -46,18 +44,20 @@ Deno.test("a handler awaiting a timer and a fetch completes while the server is 
     assert.deepEqual(slow, Array(20).fill("slow backend"));
   } finally {
     await load.stdin.close();
-    for (;;) {
-      const { value, done } = await out.read();
-      if (done) break;
-      text += value;
-    }
+    // The generator prints its count and exits once its stdin closes.
+    text = await readUntil(out, (t) => /responses \d+\n/.test(t), "the load generator's count", 10_000, text)
+      .catch((e) => {
+        load.kill("SIGKILL");
+        throw e;
+      });
+    await out.cancel();
     await load.status;
   }
   const served = Number(/responses (\d+)/.exec(text)?.[1] ?? 0);
   assert.ok(served > 0, "the load generator was answered too");
 });
 
-Deno.test("async replies interleave with sync replies on pipelined connections", async () => {
+test("async replies interleave with sync replies on pipelined connections", async () => {
   await using srv = serve((ev) => {
     if (ev.path.startsWith("/a")) setTimeout(() => ev.reply(200, ev.path), 1);
     else ev.reply(200, ev.path);

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { basicChallenge, bearerChallenge, parseAuthorization, timingSafeEqual } from "../src/http/auth.ts";
-import { serve, toolEnv } from "./helpers.ts";
+import { serve, test, toolEnv } from "./helpers.ts";
 
-Deno.test("parseAuthorization: Basic and Bearer, and what is refused", () => {
+test("parseAuthorization: Basic and Bearer, and what is refused", () => {
   assert.deepEqual(parseAuthorization(`Basic ${btoa("alice:pa:ss")}`), {
     scheme: "basic",
     username: "alice",
@@ -42,7 +42,7 @@ Deno.test("parseAuthorization: Basic and Bearer, and what is refused", () => {
   ) assert.equal(parseAuthorization(bad), undefined, String(bad));
 });
 
-Deno.test("challenges quote their parameters; timingSafeEqual compares", () => {
+test("challenges quote their parameters; timingSafeEqual compares", () => {
   assert.equal(basicChallenge('my "realm"'), 'Basic realm="my \\"realm\\"", charset="UTF-8"');
   assert.equal(bearerChallenge("api"), 'Bearer realm="api"');
   assert.throws(() => basicChallenge("a\r\nb"), TypeError);
@@ -63,7 +63,7 @@ function authServer() {
   });
 }
 
-Deno.test("credentials through curl -u, curl --oauth2-bearer and fetch", async () => {
+test("credentials through curl -u, curl --oauth2-bearer and fetch", async () => {
   await using srv = authServer();
   const url = `http://127.0.0.1:${srv.port}/`;
   const curl = async (...args: string[]) =>

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { cached, Manager, serve } from "../mod.ts";
-import { exchange, serve as serveEvents } from "./helpers.ts";
+import { exchange, serve as serveEvents, test } from "./helpers.ts";
 
-Deno.test("Manager.cache(): GET and HEAD are answered natively, with ETag and 304", async () => {
+test("Manager.cache(): GET and HEAD are answered natively, with ETag and 304", async () => {
   let handled = 0;
   await using srv = serveEvents((ev) => {
     handled++;
@@ -40,7 +40,7 @@ Deno.test("Manager.cache(): GET and HEAD are answered natively, with ETag and 30
   assert.equal(await (await fetch(`http://127.0.0.1:${srv.port}/static`)).text(), "from js /static");
 });
 
-Deno.test("Manager.cache(): cached and JS answers stay in request order when pipelined", async () => {
+test("Manager.cache(): cached and JS answers stay in request order when pipelined", async () => {
   await using srv = serveEvents((ev) => {
     setTimeout(() => ev.reply(200, `js${ev.path}`), 2);
   });
@@ -53,7 +53,7 @@ Deno.test("Manager.cache(): cached and JS answers stay in request order when pip
   assert.deepEqual(r.responses.map((x) => x.text), ["js/a", "native", "js/b", "native"]);
 });
 
-Deno.test("Manager.cache(): entries expire after their ttl and fall by tag", async () => {
+test("Manager.cache(): entries expire after their ttl and fall by tag", async () => {
   await using srv = serveEvents((ev) => ev.reply(200, "js"));
   srv.mgr.cache("/short", { body: "short" }, { ttl: 30 });
   srv.mgr.cache("/u/1", { body: "u1" }, { tags: ["users"] });
@@ -70,7 +70,7 @@ Deno.test("Manager.cache(): entries expire after their ttl and fall by tag", asy
   assert.equal(await get("/u/2"), "js");
 });
 
-Deno.test("Manager.cache(): arguments are validated", async () => {
+test("Manager.cache(): arguments are validated", async () => {
   await using mgr = new Manager();
   assert.throws(() => mgr.cache("", { body: "x" }), TypeError);
   assert.throws(() => mgr.cache("/a b", { body: "x" }), TypeError);
@@ -82,7 +82,7 @@ Deno.test("Manager.cache(): arguments are validated", async () => {
   assert.throws(() => mgr.cache("/", { body: "x", headers: { "x-a": "bad\r\nvalue" } }), TypeError);
 });
 
-Deno.test("serve(): cached() responses are answered natively afterwards; server.cache() and invalidate()", async () => {
+test("serve(): cached() responses are answered natively afterwards; server.cache() and invalidate()", async () => {
   let calls = 0;
   await using s = serve({ port: 0, hostname: "127.0.0.1", onListen: false }, (req) => {
     calls++;
@@ -104,4 +104,27 @@ Deno.test("serve(): cached() responses are answered natively afterwards; server.
   assert.equal(about.headers.get("content-type"), "text/html");
   assert.equal(await about.text(), "about us");
   assert.equal(calls, 2);
+});
+
+test("invalidate() with no tag clears every entry, tagged or not (Manager and serve())", async () => {
+  await using srv = serveEvents((ev) => ev.reply(200, "js"));
+  srv.mgr.cache("/a", { body: "a" }, { tags: ["x"] });
+  srv.mgr.cache("/b", { body: "b" });
+  srv.mgr.cache("/c", { body: "c" }, { tags: ["y", "z"] });
+  const get = async (p: string) => await (await fetch(`http://127.0.0.1:${srv.port}${p}`)).text();
+  assert.deepEqual([await get("/a"), await get("/b"), await get("/c")], ["a", "b", "c"]);
+  assert.equal(srv.mgr.invalidate(), 0, "documented: 0 when clearing everything");
+  assert.deepEqual([await get("/a"), await get("/b"), await get("/c")], ["js", "js", "js"]);
+  assert.equal(srv.mgr.uncache("/b"), false, "nothing left to remove");
+
+  let calls = 0;
+  await using s = serve({ port: 0, hostname: "127.0.0.1", onListen: false }, () => {
+    calls++;
+    return cached(new Response(`call ${calls}`));
+  });
+  const base = `http://127.0.0.1:${s.addr.port}`;
+  assert.equal(await (await fetch(`${base}/p`)).text(), "call 1");
+  assert.equal(await (await fetch(`${base}/p`)).text(), "call 1");
+  s.invalidate();
+  assert.equal(await (await fetch(`${base}/p`)).text(), "call 2");
 });

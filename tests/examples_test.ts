@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { readUntil, test } from "./helpers.ts";
 
 /**
  * Starts an example with PORT=0, returns its base URL, the process, its
@@ -20,11 +21,16 @@ async function startExample(file: string, env: Record<string, string> = {}) {
     stderr: "inherit",
   }).spawn();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let out = "";
-  while (!/Listening on (\S+)\n/.test(out)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`example exited early: ${out}`);
-    out += value;
+  let out: string;
+  try {
+    out = await readUntil(reader, (t) => /Listening on (\S+)\n/.test(t), `${file} to listen`);
+  } catch (e) {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+    await child.status;
+    await reader.cancel();
+    throw e;
   }
   const url = /Listening on (\S+)\n/.exec(out)![1];
   const stop = async (signal: Deno.Signal = "SIGINT"): Promise<Deno.CommandStatus> => {
@@ -39,7 +45,7 @@ async function startExample(file: string, env: Record<string, string> = {}) {
 }
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  Deno.test(`examples/hello.ts answers every path and exits cleanly on ${signal}`, async () => {
+  test(`examples/hello.ts answers every path and exits cleanly on ${signal}`, async () => {
     const { url, stop } = await startExample("hello.ts");
     try {
       assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
@@ -55,7 +61,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
-Deno.test("examples/hello.ts honours HOSTNAME (IPv6)", async () => {
+test("examples/hello.ts honours HOSTNAME (IPv6)", async () => {
   const { url, stop } = await startExample("hello.ts", { HOSTNAME: "::1" });
   try {
     assert.match(url, /^http:\/\/\[::1\]:\d+\/$/);
@@ -65,7 +71,7 @@ Deno.test("examples/hello.ts honours HOSTNAME (IPv6)", async () => {
   }
 });
 
-Deno.test("examples/showcase.ts serves every route and exits cleanly with an event stream open", async () => {
+test("examples/showcase.ts serves every route and exits cleanly with an event stream open", async () => {
   const uploadDir = Deno.makeTempDirSync();
   const { child, url, stop } = await startExample("showcase.ts", { UPLOAD_DIR: uploadDir });
   try {
@@ -80,9 +86,19 @@ Deno.test("examples/showcase.ts serves every route and exits cleanly with an eve
     });
     assert.equal(echo.headers.get("content-type"), "application/json");
     assert.equal(await echo.text(), '{"a":1}');
-    const t1 = await (await fetch(`${url}api/time`)).json();
-    const t2 = await (await fetch(`${url}api/time`)).json();
-    assert.equal(t1.time, t2.time, "the second answer came from the native cache");
+    // /api/time answers the current time, cached for 2 s. The second request
+    // goes out once this clock (the example's too) is past the first answer's
+    // time, so an uncached answer would carry a later time; only the cache can
+    // repeat the first one. The cache also adds an etag the handler does not.
+    const r1 = await fetch(`${url}api/time`);
+    const t1 = await r1.json();
+    while (Date.now() <= Date.parse(t1.time) + 5) await new Promise((r) => setTimeout(r, 1));
+    const r2 = await fetch(`${url}api/time`);
+    const t2 = await r2.json();
+    assert.ok(Date.now() - Date.parse(t1.time) < 2000, "the second request came within the 2 s ttl");
+    assert.equal(t2.time, t1.time, "the second answer came from the native cache");
+    assert.equal(r1.headers.get("etag"), null, "the handler's own answer has no etag");
+    assert.match(r2.headers.get("etag") ?? "", /^"/, "the native cache's etag");
     assert.equal((await (await fetch(`${url}stream`)).arrayBuffer()).byteLength, 1 << 20);
     const missing = await fetch(`${url}nope`);
     assert.equal(missing.status, 404);
@@ -90,8 +106,7 @@ Deno.test("examples/showcase.ts serves every route and exits cleanly with an eve
     const events = await fetch(`${url}sse`);
     assert.equal(events.headers.get("content-type"), "text/event-stream; charset=utf-8");
     const sse = events.body!.pipeThrough(new TextDecoderStream()).getReader();
-    let text = "";
-    while (!text.includes("data: 1\n\n")) text += (await sse.read()).value ?? "";
+    const text = await readUntil(sse, (t) => t.includes("data: 1\n\n"), "the first event");
     assert.equal(text, ": connected\nretry: 2000\n\nevent: tick\nid: 1\ndata: 1\n\n");
     const css = await fetch(`${url}static/assets/style.css`);
     assert.equal(css.headers.get("content-type"), "text/css; charset=utf-8");
@@ -139,7 +154,7 @@ async function withExample(
   }
 }
 
-Deno.test("examples/static_files.ts serves web_root with validators and ranges", async () => {
+test("examples/static_files.ts serves web_root with validators and ranges", async () => {
   await withExample("static_files.ts", async (url) => {
     const page = await fetch(url);
     assert.equal(page.headers.get("content-type"), "text/html; charset=utf-8");
@@ -157,7 +172,7 @@ Deno.test("examples/static_files.ts serves web_root with validators and ranges",
   });
 });
 
-Deno.test("examples/rest_json.ts: create, read, update, delete, and its errors", async () => {
+test("examples/rest_json.ts: create, read, update, delete, and its errors", async () => {
   await withExample("rest_json.ts", async (url) => {
     const json = { "content-type": "application/json" };
     const created = await fetch(`${url}notes`, { method: "POST", headers: json, body: '{"text":"first"}' });
@@ -190,7 +205,7 @@ Deno.test("examples/rest_json.ts: create, read, update, delete, and its errors",
   });
 });
 
-Deno.test("examples/sse.ts pushes timed events to an EventSource", async () => {
+test("examples/sse.ts pushes timed events to an EventSource", async () => {
   await withExample("sse.ts", async (url) => {
     const es = new EventSource(`${url}events`);
     const first = await new Promise<MessageEvent>((resolve, reject) => {
@@ -203,7 +218,7 @@ Deno.test("examples/sse.ts pushes timed events to an EventSource", async () => {
   });
 });
 
-Deno.test("examples/upload.ts saves curl's upload under a sanitised name", async () => {
+test("examples/upload.ts saves curl's upload under a sanitised name", async () => {
   const dir = Deno.makeTempDirSync();
   try {
     await withExample("upload.ts", async (url) => {
@@ -222,19 +237,14 @@ Deno.test("examples/upload.ts saves curl's upload under a sanitised name", async
   }
 });
 
-Deno.test("examples/shutdown.ts answers a request in progress after SIGINT, then exits", async () => {
+test("examples/shutdown.ts answers a request in progress after SIGINT, then exits", async () => {
   const { child, url, reader, stop } = await startExample("shutdown.ts");
   try {
     const slow = fetch(`${url}slow`).then((r) => r.text());
-    let out = "";
-    while (!out.includes("slow request")) out += (await reader.read()).value ?? "";
+    let out = await readUntil(reader, (t) => t.includes("slow request"), "the slow request's log line");
     child.kill("SIGINT");
     assert.equal(await slow, "answered /slow\n");
-    while (!out.includes("stopped")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      out += value;
-    }
+    out = await readUntil(reader, (t) => t.includes("stopped"), "the shutdown's log lines", 10_000, out);
     assert.match(out, /shutting down[\s\S]*stopped/);
     assert.equal((await child.status).code, 0);
   } finally {
@@ -242,7 +252,7 @@ Deno.test("examples/shutdown.ts answers a request in progress after SIGINT, then
   }
 });
 
-Deno.test("examples/http_client.ts prints a response; a refused connection exits 1 with its kind", async () => {
+test("examples/http_client.ts prints a response; a refused connection exits 1 with its kind", async () => {
   const server = Deno.serve(
     { port: 0, hostname: "127.0.0.1", onListen() {} },
     async (req) => new Response(`${req.method} ${await req.text()}`, { headers: { "x-from": "deno" } }),

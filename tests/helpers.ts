@@ -4,6 +4,82 @@
  */
 import { type HttpRequestEvent, Manager, type ManagerOptions, type MgEvent } from "../mod.ts";
 
+/** Options of {@linkcode test}. */
+export interface TestOptions {
+  /** The test fails if it has not finished after this many ms (default 30 s). */
+  timeoutMs?: number;
+  /** Skip it (used for tests that expose a known bug: see their `// BUG:` comment). */
+  ignore?: boolean;
+}
+
+/** A test body. */
+export type TestFn = (t: Deno.TestContext) => void | Promise<void>;
+
+/** Default per-test deadline. */
+export const TEST_TIMEOUT_MS = 30_000;
+
+/**
+ * `Deno.test` with a deadline: the body races a timer, and a test that has
+ * not finished by then fails with a message naming it (instead of hanging
+ * until CI's job limit). The timer is cleared when the body settles.
+ */
+export function test(name: string, fn: TestFn, opts?: TestOptions): void;
+export function test(name: string, opts: TestOptions, fn: TestFn): void;
+export function test(name: string, a: TestFn | TestOptions, b?: TestFn | TestOptions): void {
+  const fn = (typeof a === "function" ? a : b) as TestFn;
+  const opts = ((typeof a === "function" ? b : a) ?? {}) as TestOptions;
+  const ms = opts.timeoutMs ?? TEST_TIMEOUT_MS;
+  Deno.test({
+    name,
+    ignore: opts.ignore,
+    async fn(t) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`deadline: test "${name}" did not finish within ${ms} ms`)),
+          ms,
+        );
+      });
+      try {
+        await Promise.race([(async () => await fn(t))(), deadline]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  });
+}
+
+/**
+ * Reads a text stream until `done(textSoFar)` holds. Throws (with the text
+ * read so far) at EOF or after `ms`; never hangs.
+ */
+export async function readUntil(
+  reader: ReadableStreamDefaultReader<string>,
+  done: (text: string) => boolean,
+  what = "the expected output",
+  ms = 10_000,
+  initial = "",
+): Promise<string> {
+  let text = initial;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`timed out after ${ms} ms waiting for ${what}; read: ${JSON.stringify(text)}`)),
+      ms,
+    );
+  });
+  try {
+    while (!done(text)) {
+      const { value, done: eof } = await Promise.race([reader.read(), timeout]);
+      if (eof) throw new Error(`EOF before ${what}; read: ${JSON.stringify(text)}`);
+      text += value;
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  return text;
+}
+
 /** A running manager with its loop. */
 export interface TestServer extends AsyncDisposable {
   mgr: Manager;
@@ -149,6 +225,13 @@ export interface ExchangeOptions {
   closeWrite?: boolean;
   /** Give up after this many ms (default 10 s) and return what arrived. */
   timeoutMs?: number;
+  /**
+   * After the wanted `responses`, send one more request (a GET with
+   * `Connection: close`) on the same connection and read its answer:
+   * `usable` says whether it came. This is how a test shows a connection
+   * stayed open, since stopping after N responses never sees an EOF.
+   */
+  probe?: boolean;
 }
 
 /** Result of {@linkcode exchange}. */
@@ -160,6 +243,8 @@ export interface Exchange {
   closed: boolean;
   /** True if the timeout ended the read. */
   timedOut: boolean;
+  /** With `probe`: a further request on the same connection was answered. */
+  usable?: boolean;
 }
 
 /**
@@ -176,7 +261,19 @@ export async function exchange(
     const chunks = Array.isArray(data) ? data : [data];
     for (const c of chunks) await writeAll(conn, typeof c === "string" ? enc.encode(c) : c);
     if (opts.closeWrite) await conn.closeWrite();
-    return await readResponses(conn, opts);
+    const r = await readResponses(conn, opts);
+    if (!opts.probe) return r;
+    if (opts.responses === undefined) throw new Error("probe needs a number of responses");
+    r.usable = false;
+    if (r.closed || r.timedOut || r.responses.length < opts.responses) return r;
+    try {
+      await writeAll(conn, enc.encode("GET /probe HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"));
+    } catch {
+      return r; // the server had closed it
+    }
+    const more = await readResponses(conn, { responses: 1, timeoutMs: opts.timeoutMs });
+    r.usable = more.responses.length === 1 && more.responses[0].status < 400;
+    return r;
   } finally {
     try {
       conn.close();
@@ -270,17 +367,79 @@ export async function until(
 }
 
 /**
- * Waits until `progress()` stops changing (the same value on 25 polls in a
- * row, ~50 ms: the other side is blocked by backpressure) or `done()`.
+ * Waits until `progress()` stops changing, or `done()`. "Stopped" means the
+ * same value on every check for `quietMs` (default 500 ms) AND over at
+ * least `minChecks` consecutive checks (default 50): a scheduler pause of
+ * this process makes no checks, so it cannot pass for a stall, and a pause
+ * of the other side shorter than `quietMs` does not either. Callers then
+ * assert the exact bound on the quantity (this only says when to look).
+ * Returns the value it settled at.
  */
-export async function untilStalled(progress: () => number, done: () => boolean): Promise<void> {
-  let last = -1, same = 0;
-  await until(() => {
-    const now = progress();
-    same = now === last ? same + 1 : 0;
-    last = now;
-    return done() || (now > 0 && same >= 25);
-  }, "progress to stop");
+export async function untilStalled(
+  progress: () => number,
+  done: () => boolean,
+  { quietMs = 500, minChecks = 50, ms = 20_000 } = {},
+): Promise<number> {
+  let last = -1, since = 0, checks = 0;
+  await until(
+    () => {
+      const now = progress();
+      if (now !== last) {
+        last = now;
+        since = Date.now();
+        checks = 0;
+        return done();
+      }
+      checks++;
+      return done() || (now > 0 && checks >= minChecks && Date.now() - since >= quietMs);
+    },
+    "progress to stop",
+    ms,
+  );
+  return last;
+}
+
+/**
+ * The kernel queues of the TCP socket on this machine whose local port is
+ * `localPort` and remote port `remotePort`, from /proc/net/tcp{,6}: `tx`
+ * bytes written but not yet acknowledged by the peer, `rx` bytes received
+ * but not yet read by its process. Lets a test tell bytes a process took
+ * from its socket apart from bytes still in flight, with no guess about
+ * socket buffer sizes (loopback autotuning lets them grow to tcp_rmem[2] =
+ * 32 MiB and tcp_wmem[2] = 4 MiB here).
+ */
+export function kernelQueues(localPort: number, remotePort: number): { tx: number; rx: number } {
+  let tx = 0, rx = 0, found = false;
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(file);
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 5) continue;
+      const lp = parseInt(f[1].split(":")[1], 16);
+      const rp = parseInt(f[2].split(":")[1], 16);
+      if (lp !== localPort || rp !== remotePort) continue;
+      const [t, r] = f[4].split(":").map((x) => parseInt(x, 16));
+      tx += t;
+      rx += r;
+      found = true;
+    }
+  }
+  if (!found) throw new Error(`no TCP socket ${localPort} -> ${remotePort} in /proc/net/tcp`);
+  return { tx, rx };
+}
+
+/**
+ * Bytes in flight from the socket on `fromPort` to the one on `toPort` (both
+ * ends on this machine): the sender's send queue plus the receiver's unread
+ * receive queue.
+ */
+export function inFlight(fromPort: number, toPort: number): number {
+  return kernelQueues(fromPort, toPort).tx + kernelQueues(toPort, fromPort).rx;
 }
 
 /**

@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { serve } from "../mod.ts";
 import { app } from "../examples/hono.ts";
+import { readUntil, test } from "./helpers.ts";
 
-Deno.test("Hono: the example app runs unchanged on serve(app.fetch)", async () => {
+test("Hono: the example app runs unchanged on serve(app.fetch)", async () => {
   await using s = serve({ port: 0, hostname: "127.0.0.1", onListen: false }, app.fetch);
   const base = `http://127.0.0.1:${s.addr.port}`;
   let r = await fetch(`${base}/`);
@@ -23,7 +24,7 @@ Deno.test("Hono: the example app runs unchanged on serve(app.fetch)", async () =
   await r.text();
 });
 
-Deno.test("Hono: routing, params, query, middleware order, errors, streaming", async () => {
+test("Hono: routing, params, query, middleware order, errors, streaming", async () => {
   const order: string[] = [];
   const h = new Hono();
   h.use("*", async (_c, next) => {
@@ -57,7 +58,7 @@ Deno.test("Hono: routing, params, query, middleware order, errors, streaming", a
   assert.equal(await (await fetch(`${base}/stream`)).text(), "abc");
 });
 
-Deno.test("serve CLI: runs a module written for `deno serve`", async () => {
+test("serve CLI: runs a module written for `deno serve`", async () => {
   const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (probe.addr as Deno.NetAddr).port;
   probe.close();
@@ -75,9 +76,8 @@ Deno.test("serve CLI: runs a module written for `deno serve`", async () => {
     stderr: "inherit",
   }).spawn();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let out = "";
-  while (!out.includes("Listening on")) out += (await reader.read()).value ?? "";
   try {
+    await readUntil(reader, (t) => t.includes("Listening on"), "the CLI to listen");
     const r = await fetch(`http://127.0.0.1:${port}/some/path`, { method: "DELETE" });
     assert.deepEqual(await r.json(), { path: "/some/path", method: "DELETE" });
   } finally {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ClientError, Manager } from "../mod.ts";
-import { countingStream, toolEnv, until, untilStalled } from "./helpers.ts";
+import { countingStream, inFlight, test, toolEnv, until, untilStalled } from "./helpers.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -39,6 +39,23 @@ function rawServer(respond: (conn: Deno.Conn, request: string) => Promise<void>)
   };
 }
 
+/**
+ * The local port of this process's one TCP connection to `serverPort` (the
+ * client side of a test's only connection to that server), from /proc/net/tcp.
+ */
+function mgrClientPort(serverPort: number): number {
+  const ports = new Set<number>();
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const line of Deno.readTextFileSync(file).split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 4 || f[3] !== "01") continue; // ESTABLISHED
+      if (parseInt(f[2].split(":")[1], 16) === serverPort) ports.add(parseInt(f[1].split(":")[1], 16));
+    }
+  }
+  assert.equal(ports.size, 1, `connections to port ${serverPort}: ${[...ports]}`);
+  return [...ports][0];
+}
+
 async function rejectsWith(p: Promise<unknown>, kind: string): Promise<ClientError> {
   try {
     await p;
@@ -50,7 +67,7 @@ async function rejectsWith(p: Promise<unknown>, kind: string): Promise<ClientErr
   throw new Error(`expected a ClientError of kind ${kind}`);
 }
 
-Deno.test("client: GET and JSON from Deno.serve, headers and status", async () => {
+test("client: GET and JSON from Deno.serve, headers and status", async () => {
   await using srv = denoServer((req) =>
     Response.json({ path: new URL(req.url).pathname, ua: req.headers.get("x-test") }, {
       status: 201,
@@ -66,13 +83,13 @@ Deno.test("client: GET and JSON from Deno.serve, headers and status", async () =
   assert.deepEqual(await res.json(), { path: "/hello", ua: "mgnet" });
 });
 
-Deno.test("client: names resolve through the system resolver (localhost)", async () => {
+test("client: names resolve through the system resolver (localhost)", async () => {
   await using srv = denoServer(() => new Response("named"));
   await using mgr = new Manager();
   assert.equal(await (await mgr.request(`http://localhost:${srv.port}/`)).text(), "named");
 });
 
-Deno.test("client: a 5 MB POST body goes out and a 5 MB answer streams back", async () => {
+test("client: a 5 MB POST body goes out and a 5 MB answer streams back", async () => {
   await using srv = denoServer(async (req) => new Response(await req.arrayBuffer()));
   await using mgr = new Manager();
   const big = new Uint8Array(5 << 20);
@@ -94,7 +111,7 @@ Deno.test("client: a 5 MB POST body goes out and a 5 MB answer streams back", as
   assert.deepEqual(got, big);
 });
 
-Deno.test("client: chunked responses are decoded", async () => {
+test("client: chunked responses are decoded", async () => {
   await using srv = denoServer(() =>
     new Response(
       new ReadableStream({
@@ -114,7 +131,7 @@ Deno.test("client: chunked responses are decoded", async () => {
   assert.equal(await res.text(), "part0;part1;part2;part3;part4;");
 });
 
-Deno.test("client: connect() keeps one connection for several requests; HEAD, 204, 304 have no body", async () => {
+test("client: connect() keeps one connection for several requests; HEAD, 204, 304 have no body", async () => {
   const ports = new Set<number>();
   await using srv = denoServer((req, info) => {
     ports.add((info.remoteAddr as Deno.NetAddr).port);
@@ -141,7 +158,7 @@ Deno.test("client: connect() keeps one connection for several requests; HEAD, 20
   await assert.rejects(conn.request("/x", { headers: { "x-bad": "a\r\nb" } }), TypeError);
 });
 
-Deno.test("client: against mgnet's own server, and via curl's view of the same server", async () => {
+test("client: against mgnet's own server, and via curl's view of the same server", async () => {
   await using mgr = new Manager();
   const { port } = mgr.listen("http://127.0.0.1:0", {
     onRequest: (ev) => void ev.reply(200, `${ev.method} ${ev.path} ${ev.body.length}`),
@@ -153,7 +170,7 @@ Deno.test("client: against mgnet's own server, and via curl's view of the same s
   assert.equal(dec.decode(curl.stdout), "GET /curl 0");
 });
 
-Deno.test("client: a body delimited by closing the connection (HTTP/1.0 style)", async () => {
+test("client: a body delimited by closing the connection (HTTP/1.0 style)", async () => {
   await using srv = rawServer(async (conn) => {
     await conn.write(enc.encode("HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end"));
     conn.close();
@@ -164,7 +181,7 @@ Deno.test("client: a body delimited by closing the connection (HTTP/1.0 style)",
   assert.equal(await res.text(), "until the end");
 });
 
-Deno.test("client: interim 100 Continue responses are skipped", async () => {
+test("client: interim 100 Continue responses are skipped", async () => {
   await using srv = rawServer(async (conn) => {
     await conn.write(
       enc.encode("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"),
@@ -176,7 +193,7 @@ Deno.test("client: interim 100 Continue responses are skipped", async () => {
   assert.equal(await res.text(), "ok");
 });
 
-Deno.test("client errors: dns, refused, timeout, reset, protocol, aborted", async () => {
+test("client errors: dns, refused, timeout, reset, protocol, aborted", async () => {
   await using mgr = new Manager();
   await rejectsWith(mgr.request("http://no-such-host.invalid/"), "dns");
   const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -249,7 +266,7 @@ function makeCert(dir: string, cn: string, san: string): { cert: string; key: st
   return { cert: Deno.readTextFileSync(`${dir}/${cn}.pem`), key: Deno.readTextFileSync(`${dir}/${cn}.key`) };
 }
 
-Deno.test("client: https with a verified certificate; wrong names and unknown CAs fail with kind tls", async () => {
+test("client: https with a verified certificate; wrong names and unknown CAs fail with kind tls", async () => {
   const dir = Deno.makeTempDirSync();
   try {
     const good = makeCert(dir, "localhost", "DNS:localhost,IP:127.0.0.1");
@@ -276,7 +293,7 @@ Deno.test("client: https with a verified certificate; wrong names and unknown CA
   }
 });
 
-Deno.test("client: a request from inside a server handler (same manager) completes", async () => {
+test("client: a request from inside a server handler (same manager) completes", async () => {
   await using upstream = denoServer(() => new Response("from upstream"));
   await using mgr = new Manager();
   const { port } = mgr.listen("http://127.0.0.1:0", {
@@ -288,7 +305,7 @@ Deno.test("client: a request from inside a server handler (same manager) complet
   assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), "proxied: from upstream");
 });
 
-Deno.test("client: a for-await loop body awaiting a client request does not stall", async () => {
+test("client: a for-await loop body awaiting a client request does not stall", async () => {
   await using upstream = denoServer(() => new Response("up"));
   const mgr = new Manager();
   const { port } = mgr.listen("http://127.0.0.1:0");
@@ -304,21 +321,33 @@ Deno.test("client: a for-await loop body awaiting a client request does not stal
   await loop;
 });
 
-Deno.test("client: a response body nobody reads holds the server back (bounded memory), reading resumes it", async () => {
+test("client: a response body nobody reads holds the server back (bounded memory), reading resumes it", async () => {
   const total = 64 << 20;
   const { stream, pulled } = countingStream(total, 42);
   await using srv = denoServer(() => new Response(stream, { headers: { "content-length": String(total) } }));
   await using mgr = new Manager();
   const res = await mgr.request(`http://127.0.0.1:${srv.port}/`);
+  const client = mgrClientPort(srv.port);
   // Do not read yet: wait until the server stops producing.
   await untilStalled(pulled, () => pulled() >= total);
-  assert.ok(pulled() < total / 2, `the client took ${pulled() >> 20} MiB nobody read`);
+  // Produced minus what the kernel holds on the way (/proc/net/tcp) is what
+  // the client took, plus the chunk Deno.serve may have pulled and not yet
+  // written. The client stops reading at 1 MiB unacknowledged (UNACKED_HIGH,
+  // rust/src/manager/client.rs) on top of the 256 KiB its body stream buffers
+  // (BODY_HWM, src/http_client.ts); allow one 64 KiB read past the threshold
+  // and Deno.serve's one 64 KiB chunk: 1.5 MiB (observed 1.16-1.18 MiB).
+  const taken = pulled() - inFlight(srv.port, client);
+  assert.ok(pulled() < total, "the whole body was produced with nobody reading it");
+  assert.ok(
+    taken <= (1 << 20) + 256 * 1024 + 2 * 64 * 1024,
+    `the client took ${taken >> 10} KiB nobody read`,
+  );
   let n = 0;
   for await (const part of res.body) n += part.length;
   assert.equal(n, total);
 });
 
-Deno.test("client: a streamed request body goes out chunked, held back while the server does not read", async () => {
+test("client: a streamed request body goes out chunked, held back while the server does not read", async () => {
   const total = 32 << 20;
   const { stream: body, pulled } = countingStream(total, 7);
   const release = Promise.withResolvers<void>();
@@ -331,7 +360,18 @@ Deno.test("client: a streamed request body goes out chunked, held back while the
   await using mgr = new Manager();
   const response = mgr.request(`http://127.0.0.1:${srv.port}/`, { method: "POST", body });
   await untilStalled(pulled, () => pulled() >= total);
-  assert.ok(pulled() < total / 2, `the client pulled ${pulled() >> 20} MiB the server did not read`);
+  // Pulled minus what the kernel holds (/proc/net/tcp) is what the client
+  // holds (Deno.serve reads nothing of a body its handler has not asked for:
+  // observed 0). A streamed upload waits while more than 256 KiB is unsent
+  // (UPLOAD_HIGH, src/http_client.ts), having pulled one more 64 KiB chunk;
+  // the head and chunk framing are under 8 KiB. Observed: 256.4 KiB.
+  const client = mgrClientPort(srv.port);
+  const held = pulled() - inFlight(client, srv.port);
+  assert.ok(pulled() < total, "the whole body was pulled with the server not reading");
+  assert.ok(
+    held <= 256 * 1024 + 64 * 1024 + 8 * 1024,
+    `the client holds ${held >> 10} KiB the server did not read`,
+  );
   release.resolve();
   const res = await response;
   assert.equal(await res.text(), `chunked ${total}`);
@@ -344,7 +384,7 @@ Deno.test("client: a streamed request body goes out chunked, held back while the
   assert.equal(await echo.text(), "chunked 11");
 });
 
-Deno.test("client: a request body stream that fails aborts the request", async () => {
+test("client: a request body stream that fails aborts the request", async () => {
   await using srv = denoServer(async (req) => new Response(String((await req.arrayBuffer()).byteLength)));
   await using mgr = new Manager();
   const body = new ReadableStream<Uint8Array>({
@@ -356,7 +396,7 @@ Deno.test("client: a request body stream that fails aborts the request", async (
   await rejectsWith(mgr.request(`http://127.0.0.1:${srv.port}/`, { method: "POST", body }), "aborted");
 });
 
-Deno.test("client pool: request() reuses an idle connection per origin; keepAlive: false does not", async () => {
+test("client pool: request() reuses an idle connection per origin; keepAlive: false does not", async () => {
   // mgnet's own server tells the connections apart.
   await using mgr = new Manager();
   const seen: number[] = [];
@@ -392,7 +432,7 @@ Deno.test("client pool: request() reuses an idle connection per origin; keepAliv
   assert.equal(new Set(seen).size, afterConcurrent + 3);
 });
 
-Deno.test("client pool: an idle connection the server closed is replaced, the GET sent again", async () => {
+test("client pool: an idle connection the server closed is replaced, the GET sent again", async () => {
   // A raw server that answers each connection's first request and then
   // closes it: the pooled connection is dead by the time of the next GET.
   let connections = 0;
@@ -456,7 +496,7 @@ function dropsSecondRequest() {
   };
 }
 
-Deno.test("client pool: a GET whose reused connection dies unanswered is sent again on a new one", async () => {
+test("client pool: a GET whose reused connection dies unanswered is sent again on a new one", async () => {
   await using srv = dropsSecondRequest();
   await using mgr = new Manager();
   assert.equal(await (await mgr.request(srv.url)).text(), "ok");
@@ -464,7 +504,7 @@ Deno.test("client pool: a GET whose reused connection dies unanswered is sent ag
   assert.deepEqual(srv.requests, [["GET / HTTP/1.1", "GET /again HTTP/1.1"], ["GET /again HTTP/1.1"]]);
 });
 
-Deno.test("client pool: a POST whose reused connection dies unanswered fails instead of going out twice", async () => {
+test("client pool: a POST whose reused connection dies unanswered fails instead of going out twice", async () => {
   await using srv = dropsSecondRequest();
   await using mgr = new Manager();
   assert.equal(await (await mgr.request(srv.url)).text(), "ok");
@@ -488,7 +528,7 @@ function openCounter() {
   return srv;
 }
 
-Deno.test("client pool: idle connections do not keep the process alive; close() closes them", async () => {
+test("client pool: idle connections do not keep the process alive; close() closes them", async () => {
   // A child process makes two requests to this process's server and ends
   // without closing its manager: it must exit by itself.
   await using srv = openCounter();
@@ -515,7 +555,7 @@ Deno.test("client pool: idle connections do not keep the process alive; close() 
   await until(() => srv.open === 0, "the pooled connection to close");
 });
 
-Deno.test("client pool: an idle connection is closed after 4 s", async () => {
+test("client pool: an idle connection is closed after 4 s", async () => {
   await using srv = openCounter();
   const { port } = srv;
   // The client is a second manager nobody iterates: only the pool's timer
@@ -524,4 +564,47 @@ Deno.test("client pool: an idle connection is closed after 4 s", async () => {
   await (await client.request(`http://127.0.0.1:${port}/`)).text();
   await until(() => srv.open === 1, "the pooled connection to be open");
   await until(() => srv.open === 0, "the idle connection to close", 15_000);
+});
+
+test("client: connectTimeout bounds the connect (TLS handshake included); kind timeout", async () => {
+  // A TCP server that accepts and never speaks: the TLS handshake never ends.
+  await using silent = rawServer(() => new Promise(() => {}));
+  await using mgr = new Manager();
+  for (
+    const connect of [
+      (o: { connectTimeout: number }) =>
+        mgr.connect(`https://127.0.0.1:${silent.port}`, { ...o, insecure: true }),
+      (o: { connectTimeout: number }) =>
+        mgr.request(`https://127.0.0.1:${silent.port}/`, { ...o, insecure: true }),
+    ]
+  ) {
+    const t0 = performance.now();
+    const e = await rejectsWith(connect({ connectTimeout: 200 }), "timeout");
+    const took = performance.now() - t0;
+    assert.match(e.message, /connecting to .* timed out/);
+    // At least the timeout; far under the 10 s default (liveness, not a benchmark).
+    assert.ok(took >= 190 && took < 5000, `rejected after ${took.toFixed(0)} ms`);
+  }
+});
+
+test("client: a connect that fails for another reason than a refusal has kind connect", async () => {
+  // A TCP connect to the broadcast address fails at once (ENETUNREACH or
+  // EACCES), which is neither a refusal, a DNS failure nor TLS.
+  await using mgr = new Manager();
+  await rejectsWith(mgr.request("http://255.255.255.255:80/", { connectTimeout: 5000 }), "connect");
+  await rejectsWith(mgr.connect("http://255.255.255.255:80", { connectTimeout: 5000 }), "connect");
+});
+
+// BUG: a connect that fails at once (here: TCP to the broadcast address)
+// rejects with kind "connect" but the message is only "<origin>: the
+// connection closed": Mongoose reports the failure ("connect: <errno>")
+// inside mg_connect(), before src/http_client.ts has attached the sink
+// that records error messages (rust/src/manager/client.rs drops events of
+// a connection not registered yet), so the reason never reaches JS. The
+// comment in client.rs promises to "say why (refused, unreachable...)".
+test("client: a failed connect's message says why", { ignore: true }, async () => {
+  await using mgr = new Manager();
+  const e = await rejectsWith(mgr.request("http://255.255.255.255:80/"), "connect");
+  assert.doesNotMatch(e.message, /the connection closed$/);
+  assert.match(e.message, /connect/);
 });

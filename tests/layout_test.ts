@@ -1,21 +1,22 @@
 import assert from "node:assert/strict";
+import { test } from "./helpers.ts";
 import { coreReachingUp, cycles, type Graph, importsOf, readGraph, rustReachingUp } from "./import_graph.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
-Deno.test("layout: src/ has no import cycles", async () => {
+test("layout: src/ has no import cycles", async () => {
   const graph = await readGraph(ROOT, "src");
   assert.ok(graph.size > 20, "the graph was read");
   assert.deepEqual(cycles(graph), []);
 });
 
-Deno.test("layout: nothing in src/core/ imports a protocol or the manager above it", async () => {
+test("layout: nothing in src/core/ imports a protocol or the manager above it", async () => {
   const graph = await readGraph(ROOT, "src");
   assert.ok([...graph.keys()].some((p) => p.startsWith("src/core/")));
   assert.deepEqual(coreReachingUp(graph, "src/core/"), []);
 });
 
-Deno.test("layout: nothing in rust/src/core/ uses a protocol module", async () => {
+test("layout: nothing in rust/src/core/ uses a protocol module", async () => {
   const files: string[] = [];
   async function walk(dir: string) {
     for await (const e of Deno.readDir(dir)) {
@@ -34,7 +35,7 @@ Deno.test("layout: nothing in rust/src/core/ uses a protocol module", async () =
   assert.deepEqual(bad, []);
 });
 
-Deno.test("layout checker: finds a cycle and a core module reaching up (it can fail)", () => {
+test("layout checker: finds a cycle and a core module reaching up (it can fail)", () => {
   const graph: Graph = new Map([
     ["src/core/loop.ts", ["src/core/ffi.ts", "src/http/protocol.ts"]],
     ["src/core/ffi.ts", []],

@@ -1,8 +1,27 @@
 import assert from "node:assert/strict";
-import { ConnectionClosedError, Manager, ManagerClosedError, MgnetError, mongooseVersion } from "../mod.ts";
-import { echoPath, get, refused, serve, until } from "./helpers.ts";
+import {
+  ConnectionClosedError,
+  type ConnErrorEvent,
+  type HttpRequestEvent,
+  Manager,
+  ManagerClosedError,
+  MgnetError,
+  mongooseVersion,
+} from "../mod.ts";
+import {
+  assertAlive,
+  echoPath,
+  exchange,
+  get,
+  kernelQueues,
+  refused,
+  serve,
+  test,
+  until,
+  writeAll,
+} from "./helpers.ts";
 
-Deno.test("Manager.listen() binds an ephemeral port", async () => {
+test("Manager.listen() binds an ephemeral port", async () => {
   await using mgr = new Manager();
   const a = mgr.listen("http://127.0.0.1:0");
   const b = mgr.listen("http://127.0.0.1:0");
@@ -14,7 +33,7 @@ Deno.test("Manager.listen() binds an ephemeral port", async () => {
   conn.close();
 });
 
-Deno.test("Manager.listen() on a port in use throws MgnetError", async () => {
+test("Manager.listen() on a port in use throws MgnetError", async () => {
   await using mgr = new Manager();
   const a = mgr.listen("http://127.0.0.1:0");
   assert.throws(() => mgr.listen(`http://127.0.0.1:${a.port}`), (e: unknown) => {
@@ -24,7 +43,7 @@ Deno.test("Manager.listen() on a port in use throws MgnetError", async () => {
   });
 });
 
-Deno.test("Manager.listen() rejects each bad part of a URL with an error naming it", async () => {
+test("Manager.listen() rejects each bad part of a URL with an error naming it", async () => {
   await using mgr = new Manager();
   const bad: [string, RegExp][] = [
     ["ftp://127.0.0.1:0", /unsupported scheme "ftp:\/\/"/],
@@ -52,7 +71,8 @@ Deno.test("Manager.listen() rejects each bad part of a URL with an error naming 
   for (const [url, why] of bad) {
     assert.throws(
       () => mgr.listen(url),
-      (e) => e instanceof MgnetError && e.code === "Invalid" && why.test(e.message) && e.message.includes(url),
+      (e) =>
+        e instanceof MgnetError && e.code === "Invalid" && why.test(e.message) && e.message.includes(url),
       url,
     );
   }
@@ -64,13 +84,13 @@ Deno.test("Manager.listen() rejects each bad part of a URL with an error naming 
   }
 });
 
-Deno.test("Manager.listen() serves IPv6", async () => {
+test("Manager.listen() serves IPv6", async () => {
   await using srv = serve(echoPath, { host: "[::1]" });
   const res = await fetch(`http://[::1]:${srv.port}/six`);
   assert.equal(await res.text(), "/six");
 });
 
-Deno.test("Manager.close() is idempotent and ends the loop", async () => {
+test("Manager.close() is idempotent and ends the loop", async () => {
   const srv = serve(echoPath);
   assert.equal((await get(srv.port, "/x")).responses[0].text, "/x");
   const p1 = srv.mgr.close();
@@ -86,7 +106,7 @@ Deno.test("Manager.close() is idempotent and ends the loop", async () => {
   assert.throws(() => srv.mgr.listen("http://127.0.0.1:0"), ManagerClosedError);
 });
 
-Deno.test("Manager supports await using (Symbol.asyncDispose)", async () => {
+test("Manager supports await using (Symbol.asyncDispose)", async () => {
   let port = 0;
   {
     await using mgr = new Manager();
@@ -95,7 +115,7 @@ Deno.test("Manager supports await using (Symbol.asyncDispose)", async () => {
   await assert.rejects(() => Deno.connect({ hostname: "127.0.0.1", port }), Deno.errors.ConnectionRefused);
 });
 
-Deno.test("breaking out of for await closes the manager", async () => {
+test("breaking out of for await closes the manager", async () => {
   const mgr = new Manager();
   const { port } = mgr.listen("http://127.0.0.1:0");
   const client = fetch(`http://127.0.0.1:${port}/once`).then((r) => r.text());
@@ -110,14 +130,14 @@ Deno.test("breaking out of for await closes the manager", async () => {
   await assert.rejects(() => Deno.connect({ hostname: "127.0.0.1", port }), Deno.errors.ConnectionRefused);
 });
 
-Deno.test("a manager can be iterated by one loop only", async () => {
+test("a manager can be iterated by one loop only", async () => {
   await using mgr = new Manager();
   const it = mgr[Symbol.asyncIterator]();
   assert.throws(() => mgr[Symbol.asyncIterator](), MgnetError);
   await it.return?.();
 });
 
-Deno.test("Listener.close() stops accepting and is idempotent", async () => {
+test("Listener.close() stops accepting and is idempotent", async () => {
   await using mgr = new Manager();
   const l = mgr.listen("http://127.0.0.1:0");
   const loop = (async () => {
@@ -132,7 +152,7 @@ Deno.test("Listener.close() stops accepting and is idempotent", async () => {
   await loop;
 });
 
-Deno.test("events: open, http and close arrive in order with addresses", async () => {
+test("events: open, http and close arrive in order with addresses", async () => {
   await using srv = serve(echoPath);
   await get(srv.port, "/a");
   await until(() => srv.events.some((e) => e.type === "close"), "the close event");
@@ -148,7 +168,7 @@ Deno.test("events: open, http and close arrive in order with addresses", async (
   assert.equal(srv.events[2].conn.closed, true);
 });
 
-Deno.test("replying on a closed connection throws ConnectionClosedError", async () => {
+test("replying on a closed connection throws ConnectionClosedError", async () => {
   const held: { reply(status: number, body?: string): void }[] = [];
   await using srv = serve((ev) => held.push(ev));
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: srv.port });
@@ -159,17 +179,17 @@ Deno.test("replying on a closed connection throws ConnectionClosedError", async 
   assert.throws(() => held[0].reply(200, "late"), ConnectionClosedError);
 });
 
-Deno.test("mongooseVersion() reports the compiled Mongoose", () => {
+test("mongooseVersion() reports the compiled Mongoose", () => {
   assert.match(mongooseVersion(), /^\d+\.\d+/);
 });
 
-Deno.test("Manager options are validated", () => {
+test("Manager options are validated", () => {
   assert.throws(() => new Manager({ maxHeaders: 0 }), RangeError);
   assert.throws(() => new Manager({ maxHeaders: 5000 }), RangeError);
   assert.throws(() => new Manager({ maxBodySize: 1.5 }), RangeError);
 });
 
-Deno.test("stats(): counts polls, accepted connections and requests; throws once closed", async () => {
+test("stats(): counts polls, accepted connections and requests; throws once closed", async () => {
   const mgr = new Manager();
   const { port } = mgr.listen("http://127.0.0.1:0", { onRequest: (ev) => void ev.reply(200, "ok") });
   for (let i = 0; i < 3; i++) await (await fetch(`http://127.0.0.1:${port}/`)).text();
@@ -182,7 +202,7 @@ Deno.test("stats(): counts polls, accepted connections and requests; throws once
   assert.throws(() => mgr.stats(), ManagerClosedError);
 });
 
-Deno.test("connections that arrive together are accepted in a few polls, not one poll each", async () => {
+test("connections that arrive together are accepted in a few polls, not one poll each", async () => {
   // Mongoose accepts one connection per poll; mgnet polls again while polls
   // accept. 64 clients connect and send a request before the manager's
   // first poll (nothing iterates it yet; the kernel completes handshakes).
@@ -207,4 +227,181 @@ Deno.test("connections that arrive together are accepted in a few polls, not one
   for (const c of conns) c.close();
   // One poll per connection would be 64 or more.
   assert.ok(polls <= 8, `${polls} polls for ${n} connections`);
+});
+
+test("ConnErrorEvent: a connection whose unfinished head reaches the 4 MiB receive limit fails, then closes", async (t) => {
+  // maxHeaderSize above Mongoose's MG_MAX_RECV_SIZE (4 MiB, rust/build.rs):
+  // the head never completes, the receive buffer fills, Mongoose reports
+  // an error and closes the connection.
+  const head = "GET / HTTP/1.1\r\nHost: t\r\nX: " + "a".repeat(5 << 20);
+  await t.step("for await: an error event, then close", async () => {
+    await using srv = serve(echoPath, { maxHeaderSize: 16 << 20 });
+    const r = await exchange(srv.port, head);
+    assert.equal(r.closed, true);
+    assert.equal(r.responses.length, 0);
+    await until(() => srv.events.some((e) => e.type === "close"), "the close event");
+    assert.deepEqual(srv.events.map((e) => e.type), ["open", "error", "close"]);
+    const err = srv.events[1];
+    assert.ok(err.type === "error");
+    assert.match(err.message, /MG_MAX_RECV_SIZE/);
+    assert.equal(err.conn, srv.events[0].conn);
+    await assertAlive(srv.port);
+  });
+  await t.step("listen handlers: onError, then onClose", async () => {
+    await using mgr = new Manager({ maxHeaderSize: 16 << 20 });
+    const seen: string[] = [];
+    const { port } = mgr.listen("http://127.0.0.1:0", {
+      onRequest: (ev) => void ev.reply(200, ev.path),
+      onOpen: () => void seen.push("open"),
+      onError: (ev: ConnErrorEvent) => void seen.push(`error ${ev.message} ${ev.conn.closed}`),
+      onClose: () => void seen.push("close"),
+    });
+    const r = await exchange(port, head);
+    assert.equal(r.closed, true);
+    await until(() => seen.includes("close"), "onClose");
+    assert.deepEqual(seen, ["open", "error MG_MAX_RECV_SIZE false", "close"]);
+  });
+});
+
+test("a throwing onRequest: 500 for the request, the error logged; onHandlerError replaces the log", async (t) => {
+  await t.step("default: console.error and a 500", async () => {
+    const logged: unknown[][] = [];
+    const error = console.error;
+    console.error = (...a: unknown[]) => void logged.push(a);
+    try {
+      await using mgr = new Manager();
+      const { port } = mgr.listen("http://127.0.0.1:0", {
+        onRequest(ev) {
+          if (ev.path === "/sync") throw new Error("sync boom");
+          if (ev.path === "/async") return Promise.reject(new Error("async boom"));
+          if (ev.path === "/answered") {
+            ev.reply(200, "answered first");
+            throw new Error("after the answer");
+          }
+          ev.reply(200, "fine");
+        },
+      });
+      const r = await exchange(
+        port,
+        ["/sync", "/async", "/answered", "/ok"].map((p) => `GET ${p} HTTP/1.1\r\nHost: t\r\n\r\n`).join(""),
+        { responses: 4, probe: true },
+      );
+      assert.deepEqual(r.responses.map((x) => [x.status, x.text]), [
+        [500, "Internal Server Error\n"],
+        [500, "Internal Server Error\n"],
+        [200, "answered first"],
+        [200, "fine"],
+      ]);
+      assert.equal(r.usable, true, "the connection survives the failures");
+    } finally {
+      console.error = error;
+    }
+    // (A rejection is logged once its promise settles: order aside.)
+    assert.deepEqual(
+      logged.map((a) => `${a[0]} ${(a[1] as Error).message}`).sort(),
+      [
+        "mgnet: request handler failed: after the answer",
+        "mgnet: request handler failed: async boom",
+        "mgnet: request handler failed: sync boom",
+      ],
+    );
+  });
+  await t.step("onHandlerError gets the error and the event; no log", async () => {
+    const logged: unknown[] = [];
+    const error = console.error;
+    console.error = (...a: unknown[]) => void logged.push(a);
+    const seen: string[] = [];
+    try {
+      await using mgr = new Manager();
+      const { port } = mgr.listen("http://127.0.0.1:0", {
+        onRequest(ev) {
+          if (ev.path === "/custom") throw new Error("custom");
+          throw new Error("plain");
+        },
+        onHandlerError(e, ev) {
+          seen.push(`${(e as Error).message} ${ev.path}`);
+          if (ev.path === "/custom") ev.reply(503, "handled");
+        },
+      });
+      const r = await exchange(
+        port,
+        "GET /custom HTTP/1.1\r\nHost: t\r\n\r\nGET /plain HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+      );
+      assert.deepEqual(r.responses.map((x) => [x.status, x.text]), [
+        [503, "handled"],
+        [500, "Internal Server Error\n"],
+      ]);
+    } finally {
+      console.error = error;
+    }
+    assert.deepEqual(seen, ["custom /custom", "plain /plain"]);
+    assert.deepEqual(logged, []);
+  });
+});
+
+test("maxHeaderSize, maxUriLength and maxHeaders set from TypeScript are enforced at their exact values", async () => {
+  const limits = { maxHeaderSize: 1024, maxUriLength: 100, maxHeaders: 5 };
+  await using srv = serve(echoPath, limits);
+  await using defaults = serve(echoPath);
+  const status = async (port: number, req: string) => (await exchange(port, req)).responses[0]?.status;
+  const uri = (n: number) => `GET /${"u".repeat(n - 1)} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n`;
+  assert.equal(await status(srv.port, uri(100)), 200);
+  assert.equal(await status(srv.port, uri(101)), 414);
+  const headers = (n: number) => {
+    let req = "GET / HTTP/1.1\r\nHost: t\r\n";
+    for (let i = 2; i < n; i++) req += `X-${i}: v\r\n`;
+    return req + "Connection: close\r\n\r\n";
+  };
+  assert.equal(await status(srv.port, headers(5)), 200);
+  assert.equal(await status(srv.port, headers(6)), 431);
+  // Request line plus headers, final CRLF included.
+  const sized = (n: number) => {
+    const base = "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\nX: \r\n\r\n";
+    return base.replace("X: ", "X: " + "a".repeat(n - base.length));
+  };
+  assert.equal(sized(1025).length, 1025);
+  assert.equal(await status(srv.port, sized(1024)), 200);
+  assert.equal(await status(srv.port, sized(1025)), 431);
+  // The same requests pass a manager with the defaults (64 KiB, 16 KiB, 128).
+  for (const req of [uri(101), headers(6), sized(1025)]) assert.equal(await status(defaults.port, req), 200);
+});
+
+test("reply() returns false when the client left before JS heard of it, and throws after the close event", async () => {
+  // Nothing iterates the manager while the client resets its connection, so
+  // the next batch holds the reset; during that batch, before its close
+  // event, a reply is dropped and reported with false.
+  await using mgr = new Manager();
+  const { port } = mgr.listen("http://127.0.0.1:0");
+  const it = mgr[Symbol.asyncIterator]();
+  const next = async () => {
+    const r = await it.next();
+    assert.ok(!r.done, "the manager ended");
+    return r.value;
+  };
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await writeAll(
+    conn,
+    new TextEncoder().encode(
+      ["/1", "/2", "/3"].map((p) => `GET ${p} HTTP/1.1\r\nHost: t\r\n\r\n`).join(""),
+    ),
+  );
+  const held: HttpRequestEvent[] = [];
+  while (held.length < 3) {
+    const ev = await next();
+    if (ev.type === "http") held.push(ev);
+  }
+  assert.equal(held[0].reply(200, "first"), true);
+  // Closing with that answer unread makes the kernel send a reset.
+  const local = (conn.localAddr as Deno.NetAddr).port;
+  await until(() => kernelQueues(local, port).rx > 0, "the first answer to arrive");
+  conn.close();
+  const first = await next();
+  assert.equal(first.type, "error", "the reset is reported before the close");
+  assert.equal(first.conn, held[1].conn);
+  assert.equal(held[1].conn.closed, false);
+  assert.equal(held[1].reply(200, "too late"), false);
+  const close = await next();
+  assert.equal(close.type, "close");
+  assert.throws(() => held[2].reply(200, "later still"), ConnectionClosedError);
+  await it.return?.();
 });

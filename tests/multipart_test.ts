@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type FormPart, MultipartError, parseMultipart, sanitizeFilename } from "../src/http/multipart.ts";
-import { serve, toolEnv } from "./helpers.ts";
+import { serve, test, toolEnv } from "./helpers.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -26,7 +26,7 @@ function formServer() {
   });
 }
 
-Deno.test("multipart: fields and files from fetch's FormData, binary intact", async () => {
+test("multipart: fields and files from fetch's FormData, binary intact", async () => {
   await using srv = formServer();
   const bin = new Uint8Array(300_000);
   for (let i = 0; i < bin.length; i++) bin[i] = (i * 31) & 0xff;
@@ -51,7 +51,7 @@ Deno.test("multipart: fields and files from fetch's FormData, binary intact", as
   assert.equal(parts[3].filename, 'we "quote".txt');
 });
 
-Deno.test("multipart: curl -F uploads a file and a field", async () => {
+test("multipart: curl -F uploads a file and a field", async () => {
   await using srv = formServer();
   const dir = Deno.makeTempDirSync();
   try {
@@ -83,7 +83,7 @@ function body(lines: string): Uint8Array {
   return enc.encode(lines.replaceAll("\n", "\r\n"));
 }
 
-Deno.test("multipart: preamble, quoted boundary, filename*, empty parts", () => {
+test("multipart: preamble, quoted boundary, filename*, empty parts", () => {
   const parts = parseMultipart(
     body(
       'preamble\n--b=1\nContent-Disposition: form-data; name="f"; filename="x.txt"; filename*=UTF-8\'\'%E2%82%AC.txt\n\n\n--b=1\nContent-Disposition: form-data; name="e"\n\nv\n--b=1--\nepilogue',
@@ -97,7 +97,7 @@ Deno.test("multipart: preamble, quoted boundary, filename*, empty parts", () => 
   assert.equal(parts[1].contentType, "text/plain");
 });
 
-Deno.test("multipart: malformed bodies and limits are MultipartErrors", () => {
+test("multipart: malformed bodies and limits are MultipartErrors", () => {
   const type = "multipart/form-data; boundary=XX";
   const cases: [string, string][] = [
     ["", "no boundary delimiter"],
@@ -126,7 +126,7 @@ Deno.test("multipart: malformed bodies and limits are MultipartErrors", () => {
   assert.throws(() => parseMultipart(body(bigHeader), type, { maxHeaderSize: 64 }), /exceed 64 bytes/);
 });
 
-Deno.test("multipart: a malformed upload gets 400 from the server and the connection lives on", async () => {
+test("multipart: a malformed upload gets 400 from the server and the connection lives on", async () => {
   await using srv = formServer();
   const res = await fetch(`http://127.0.0.1:${srv.port}/`, {
     method: "POST",
@@ -142,7 +142,7 @@ Deno.test("multipart: a malformed upload gets 400 from the server and the connec
   assert.match(await tooMany.text(), /more than 5 parts/);
 });
 
-Deno.test("sanitizeFilename keeps uploads inside their directory", () => {
+test("sanitizeFilename keeps uploads inside their directory", () => {
   const cases: [string, string][] = [
     ["report.pdf", "report.pdf"],
     ["../../etc/passwd", "passwd"],

@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
-import { ConnectionClosedError, type HttpRequestEvent, Manager, type ManagerOptions, MgnetError, saveBodyToFile, serve as mgServe } from "../mod.ts";
-import { readResponses, toolEnv, until, untilStalled, writeAll } from "./helpers.ts";
+import {
+  ConnectionClosedError,
+  type HttpRequestEvent,
+  Manager,
+  type ManagerOptions,
+  MgnetError,
+  saveBodyToFile,
+  serve as mgServe,
+} from "../mod.ts";
+import { inFlight, readResponses, test, toolEnv, until, untilStalled, writeAll } from "./helpers.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -35,7 +43,7 @@ function tempDir(): { dir: string; files: () => string[]; [Symbol.dispose](): vo
   };
 }
 
-Deno.test("streamed bodies: large ones arrive in pieces, small ones stay buffered", async () => {
+test("streamed bodies: large ones arrive in pieces, small ones stay buffered", async () => {
   const seen: { streamed: boolean; size: number; pieces: number; sum: number; bodyThrows: boolean }[] = [];
   await using srv = streamingServer(async (ev) => {
     let bodyThrows = false;
@@ -71,7 +79,7 @@ Deno.test("streamed bodies: large ones arrive in pieces, small ones stay buffere
   assert.equal(seen[1].sum, checksum([small]));
 });
 
-Deno.test("streamed bodies: a chunked body switches to streaming once it outgrows the threshold", async () => {
+test("streamed bodies: a chunked body switches to streaming once it outgrows the threshold", async () => {
   const seen: boolean[] = [];
   await using srv = streamingServer(async (ev) => {
     let n = 0;
@@ -95,7 +103,7 @@ Deno.test("streamed bodies: a chunked body switches to streaming once it outgrow
   assert.deepEqual(seen, [true, false]);
 });
 
-Deno.test("saveBodyToFile: curl uploads (with Expect: 100-continue and chunked) land whole", async () => {
+test("saveBodyToFile: curl uploads (with Expect: 100-continue and chunked) land whole", async () => {
   using tmp = tempDir();
   await using srv = streamingServer(async (ev) => {
     const n = await saveBodyToFile(ev, `${tmp.dir}/${ev.path.slice(1)}`, { limit: 64 << 20 });
@@ -134,7 +142,7 @@ Deno.test("saveBodyToFile: curl uploads (with Expect: 100-continue and chunked) 
   }
 });
 
-Deno.test("saveBodyToFile: over the limit is 413 and leaves nothing, whether declared or chunked", async () => {
+test("saveBodyToFile: over the limit is 413 and leaves nothing, whether declared or chunked", async () => {
   using tmp = tempDir();
   const results: (number | null)[] = [];
   await using srv = streamingServer(async (ev) => {
@@ -144,26 +152,32 @@ Deno.test("saveBodyToFile: over the limit is 413 and leaves nothing, whether dec
   assert.equal(declared.status, 413);
   assert.equal(declared.headers.get("connection"), "close");
   await declared.body?.cancel();
-  const chunked = await fetch(`http://127.0.0.1:${srv.port}/`, {
-    method: "POST",
-    body: new ReadableStream({
-      start(c) {
-        for (let i = 0; i < 40; i++) c.enqueue(pattern(64 * 1024));
-        c.close();
-      },
-    }),
-  }).catch((e) => e);
-  // The 413 may arrive before fetch finished sending; either way nothing is kept.
-  if (chunked instanceof Response) {
-    assert.equal(chunked.status, 413);
-    await chunked.body?.cancel();
+  // The chunked upload goes over a raw socket: fetch rejects when the 413
+  // arrives before it finished sending, which would skip the check. We stop
+  // writing once the answer is in (or the server stopped reading).
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: srv.port });
+  try {
+    await writeAll(conn, enc.encode("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"));
+    const answer = readResponses(conn, { responses: 1 });
+    let answered = false;
+    answer.finally(() => answered = true);
+    const piece = pattern(64 * 1024);
+    const chunk = new Uint8Array([...enc.encode(`${piece.length.toString(16)}\r\n`), ...piece, 13, 10]);
+    for (let i = 0; i < 40 && !answered; i++) {
+      if (!(await writeAll(conn, chunk).then(() => true, () => false))) break; // closed by the server
+    }
+    const r = await answer;
+    assert.equal(r.responses[0]?.status, 413, `got ${dec.decode(r.raw.subarray(0, 200))}`);
+    assert.equal(r.responses[0].headers.get("connection"), "close");
+  } finally {
+    conn.close();
   }
   await until(() => results.length === 2, "both handlers");
   assert.deepEqual(results, [null, null]);
   assert.deepEqual(tmp.files(), []);
 });
 
-Deno.test("saveBodyToFile: a client that leaves midway leaves no partial file", async () => {
+test("saveBodyToFile: a client that leaves midway leaves no partial file", async () => {
   using tmp = tempDir();
   const outcome = Promise.withResolvers<unknown>();
   await using srv = streamingServer(async (ev) => {
@@ -182,7 +196,7 @@ Deno.test("saveBodyToFile: a client that leaves midway leaves no partial file", 
   assert.deepEqual(tmp.files(), []);
 });
 
-Deno.test("streamed bodies: an unread body stops the client (bounded memory), reading resumes it", async () => {
+test("streamed bodies: an unread body stops the client (bounded memory), reading resumes it", async () => {
   const release = Promise.withResolvers<void>();
   const total = 64 << 20;
   let received = -1;
@@ -194,18 +208,31 @@ Deno.test("streamed bodies: an unread body stops the client (bounded memory), re
     ev.reply(200, "ok");
   });
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: srv.port });
+  const client = (conn.localAddr as Deno.NetAddr).port;
   await writeAll(conn, enc.encode(`POST / HTTP/1.1\r\nHost: t\r\nContent-Length: ${total}\r\n\r\n`));
-  let written = 0;
+  let written = 0; // body bytes the kernel accepted, counted per write() call
   const chunk = pattern(256 * 1024);
   const writer = (async () => {
     while (written < total) {
-      await writeAll(conn, chunk);
-      written += chunk.length;
+      for (let off = 0; off < chunk.length;) {
+        const n = await conn.write(chunk.subarray(off));
+        off += n;
+        written += n;
+      }
     }
   })();
-  // Wait until the writer stops making progress: the server stopped reading.
+  // Wait until the writer stops making progress, then check what the server
+  // took from its socket: what we wrote minus what the kernel still holds
+  // (our send queue, its receive queue: /proc/net/tcp). Reading pauses once
+  // JS holds more than 1 MiB unconsumed (BODY_HIGH_WATER, docs/architecture.md
+  // section 13). A body's receive buffer is at most 256 KiB (rust/src/
+  // manager.rs), so the read that crossed the threshold added at most that,
+  // and the buffer can hold at most that much more: taken <= 1.5 MiB of a
+  // 64 MiB upload (observed: 1.03-1.19 MiB).
   await untilStalled(() => written, () => written >= total);
+  const taken = written - inFlight(client, srv.port);
   assert.ok(written < total, `the server read all ${total} bytes without anyone consuming them`);
+  assert.ok(taken <= (1 << 20) + 2 * 256 * 1024, `the server took ${taken >> 10} KiB of a body nobody read`);
   release.resolve();
   await writer;
   const r = await readResponses(conn, { responses: 1 });
@@ -214,7 +241,7 @@ Deno.test("streamed bodies: an unread body stops the client (bounded memory), re
   assert.equal(received, total);
 });
 
-Deno.test("streamed bodies: over maxBodySize mid-stream fails the body and answers 413", async () => {
+test("streamed bodies: over maxBodySize mid-stream fails the body and answers 413", async () => {
   const failure = Promise.withResolvers<unknown>();
   await using srv = streamingServer(async (ev) => {
     try {
@@ -236,7 +263,7 @@ Deno.test("streamed bodies: over maxBodySize mid-stream fails the body and answe
   assert.ok(e instanceof MgnetError && /413/.test(e.message), String(e));
 });
 
-Deno.test("streamed bodies: answering before reading skips 100 Continue and closes after the answer", async () => {
+test("streamed bodies: answering before reading skips 100 Continue and closes after the answer", async () => {
   using tmp = tempDir();
   Deno.writeFileSync(`${tmp.dir}/big.bin`, pattern(4 << 20));
   await using srv = streamingServer((ev) => ev.reply(403, "not you"));
@@ -259,7 +286,7 @@ Deno.test("streamed bodies: answering before reading skips 100 Continue and clos
   assert.ok(text.endsWith("not you"));
 });
 
-Deno.test("serve(): with streamBodiesOver, req.body streams and req.text() still works", async () => {
+test("serve(): with streamBodiesOver, req.body streams and req.text() still works", async () => {
   await using server = mgServe(
     { port: 0, hostname: "127.0.0.1", onListen: false, streamBodiesOver: 1024 },
     async (req) => {

@@ -5,6 +5,7 @@
  * CI machine has everything installed by the time it runs the suite.
  */
 import assert from "node:assert/strict";
+import { test } from "./helpers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -45,7 +46,7 @@ function assertOneClearLine(r: { code: number; lines: string[]; stderr: string }
   assert.equal(r.lines[r.lines.length - 1], setup[0], "it is the last line");
 }
 
-Deno.test("setup: without libclang (and no way to install it) the build ends in one clear line", async () => {
+test("setup: without libclang (and no way to install it) the build ends in one clear line", async () => {
   const bin = await bareBin();
   try {
     const r = await runScript("scripts/build.ts", {
@@ -63,7 +64,7 @@ Deno.test("setup: without libclang (and no way to install it) the build ends in 
   }
 });
 
-Deno.test("setup: without cargo the build ends in one clear line", async () => {
+test("setup: without cargo the build ends in one clear line", async () => {
   const bin = await bareBin();
   try {
     const r = await runScript("scripts/build.ts", {
@@ -77,7 +78,7 @@ Deno.test("setup: without cargo the build ends in one clear line", async () => {
   }
 });
 
-Deno.test("setup: without python3 the Mongoose fetch ends in one clear line", async () => {
+test("setup: without python3 the Mongoose fetch ends in one clear line", async () => {
   // A copy of the fetch step in a folder without the Mongoose sources, so it
   // must download them.
   const dir = await Deno.makeTempDir({ prefix: "mgnet-fetch-" });
@@ -99,7 +100,7 @@ Deno.test("setup: without python3 the Mongoose fetch ends in one clear line", as
   }
 });
 
-Deno.test("setup: the build task needs no permission it does not grant (libclang present)", async () => {
+test("setup: the build task needs no permission it does not grant (libclang present)", async () => {
   // The first-run failure this guards: scripts/build.ts once called
   // Deno.uid(), which the task's flags (no --allow-sys) refuse.
   const bin = await bareBin();

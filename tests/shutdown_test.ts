@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type HttpRequestEvent, Manager, MgnetError } from "../mod.ts";
-import { readResponses, refused, until, writeAll } from "./helpers.ts";
+import { readResponses, refused, test, until, writeAll } from "./helpers.ts";
 
 const enc = new TextEncoder();
 
@@ -37,7 +37,7 @@ async function connect(port: number, request: string): Promise<Deno.Conn> {
   return conn;
 }
 
-Deno.test("Manager.shutdown(): idle keep-alive connections are closed, the listener stops", async () => {
+test("Manager.shutdown(): idle keep-alive connections are closed, the listener stops", async () => {
   const { mgr, port } = slowServer();
   const conn = await connect(port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
   const first = await readResponses(conn, { responses: 1 });
@@ -53,7 +53,7 @@ Deno.test("Manager.shutdown(): idle keep-alive connections are closed, the liste
   await mgr.finished;
 });
 
-Deno.test("Manager.shutdown(): in-flight requests get their responses, with connection: close", async () => {
+test("Manager.shutdown(): in-flight requests get their responses, with connection: close", async () => {
   const { mgr, port, parked, arrived } = slowServer();
   const busy = await connect(port, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n");
   const idle = await connect(port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -79,7 +79,7 @@ Deno.test("Manager.shutdown(): in-flight requests get their responses, with conn
   assert.equal(stopped, true);
 });
 
-Deno.test("Manager.shutdown(): a streamed response in progress completes", async () => {
+test("Manager.shutdown(): a streamed response in progress completes", async () => {
   const { mgr, port, arrived } = slowServer();
   const conn = await connect(port, "GET /stream HTTP/1.1\r\nHost: t\r\n\r\n");
   await arrived;
@@ -91,7 +91,7 @@ Deno.test("Manager.shutdown(): a streamed response in progress completes", async
   assert.equal(r.closed, true);
 });
 
-Deno.test("Manager.shutdown(): the timeout closes what never finishes", async () => {
+test("Manager.shutdown(): the timeout closes what never finishes", async () => {
   const { mgr, port, arrived } = slowServer();
   const conn = await connect(port, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n");
   await arrived;
@@ -103,7 +103,7 @@ Deno.test("Manager.shutdown(): the timeout closes what never finishes", async ()
   assert.equal(r.responses.length, 0);
 });
 
-Deno.test("Manager: an AbortSignal starts the shutdown; listen() is refused meanwhile", async () => {
+test("Manager: an AbortSignal starts the shutdown; listen() is refused meanwhile", async () => {
   const controller = new AbortController();
   const { mgr, port, parked, arrived } = slowServer({ signal: controller.signal, shutdownTimeout: 5000 });
   const conn = await connect(port, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -120,7 +120,7 @@ Deno.test("Manager: an AbortSignal starts the shutdown; listen() is refused mean
   assert.equal(mgr.closed, true);
 });
 
-Deno.test("Manager.shutdown() with a for-await loop: the loop ends after the last response", async () => {
+test("Manager.shutdown() with a for-await loop: the loop ends after the last response", async () => {
   const mgr = new Manager();
   const { port } = mgr.listen("http://127.0.0.1:0");
   const seen: string[] = [];
@@ -139,11 +139,11 @@ Deno.test("Manager.shutdown() with a for-await loop: the loop ends after the las
   assert.ok(await refused(port));
 });
 
-Deno.test("Manager: shutdownTimeout must be a non-negative number", () => {
+test("Manager: shutdownTimeout must be a non-negative number", () => {
   assert.throws(() => new Manager({ shutdownTimeout: -1 }), RangeError);
 });
 
-Deno.test("Manager.shutdown(): an upload in progress (streamed or buffered) is finished and answered", async () => {
+test("Manager.shutdown(): an upload in progress (streamed or buffered) is finished and answered", async () => {
   for (const streamBodiesOver of [1024, undefined]) {
     const mgr = new Manager({ streamBodiesOver, maxBodySize: 64 << 20 });
     const { port } = mgr.listen("http://127.0.0.1:0", {

@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { serve as mgServe } from "../mod.ts";
-import { serveDir, serveDirResponse, serveFile } from "../src/http/static_files.ts";
-import { exchange, serve, toolEnv } from "./helpers.ts";
+import {
+  serveDir,
+  type ServeDirOptions,
+  serveDirResponse,
+  serveFile,
+  serveFileResponse,
+} from "../src/http/static_files.ts";
+import { exchange, serve, test, toolEnv } from "./helpers.ts";
 
 const SECRET = "TOP SECRET: outside the root";
 
@@ -32,6 +38,34 @@ const tree = makeTree();
 globalThis.addEventListener("unload", () => Deno.removeSync(tree.dir, { recursive: true }));
 const opts = { prefix: "/static", notFoundPage: `${tree.root}/404.html` };
 
+/** Ways out of the root, sent as raw bytes (nothing may normalise them). */
+const TRAVERSALS = [
+  "/static/../outside.txt",
+  "/static/%2e%2e/outside.txt",
+  "/static/%2E%2E/outside.txt",
+  "/static/..%2foutside.txt",
+  "/static/..%2Foutside.txt",
+  "/static/%2e%2e%2foutside.txt",
+  "/static/sub/../../outside.txt",
+  "/static/sub/%2e%2e/%2e%2e/outside.txt",
+  "/static/..%5coutside.txt",
+  "/static/..\\outside.txt",
+  "/static/%252e%252e/outside.txt",
+  "/static/.%2e/outside.txt",
+  "/static//etc/passwd",
+  "/static/%2fetc%2fpasswd",
+  "/static/link_out",
+  "/static/dir_out/outside.txt",
+  "/static/.secret",
+  "/static/a.txt%00.html",
+  "/static/%00",
+  "/../outside.txt",
+  "/static/%e0%a4%a",
+  "/static/../../../../../../../../etc/passwd",
+  "/static/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+  "/static/..%2f..%2f..%2f..%2f..%2f..%2f..%2fetc%2fpasswd",
+];
+
 function staticServer() {
   return serve((ev) => {
     if (ev.path === "/hello") return void ev.reply(200, "hello");
@@ -46,7 +80,7 @@ function staticServer() {
   });
 }
 
-Deno.test("static: a file with its type, validators and length", async () => {
+test("static: a file with its type, validators and length", async () => {
   await using srv = staticServer();
   const res = await fetch(`http://127.0.0.1:${srv.port}/static/a.txt`);
   assert.equal(res.status, 200);
@@ -67,7 +101,7 @@ Deno.test("static: a file with its type, validators and length", async () => {
   assert.equal(await single.text(), "0123456789abcdefghij");
 });
 
-Deno.test("static: directories serve index.html; without a slash they redirect", async () => {
+test("static: directories serve index.html; without a slash they redirect", async () => {
   await using srv = staticServer();
   const home = await fetch(`http://127.0.0.1:${srv.port}/static/`);
   assert.equal(home.headers.get("content-type"), "text/html; charset=utf-8");
@@ -82,7 +116,7 @@ Deno.test("static: directories serve index.html; without a slash they redirect",
   assert.equal(await empty.text(), "<h1>custom not found</h1>");
 });
 
-Deno.test("static: the custom 404 page, also for HEAD; 405 for other methods", async () => {
+test("static: the custom 404 page, also for HEAD; 405 for other methods", async () => {
   await using srv = staticServer();
   const res = await fetch(`http://127.0.0.1:${srv.port}/static/missing.txt`);
   assert.equal(res.status, 404);
@@ -100,7 +134,7 @@ Deno.test("static: the custom 404 page, also for HEAD; 405 for other methods", a
   assert.ok(new TextDecoder().decode(r.raw).endsWith("\r\n\r\n"));
 });
 
-Deno.test("static: HEAD gets the length and validators, no body", async () => {
+test("static: HEAD gets the length and validators, no body", async () => {
   await using srv = staticServer();
   const r = await exchange(
     srv.port,
@@ -114,7 +148,7 @@ Deno.test("static: HEAD gets the length and validators, no body", async () => {
   assert.equal(r.responses[1].text, "0123456789abcdefghij"); // no stray body bytes before it
 });
 
-Deno.test("static: If-None-Match and If-Modified-Since give 304; If-Match a 412", async () => {
+test("static: If-None-Match and If-Modified-Since give 304; If-Match a 412", async () => {
   await using srv = staticServer();
   const url = `http://127.0.0.1:${srv.port}/static/a.txt`;
   const first = await fetch(url);
@@ -155,7 +189,7 @@ Deno.test("static: If-None-Match and If-Modified-Since give 304; If-Match a 412"
   await unmodified.body?.cancel();
 });
 
-Deno.test("static: single ranges, suffixes, open ends and If-Range", async () => {
+test("static: single ranges, suffixes, open ends and If-Range", async () => {
   await using srv = staticServer();
   const url = `http://127.0.0.1:${srv.port}/static/a.txt`;
   const cases: [string, string, string][] = [
@@ -181,7 +215,7 @@ Deno.test("static: single ranges, suffixes, open ends and If-Range", async () =>
   assert.equal(await stale.text(), "0123456789abcdefghij");
 });
 
-Deno.test("static: unsatisfiable ranges get 416; malformed ones are ignored", async () => {
+test("static: unsatisfiable ranges get 416; malformed ones are ignored", async () => {
   await using srv = staticServer();
   const url = `http://127.0.0.1:${srv.port}/static/a.txt`;
   for (const range of ["bytes=20-", "bytes=100-200", "bytes=50-60, 70-80, 90-"]) {
@@ -197,7 +231,7 @@ Deno.test("static: unsatisfiable ranges get 416; malformed ones are ignored", as
   }
 });
 
-Deno.test("static: several ranges arrive as multipart/byteranges", async () => {
+test("static: several ranges arrive as multipart/byteranges", async () => {
   await using srv = staticServer();
   const res = await fetch(`http://127.0.0.1:${srv.port}/static/a.txt`, {
     headers: { range: "bytes=0-1, 100-200, -2" },
@@ -218,7 +252,7 @@ Deno.test("static: several ranges arrive as multipart/byteranges", async () => {
   assert.equal(parts[3], "--\r\n");
 });
 
-Deno.test("static: a large file streams whole, and ranges of it too", async () => {
+test("static: a large file streams whole, and ranges of it too", async () => {
   await using srv = staticServer();
   const res = await fetch(`http://127.0.0.1:${srv.port}/static/big.bin`);
   assert.equal(res.headers.get("content-type"), "application/octet-stream");
@@ -231,7 +265,7 @@ Deno.test("static: a large file streams whole, and ranges of it too", async () =
   assert.deepEqual(new Uint8Array(await part.arrayBuffer()), tree.big.subarray(1000, 700001));
 });
 
-Deno.test("static: curl downloads a range and a whole file", async () => {
+test("static: curl downloads a range and a whole file", async () => {
   await using srv = staticServer();
   const out = await new Deno.Command("curl", {
     args: ["-s", "-r", "2-5", "-w", " %{http_code}", `http://127.0.0.1:${srv.port}/static/a.txt`],
@@ -245,32 +279,9 @@ Deno.test("static: curl downloads a range and a whole file", async () => {
   assert.deepEqual(whole.stdout, tree.big);
 });
 
-Deno.test("static: no way out of the root (dot segments, encodings, symlinks, dotfiles)", async () => {
+test("static: no way out of the root (dot segments, encodings, symlinks, dotfiles)", async () => {
   await using srv = staticServer();
-  const attempts = [
-    "/static/../outside.txt",
-    "/static/%2e%2e/outside.txt",
-    "/static/%2E%2E/outside.txt",
-    "/static/..%2foutside.txt",
-    "/static/..%2Foutside.txt",
-    "/static/%2e%2e%2foutside.txt",
-    "/static/sub/../../outside.txt",
-    "/static/sub/%2e%2e/%2e%2e/outside.txt",
-    "/static/..%5coutside.txt",
-    "/static/..\\outside.txt",
-    "/static/%252e%252e/outside.txt",
-    "/static/.%2e/outside.txt",
-    "/static//etc/passwd",
-    "/static/%2fetc%2fpasswd",
-    "/static/link_out",
-    "/static/dir_out/outside.txt",
-    "/static/.secret",
-    "/static/a.txt%00.html",
-    "/static/%00",
-    "/../outside.txt",
-    "/static/%e0%a4%a",
-  ];
-  for (const path of attempts) {
+  for (const path of TRAVERSALS) {
     const r = await exchange(srv.port, `GET ${path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n`);
     const res = r.responses[0];
     if (res === undefined) {
@@ -291,7 +302,7 @@ Deno.test("static: no way out of the root (dot segments, encodings, symlinks, do
   assert.equal(await inside.text(), "0123456789abcdefghij");
 });
 
-Deno.test("static: a pipelined mix of replies, chunked streams and files keeps its order", async () => {
+test("static: a pipelined mix of replies, chunked streams and files keeps its order", async () => {
   await using srv = staticServer();
   const paths = [
     "/static/a.txt",
@@ -314,7 +325,7 @@ Deno.test("static: a pipelined mix of replies, chunked streams and files keeps i
   assert.equal(r.responses[6].text, "chunk-1;chunk-2");
 });
 
-Deno.test("static: serveDirResponse() in a serve() handler", async () => {
+test("static: serveDirResponse() in a serve() handler", async () => {
   await using server = mgServe(
     { port: 0, hostname: "127.0.0.1", onListen: false },
     (req) => serveDirResponse(req, tree.root, opts),
@@ -332,16 +343,148 @@ Deno.test("static: serveDirResponse() in a serve() handler", async () => {
   const big = await fetch(`${base}/static/big.bin`);
   assert.equal(big.headers.get("content-length"), String(tree.big.length));
   assert.deepEqual(new Uint8Array(await big.arrayBuffer()), tree.big);
-  const missing = await fetch(`${base}/static/../outside.txt`);
-  assert.notEqual(missing.status, 200);
-  assert.ok(!(await missing.text()).includes(SECRET));
-  const r = await exchange(server.addr.port, "GET /static/%2e%2e/outside.txt HTTP/1.1\r\nHost: t\r\n\r\n", {
-    responses: 1,
-  });
-  assert.equal(r.responses[0].status, 404);
+  // Traversal attempts go as raw bytes: fetch would normalise "/static/../x"
+  // to "/x" before sending, and the server would never see the dot segments.
+  for (const path of TRAVERSALS) {
+    const r = await exchange(
+      server.addr.port,
+      `GET ${path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n`,
+    );
+    const res = r.responses[0];
+    if (res === undefined) {
+      assert.equal(r.closed, true, path); // refused by the parser
+      continue;
+    }
+    assert.ok(res.status === 404 || res.status === 400, `${path}: ${res.status}`);
+    assert.ok(!res.text.includes(SECRET) && !res.text.includes("root:"), path);
+  }
   const head = await exchange(server.addr.port, "HEAD /static/big.bin HTTP/1.1\r\nHost: t\r\n\r\n", {
     responses: 1,
     noBody: [true],
   });
   assert.equal(head.responses[0].headers.get("content-length"), String(tree.big.length));
+});
+
+test("static: serveFileResponse() answers GET, HEAD, conditionals, ranges, 404 and 405", async () => {
+  await using server = mgServe(
+    { port: 0, hostname: "127.0.0.1", onListen: false },
+    (req) => {
+      const p = new URL(req.url).pathname;
+      if (p === "/missing") return serveFileResponse(req, `${tree.root}/nope.txt`, opts);
+      return serveFileResponse(req, `${tree.root}/a.txt`, { maxAge: 30 });
+    },
+  );
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  const res = await fetch(`${base}/file`);
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("content-type"), "text/plain; charset=utf-8");
+  assert.equal(res.headers.get("cache-control"), "max-age=30");
+  assert.equal(await res.text(), "0123456789abcdefghij");
+  const etag = res.headers.get("etag")!;
+  const again = await fetch(`${base}/file`, { headers: { "if-none-match": etag } });
+  assert.equal(again.status, 304);
+  await again.body?.cancel();
+  const range = await fetch(`${base}/file`, { headers: { range: "bytes=3-5" } });
+  assert.equal(range.status, 206);
+  assert.equal(await range.text(), "345");
+  const head = await exchange(
+    server.addr.port,
+    "HEAD /file HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    {
+      noBody: [true],
+    },
+  );
+  assert.equal(head.responses[0].headers.get("content-length"), "20");
+  const raw = new TextDecoder().decode(head.raw);
+  assert.equal(raw.indexOf("\r\n\r\n") + 4, raw.length, "HEAD: nothing after the head");
+  const missing = await fetch(`${base}/missing`);
+  assert.equal(missing.status, 404);
+  assert.equal(await missing.text(), "<h1>custom not found</h1>");
+  const post = await fetch(`${base}/file`, { method: "POST", body: "x" });
+  assert.equal(post.status, 405);
+  assert.equal(post.headers.get("allow"), "GET, HEAD");
+  await post.body?.cancel();
+});
+
+test("static options: index, dotfiles, headers and contentTypes (serveDir and serveDirResponse)", async (t) => {
+  Deno.writeTextFileSync(`${tree.root}/sub/default.htm`, "<p>default</p>");
+  Deno.writeTextFileSync(`${tree.root}/data.custom`, "custom type");
+  const variants: [string, Record<string, unknown>][] = [
+    ["default index", {}],
+    ["index: default.htm", { index: "default.htm" }],
+    ["index: false", { index: false }],
+    ["dotfiles: true", { dotfiles: true }],
+    ["headers", { headers: { "x-extra": "on files", "x-frame-options": "DENY" } }],
+    ["contentTypes", { contentTypes: { txt: "text/x-override", custom: "application/x-custom" } }],
+  ];
+  const servers = {
+    serveDir: (o: ServeDirOptions) => serve((ev) => void serveDir(ev, tree.root, o)),
+    serveDirResponse: (o: ServeDirOptions) => {
+      const s = mgServe(
+        { port: 0, hostname: "127.0.0.1", onListen: false },
+        (req) => serveDirResponse(req, tree.root, o),
+      );
+      return Object.assign(s, { port: s.addr.port });
+    },
+  };
+  for (const [api, make] of Object.entries(servers)) {
+    await t.step(api, async () => {
+      const got: Record<string, string[]> = {};
+      for (const [name, o] of variants) {
+        await using srv = make(o as ServeDirOptions);
+        const ask = async (p: string) => {
+          const r = await fetch(`http://127.0.0.1:${srv.port}${p}`);
+          const text = await r.text();
+          return `${r.status} ${r.headers.get("content-type")} ${r.headers.get("x-extra")} ${text}`;
+        };
+        got[name] = [
+          await ask("/sub/"),
+          await ask("/.secret"),
+          await ask("/a.txt"),
+          await ask("/data.custom"),
+        ];
+      }
+      const plain = "text/plain; charset=utf-8";
+      const html = "text/html; charset=utf-8";
+      const nf = `404 ${plain} null Not Found`;
+      assert.deepEqual(got, {
+        "default index": [
+          `200 ${html} null <p>sub</p>`,
+          nf,
+          `200 ${plain} null 0123456789abcdefghij`,
+          `200 application/octet-stream null custom type`,
+        ],
+        "index: default.htm": [
+          `200 ${html} null <p>default</p>`,
+          nf,
+          `200 ${plain} null 0123456789abcdefghij`,
+          `200 application/octet-stream null custom type`,
+        ],
+        "index: false": [
+          nf,
+          nf,
+          `200 ${plain} null 0123456789abcdefghij`,
+          `200 application/octet-stream null custom type`,
+        ],
+        "dotfiles: true": [
+          `200 ${html} null <p>sub</p>`,
+          "200 application/octet-stream null dotfile",
+          `200 ${plain} null 0123456789abcdefghij`,
+          `200 application/octet-stream null custom type`,
+        ],
+        "headers": [
+          `200 ${html} on files <p>sub</p>`,
+          nf,
+          `200 ${plain} on files 0123456789abcdefghij`,
+          `200 application/octet-stream on files custom type`,
+        ],
+        "contentTypes": [
+          `200 ${html} null <p>sub</p>`,
+          nf,
+          "200 text/x-override null 0123456789abcdefghij",
+          "200 application/x-custom null custom type",
+        ],
+      });
+    });
+  }
 });

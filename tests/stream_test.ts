@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { ConnectionClosedError, type HttpRequestEvent, Manager } from "../mod.ts";
 import { STREAM_HIGH_WATER } from "../src/http/response.ts";
-import { exchange, serve, until } from "./helpers.ts";
+import { exchange, serve, test, until } from "./helpers.ts";
 
-Deno.test("respond(): a streamed body arrives chunked and whole", async () => {
+test("respond(): a streamed body arrives chunked and whole", async () => {
   await using srv = serve((ev) => {
     (async () => {
       const out = ev.respond(200, { "content-type": "text/plain" });
@@ -19,7 +19,7 @@ Deno.test("respond(): a streamed body arrives chunked and whole", async () => {
   assert.equal(await res.text(), Array.from({ length: 10 }, (_, i) => `part ${i}\n`).join(""));
 });
 
-Deno.test("respond(): raw chunked framing, then the connection stays usable", async () => {
+test("respond(): raw chunked framing, then the connection stays usable", async () => {
   await using srv = serve((ev) => {
     if (ev.path === "/next") return void ev.reply(200, "next");
     const out = ev.respond(200);
@@ -37,7 +37,7 @@ Deno.test("respond(): raw chunked framing, then the connection stays usable", as
   assert.ok(raw.endsWith("next"));
 });
 
-Deno.test("respond(): an HTTP/1.0 client gets a close-delimited body", async () => {
+test("respond(): an HTTP/1.0 client gets a close-delimited body", async () => {
   await using srv = serve((ev) => {
     const out = ev.respond(200);
     out.write("one ");
@@ -52,17 +52,28 @@ Deno.test("respond(): an HTTP/1.0 client gets a close-delimited body", async () 
   assert.equal(r.closed, true);
 });
 
-Deno.test("respond(): HEAD gets the head only", async () => {
+test("respond(): HEAD gets the head only; the next bytes on the connection are the next response", async () => {
   await using srv = serve((ev) => {
+    if (ev.path === "/next") return void ev.reply(200, "next");
     const out = ev.respond(200);
     out.write("body");
     out.end();
   });
-  const r = await exchange(srv.port, "HEAD / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-  assert.ok(new TextDecoder().decode(r.raw).endsWith("\r\n\r\n"));
+  const r = await exchange(
+    srv.port,
+    "HEAD / HTTP/1.1\r\nHost: t\r\n\r\nGET /next HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+  );
+  const raw = new TextDecoder().decode(r.raw);
+  const headEnd = raw.indexOf("\r\n\r\n") + 4;
+  assert.ok(headEnd > 4, JSON.stringify(raw));
+  // Nothing between the HEAD's head and the next status line: no body, no
+  // chunked framing (a leaked "4\r\nbody\r\n0\r\n\r\n" would sit here).
+  assert.ok(raw.slice(headEnd).startsWith("HTTP/1.1 200 OK\r\n"), JSON.stringify(raw));
+  assert.ok(raw.endsWith("\r\n\r\nnext"), JSON.stringify(raw));
+  assert.equal(r.closed, true);
 });
 
-Deno.test("respond(): pipelined streamed and plain replies keep request order", async () => {
+test("respond(): pipelined streamed and plain replies keep request order", async () => {
   const held: HttpRequestEvent[] = [];
   await using srv = serve((ev) => {
     held.push(ev);
@@ -89,7 +100,7 @@ Deno.test("respond(): pipelined streamed and plain replies keep request order", 
   );
 });
 
-Deno.test("respond(): a for-await body awaiting write() does not stall the loop", async () => {
+test("respond(): a for-await body awaiting write() does not stall the loop", async () => {
   const mgr = new Manager();
   const { port } = mgr.listen("http://127.0.0.1:0");
   const total = 8 << 20;
@@ -108,31 +119,37 @@ Deno.test("respond(): a for-await body awaiting write() does not stall the loop"
   await loop;
 });
 
-Deno.test("respond(): 100 MB to a slow reader stays within the backpressure bound", async () => {
-  let maxQueued = 0;
-  let finished = false;
-  const chunk = new Uint8Array(64 * 1024).fill(120);
-  const total = 100 << 20;
-  await using srv = serve((ev) => {
-    (async () => {
-      const out = ev.respond(200, { "content-type": "application/octet-stream" });
-      for (let sent = 0; sent < total; sent += chunk.length) {
-        await out.write(chunk);
-        maxQueued = Math.max(maxQueued, out.queued);
-      }
-      out.end();
-      finished = true;
-    })();
-  });
-  const received = await slowRead(srv.port);
-  await until(() => finished, "the writer to finish");
-  assert.ok(received > total, `received ${received}`);
-  // The writer never let more than the high-water mark plus one chunk pile up.
-  assert.ok(maxQueued <= STREAM_HIGH_WATER + chunk.length + 64, `max queued ${maxQueued}`);
-});
+test(
+  "respond(): 100 MB to a slow reader stays within the backpressure bound",
+  { timeoutMs: 60_000 },
+  async () => {
+    let maxQueued = 0;
+    let finished = false;
+    const chunk = new Uint8Array(64 * 1024).fill(120);
+    const total = 100 << 20;
+    await using srv = serve((ev) => {
+      (async () => {
+        const out = ev.respond(200, { "content-type": "application/octet-stream" });
+        for (let sent = 0; sent < total; sent += chunk.length) {
+          await out.write(chunk);
+          maxQueued = Math.max(maxQueued, out.queued);
+        }
+        out.end();
+        finished = true;
+      })();
+    });
+    const received = await slowRead(srv.port);
+    await until(() => finished, "the writer to finish");
+    assert.ok(received > total, `received ${received}`);
+    // The writer never let more than the high-water mark plus one chunk pile up.
+    assert.ok(maxQueued <= STREAM_HIGH_WATER + chunk.length + 64, `max queued ${maxQueued}`);
+  },
+);
 
 for (const mode of ["respond", "serve"]) {
-  Deno.test(`memory: a server process sending 100 MB to a slow reader stays small (${mode})`, async () => {
+  test(`memory: a server process sending 100 MB to a slow reader stays small (${mode})`, {
+    timeoutMs: 60_000,
+  }, async () => {
     // The server runs in its own process: test modules share this one, so
     // its RSS would count their allocations too.
     const child = new Deno.Command(Deno.execPath(), {
@@ -203,7 +220,7 @@ async function slowRead(port: number, onPause = () => {}): Promise<number> {
   return received;
 }
 
-Deno.test("large output that was not waited for arrives whole and in order, between pipelined replies", async () => {
+test("large output that was not waited for arrives whole and in order, between pipelined replies", async () => {
   // 8 MB replies and 8 MB of writes nobody awaited go beyond what a send
   // buffer holds at once; the rest queues behind it and must keep its place.
   const size = 8 << 20;
@@ -232,7 +249,7 @@ Deno.test("large output that was not waited for arrives whole and in order, betw
   assert.equal(r.responses[4].text, "/b");
 });
 
-Deno.test("a large reply with connection: close arrives whole before the connection closes", async () => {
+test("a large reply with connection: close arrives whole before the connection closes", async () => {
   const size = 8 << 20;
   const body = Uint8Array.from({ length: size }, (_, i) => (i * 13) % 251);
   await using srv = serve((ev) => void ev.reply(200, body));
@@ -246,7 +263,7 @@ Deno.test("a large reply with connection: close arrives whole before the connect
   }
 });
 
-Deno.test("respond(): writes after the client left throw ConnectionClosedError", async () => {
+test("respond(): writes after the client left throw ConnectionClosedError", async () => {
   let error: unknown;
   let done = false;
   await using srv = serve((ev) => {
@@ -269,7 +286,7 @@ Deno.test("respond(): writes after the client left throw ConnectionClosedError",
   assert.ok(error instanceof ConnectionClosedError, String(error));
 });
 
-Deno.test("respond() with a content length: unframed body, HEAD gets the length, overrun refused", async () => {
+test("respond() with a content length: unframed body, HEAD gets the length, overrun refused", async () => {
   const errors: string[] = [];
   await using srv = serve((ev) => {
     (async () => {
@@ -294,21 +311,32 @@ Deno.test("respond() with a content length: unframed body, HEAD gets the length,
   assert.deepEqual(errors, ["MgnetError:Invalid"]);
 });
 
-Deno.test("respond() with a content length: a body that ends short closes the connection", async () => {
+test("respond() with a content length: a body that ends short closes the connection", async () => {
+  // What each handler's write() did, by path; every handler reports.
+  const outcomes = new Map<string, string>();
   await using srv = serve((ev) => {
-    // The second pipelined request finds the connection closing: its
-    // writer refuses writes with ConnectionClosedError.
     const out = ev.respond(200, {}, 100);
-    out.write("only this").catch((e) => assert.ok(e instanceof ConnectionClosedError));
+    out.write("only this").then(
+      () => outcomes.set(ev.path, "written"),
+      (e) => outcomes.set(ev.path, e instanceof ConnectionClosedError ? "ConnectionClosedError" : String(e)),
+    );
     out.end();
   });
-  const r = await exchange(srv.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n");
+  const r = await exchange(srv.port, "GET /1 HTTP/1.1\r\nHost: t\r\n\r\nGET /2 HTTP/1.1\r\nHost: t\r\n\r\n");
   assert.equal(r.closed, true);
   assert.equal(r.responses.length, 0); // incomplete: the parser never sees 100 bytes
   assert.ok(new TextDecoder().decode(r.raw).endsWith("\r\n\r\nonly this"));
+  const delivered = () => srv.events.filter((e) => e.type === "http").length;
+  await until(() => outcomes.size === delivered(), "every handler's write to settle");
+  assert.equal(outcomes.get("/1"), "written");
+  // The second pipelined request, if it was parsed before the close, finds
+  // the connection closing: its writer refuses with ConnectionClosedError.
+  for (const [path, outcome] of outcomes) {
+    if (path !== "/1") assert.equal(outcome, "ConnectionClosedError", path);
+  }
 });
 
-Deno.test("respond(): a content length that is not a non-negative integer is a RangeError", async () => {
+test("respond(): a content length that is not a non-negative integer is a RangeError", async () => {
   let thrown: unknown;
   await using srv = serve((ev) => {
     try {

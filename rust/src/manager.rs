@@ -90,3 +90,297 @@ impl Manager {
         [s.polls, s.accepted, requests, hits]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The HTTP protocols through the top-level manager, on loopback with
+    //! real Mongoose and `std::net` peers, called the way lib.rs calls them.
+
+    use std::io::{ErrorKind, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::core::error::Status;
+    use crate::core::event::{split_records, KIND_CLOSE, KIND_DATA, KIND_OPEN};
+    use crate::http::record::KIND_HTTP;
+    use crate::http::{REPLY_OWN_DATE, SEQ_OLDEST};
+
+    const CLOSED: Result<(), i32> = Err(Status::Closed as i32);
+
+    /// A manager that gathers the records its polls produce; freed on drop.
+    struct T {
+        m: *mut Manager,
+        events: Vec<u8>,
+    }
+
+    impl T {
+        fn new() -> T {
+            T {
+                m: Box::into_raw(Manager::new(Limits::default()).unwrap()),
+                events: Vec::new(),
+            }
+        }
+
+        fn m(&mut self) -> &mut Manager {
+            unsafe { &mut *self.m }
+        }
+
+        fn listen(&mut self) -> (u32, u64, u16) {
+            self.m().listen("http://127.0.0.1:0").unwrap()
+        }
+
+        /// Polls once and keeps what it produced.
+        fn poll(&mut self) {
+            self.m().poll();
+            let ev = &mut self.m().core().events;
+            let bytes = std::mem::take(&mut ev.bytes);
+            self.events.extend_from_slice(&bytes);
+        }
+
+        /// Polls until `n` records of `kind` (for connection `id`, or any
+        /// when 0) were gathered, failing after 5 s; returns them.
+        fn wait(&mut self, kind: u8, id: u64, n: usize) -> Vec<Vec<u8>> {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                self.poll();
+                let found: Vec<Vec<u8>> = split_records(&self.events)
+                    .into_iter()
+                    .filter(|&(k, i, _)| k == kind && (id == 0 || i == id))
+                    .map(|(_, _, r)| r.to_vec())
+                    .collect();
+                if found.len() >= n {
+                    return found;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "timed out waiting for {n} records of kind {kind}"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
+    impl Drop for T {
+        fn drop(&mut self) {
+            unsafe { Manager::destroy(self.m) };
+        }
+    }
+
+    fn u32_at(b: &[u8], off: usize) -> u32 {
+        u32::from_le_bytes(b[off..off + 4].try_into().unwrap())
+    }
+
+    fn id_of(r: &[u8]) -> u64 {
+        u32_at(r, 8) as u64 | (u32_at(r, 12) as u64) << 32
+    }
+
+    /// (slot, id, seq, target) of an HTTP record.
+    fn request(r: &[u8]) -> (u32, u64, u32, String) {
+        let (off, len) = (u32_at(r, 24) as usize, u32_at(r, 28) as usize);
+        let target = String::from_utf8(r[off..off + len].to_vec()).unwrap();
+        (u32_at(r, 16), id_of(r), u32_at(r, 20), target)
+    }
+
+    fn client(port: u16) -> TcpStream {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s
+    }
+
+    fn read_exact(s: &mut TcpStream, n: usize) -> String {
+        let mut buf = vec![0; n];
+        s.read_exact(&mut buf).unwrap();
+        String::from_utf8(buf).unwrap()
+    }
+
+    fn ok(status: u16, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status} OK\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    #[test]
+    fn a_request_is_answered_with_the_exact_bytes() {
+        let mut t = T::new();
+        let (_, _, port) = t.listen();
+        let mut s = client(port);
+        s.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let r = t.wait(KIND_HTTP, 0, 1).remove(0);
+        let (slot, id, seq, target) = request(&r);
+        assert_eq!((seq, target.as_str()), (0, "/hello"));
+        assert_eq!(t.m().core().awaiting(), 1);
+        let res = t
+            .m()
+            .http(|h, core| h.reply(core, slot, id, seq, 200, REPLY_OWN_DATE, b"x-a: 1\r\n", b"hello"));
+        assert_eq!(res, Ok(()));
+        assert_eq!(t.m().core().awaiting(), 0);
+        t.poll(); // flushes
+        let want = "HTTP/1.1 200 OK\r\nx-a: 1\r\ncontent-length: 5\r\n\r\nhello";
+        assert_eq!(read_exact(&mut s, want.len()), want);
+        let [polls, accepted, requests, hits] = t.m().stats();
+        assert!(polls >= 2);
+        assert_eq!((accepted, requests, hits), (1, 1, 0));
+        // Answering twice is a state error, not a second response.
+        let again = t
+            .m()
+            .http(|h, core| h.reply(core, slot, id, seq, 200, 0, b"", b""));
+        assert_eq!(again, Err(Status::State as i32));
+    }
+
+    #[test]
+    fn pipelined_requests_answered_out_of_order_leave_in_order() {
+        let mut t = T::new();
+        let (_, _, port) = t.listen();
+        let mut s = client(port);
+        let get = |p: &str| format!("GET /{p} HTTP/1.1\r\nHost: x\r\n\r\n");
+        s.write_all((get("a") + &get("b") + &get("c")).as_bytes())
+            .unwrap();
+        let reqs: Vec<_> = t.wait(KIND_HTTP, 0, 3).iter().map(|r| request(r)).collect();
+        let targets: Vec<&str> = reqs.iter().map(|r| r.3.as_str()).collect();
+        assert_eq!(targets, ["/a", "/b", "/c"]);
+        assert_eq!(t.m().core().awaiting(), 3);
+        let (slot, id) = (reqs[0].0, reqs[0].1);
+        let reply = |t: &mut T, seq: u32, body: &str| {
+            let r = t
+                .m()
+                .http(|h, core| h.reply(core, slot, id, seq, 200, REPLY_OWN_DATE, b"", body.as_bytes()));
+            assert_eq!(r, Ok(()));
+            t.poll();
+        };
+        reply(&mut t, 2, "c");
+        // Nothing may leave before the answer to the first request.
+        s.set_nonblocking(true).unwrap();
+        let mut one = [0u8; 1];
+        assert_eq!(s.read(&mut one).unwrap_err().kind(), ErrorKind::WouldBlock);
+        s.set_nonblocking(false).unwrap();
+        reply(&mut t, 0, "a");
+        reply(&mut t, 1, "b");
+        let want = ok(200, "a") + &ok(200, "b") + &ok(200, "c");
+        assert_eq!(read_exact(&mut s, want.len()), want);
+        assert_eq!(t.m().core().awaiting(), 0);
+    }
+
+    #[test]
+    fn a_streamed_response_is_chunked_on_the_wire() {
+        let mut t = T::new();
+        let (_, _, port) = t.listen();
+        let mut s = client(port);
+        s.write_all(b"GET /s HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let (slot, id, _, _) = request(&t.wait(KIND_HTTP, 0, 1)[0]);
+        let r = t.m().http(|h, core| {
+            h.start(core, slot, id, SEQ_OLDEST, 200, REPLY_OWN_DATE, b"", None)?;
+            h.write(core, slot, id, 0, b"abc")?;
+            h.end(core, slot, id, 0, false)
+        });
+        assert_eq!(r, Ok(()));
+        t.poll();
+        let want = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+        assert_eq!(read_exact(&mut s, want.len()), want);
+    }
+
+    #[test]
+    fn a_closed_connection_is_refused_with_closed() {
+        let mut t = T::new();
+        let (_, _, port) = t.listen();
+        let mut s = client(port);
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let (slot, id, seq, _) = request(&t.wait(KIND_HTTP, 0, 1)[0]);
+        drop(s);
+        t.wait(KIND_CLOSE, id, 1);
+        // Its unanswered request no longer counts.
+        assert_eq!(t.m().core().awaiting(), 0);
+        let r = t
+            .m()
+            .http(|h, core| h.reply(core, slot, id, seq, 200, 0, b"", b"late"));
+        assert_eq!(r, CLOSED);
+        let r = t.m().http(|h, core| h.want_drain(core, slot, id, seq, 0));
+        assert_eq!(r, Err(Status::Closed as i32));
+        assert_eq!(t.m().core().close(slot, id, true), CLOSED);
+    }
+
+    #[test]
+    fn listen_refuses_bad_urls_with_invalid() {
+        let mut t = T::new();
+        for url in [
+            "ftp://127.0.0.1:0",
+            "http://",
+            "http://127.0.0.1:0/path",
+            "127.0.0.1:0",
+        ] {
+            assert_eq!(t.m().listen(url), Err(Status::Invalid as i32), "{url}");
+        }
+    }
+
+    #[test]
+    fn shutdown_closes_an_idle_connection_gracefully() {
+        let mut t = T::new();
+        let (_, _, port) = t.listen();
+        let mut s = client(port);
+        let id = id_of(&t.wait(KIND_OPEN, 0, 1)[0]);
+        assert_eq!(t.m().core().shutdown(), 1);
+        t.poll();
+        // Our FIN arrives (lingering close); the peer's close ends it.
+        let mut buf = [0u8; 16];
+        assert_eq!(s.read(&mut buf).unwrap(), 0);
+        drop(s);
+        t.wait(KIND_CLOSE, id, 1);
+        assert_eq!(t.m().core().shutdown(), 0);
+    }
+
+    #[test]
+    fn an_outbound_connection_carries_bytes_both_ways() {
+        let mut t = T::new();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = format!("tcp://{}", server.local_addr().unwrap());
+        let (slot, id) = t.m().connect(&addr, None).unwrap();
+        let open = t.wait(KIND_OPEN, id, 1).remove(0);
+        assert_eq!(u32_at(&open, 16), slot);
+        assert_eq!((u32_at(&open, 20), u32_at(&open, 24)), (0, 0)); // no listener
+        let (mut peer, _) = server.accept().unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+
+        let queued = t.m().client(|cl, core| cl.send(core, slot, id, b"ping"));
+        assert_eq!(queued, Ok(4));
+        t.poll(); // flushes
+        assert_eq!(read_exact(&mut peer, 4), "ping");
+
+        peer.write_all(b"pong").unwrap();
+        let data = t.wait(KIND_DATA, id, 1).remove(0);
+        assert_eq!((u32_at(&data, 16), u32_at(&data, 20)), (slot, 4));
+        assert_eq!(&data[24..], b"pong");
+        assert_eq!(t.m().client(|cl, core| cl.ack(core, slot, id, 4)), Ok(false));
+        assert_eq!(t.m().client(|cl, core| cl.want_drain(core, slot, id, 0)), Ok(0));
+
+        // Each protocol refuses the other's connections.
+        let r = t.m().http(|h, core| h.reply(core, slot, id, 0, 200, 0, b"", b""));
+        assert_eq!(r, Err(Status::State as i32));
+
+        drop(peer);
+        t.wait(KIND_CLOSE, id, 1);
+        let r = t.m().client(|cl, core| cl.send(core, slot, id, b"late"));
+        assert_eq!(r, Err(Status::Closed as i32));
+    }
+
+    #[test]
+    fn connect_refuses_a_bad_address_and_reports_a_refused_one() {
+        let mut t = T::new();
+        assert_eq!(
+            t.m().connect("http://x", None).err(),
+            Some(Status::Invalid as i32)
+        );
+        // A port nobody listens on: ERROR says why, then CLOSE.
+        let free = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = format!("tcp://{}", free.local_addr().unwrap());
+        drop(free);
+        let (_, id) = t.m().connect(&addr, None).unwrap();
+        t.wait(KIND_CLOSE, id, 1);
+        let err = split_records(&t.events)
+            .into_iter()
+            .find(|&(k, i, _)| k == crate::core::event::KIND_ERROR && i == id)
+            .map(|(_, _, r)| String::from_utf8_lossy(&r[24..]).into_owned())
+            .expect("an ERROR record");
+        assert!(err.contains("connect failed"), "{err}");
+    }
+}

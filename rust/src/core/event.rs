@@ -137,6 +137,21 @@ impl EventBuf {
     }
 }
 
+/// Splits a batch into its records: (kind, connection id, the whole
+/// record). For tests that read what a poll produced.
+#[cfg(test)]
+pub fn split_records(mut b: &[u8]) -> Vec<(u8, u64, &[u8])> {
+    let mut out = Vec::new();
+    while b.len() >= HEADER_LEN {
+        let len = u32::from_le_bytes(b[4..8].try_into().unwrap()) as usize;
+        let id = u32::from_le_bytes(b[8..12].try_into().unwrap()) as u64
+            | (u32::from_le_bytes(b[12..16].try_into().unwrap()) as u64) << 32;
+        out.push((b[0], id, &b[..len]));
+        b = &b[len..];
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +169,18 @@ mod tests {
         assert_eq!(u32_at(&e.bytes, 8), 2);
         assert_eq!(u32_at(&e.bytes, 12), 1);
         assert_eq!(u32_at(&e.bytes, 16), 7);
+    }
+
+    #[test]
+    fn batches_split_into_records() {
+        let mut e = EventBuf::default();
+        e.close(1, 0);
+        e.data(2, 1, b"xyz");
+        e.drain(3, 2);
+        let r = split_records(&e.bytes);
+        let kinds: Vec<(u8, u64)> = r.iter().map(|&(k, id, _)| (k, id)).collect();
+        assert_eq!(kinds, [(KIND_CLOSE, 1), (KIND_DATA, 2), (KIND_DRAIN, 3)]);
+        assert_eq!(&r[1].2[24..], b"xyz");
     }
 
     #[test]

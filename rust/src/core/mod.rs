@@ -13,6 +13,8 @@ pub mod outbound;
 pub mod overflow;
 pub mod protocol;
 pub mod sys_io;
+#[cfg(test)]
+mod tests;
 
 pub use manager::Core;
 pub use protocol::Protocol;

@@ -9,6 +9,11 @@
 //! - a manager is used only by the thread that created it (the registry is
 //!   thread-local); only `mgnet_wait` runs elsewhere and it touches nothing
 //!   but a file descriptor.
+//!
+//! This file holds the exports only. Below it: `manager.rs` (the protocols
+//! registered on a core), `core/` (loop, connections, flush, event
+//! records; no protocol), `http/` (the HTTP server and client protocols),
+//! `sys.rs` (Mongoose bindings).
 
 pub mod core;
 pub mod http;
@@ -60,6 +65,9 @@ unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
 }
 
 /// Returns [`ABI_VERSION`].
+///
+/// # Safety
+/// Safe to call: no arguments.
 #[no_mangle]
 pub extern "C" fn mgnet_abi_version() -> u32 {
     ABI_VERSION
@@ -94,6 +102,9 @@ pub unsafe extern "C" fn mgnet_last_error(out: *mut u8, cap: u32) -> i32 {
 /// Creates a manager with request limits (0 keeps a default). Bodies over
 /// `stream_over` bytes stream to JS in BODY events (negative: never).
 /// Returns a handle (> 0) or a negative status.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only.
 #[no_mangle]
 pub extern "C" fn mgnet_manager_new(
     max_head: u32,
@@ -138,6 +149,10 @@ pub extern "C" fn mgnet_manager_new(
 
 /// Frees a manager and closes all its connections. Must not run while a
 /// `mgnet_wait` on its epoll fd is in progress (wake it and await it first).
+///
+/// # Safety
+/// Safe to call with any handle (a stale one is answered with BadHandle);
+/// see above for when.
 #[no_mangle]
 pub extern "C" fn mgnet_manager_free(h: u32) -> i32 {
     let ptr = MANAGERS.with(|r| {
@@ -230,6 +245,10 @@ pub unsafe extern "C" fn mgnet_connect(
 /// Asks for a DRAIN event once at most `mark` bytes remain unsent on an
 /// outbound connection. Returns the bytes queued now (capped at i32::MAX),
 /// or 0 if that is already the case (no event follows).
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
 #[no_mangle]
 pub extern "C" fn mgnet_client_want_drain(h: u32, slot: u32, id: f64, mark: u32) -> i32 {
     with_manager(h, |m| {
@@ -243,6 +262,10 @@ pub extern "C" fn mgnet_client_want_drain(h: u32, slot: u32, id: f64, mark: u32)
 /// Tells the core that JS consumed `n` bytes received on an outbound
 /// connection (reading pauses while over 1 MiB is unconsumed). Returns 1
 /// if reading resumed (wake the loop), 0 if not, or a negative status.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
 #[no_mangle]
 pub extern "C" fn mgnet_client_ack(h: u32, slot: u32, id: f64, n: u32) -> i32 {
     with_manager(h, |m| {
@@ -256,6 +279,10 @@ pub extern "C" fn mgnet_client_ack(h: u32, slot: u32, id: f64, n: u32) -> i32 {
 /// Tells the core that JS consumed `n` bytes of the body streaming on
 /// (`slot`, `id`). Returns 1 if reading resumed (poll to get what follows),
 /// 0 if not, or a negative status.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
 #[no_mangle]
 pub extern "C" fn mgnet_body_ack(h: u32, slot: u32, id: f64, n: u32) -> i32 {
     with_manager(h, |m| {
@@ -367,6 +394,10 @@ pub unsafe extern "C" fn mgnet_http_reply(
 /// close, idle connections close once their output is sent, busy ones after
 /// the responses already owed. Returns the HTTP connections still open, or
 /// a negative status.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
 #[no_mangle]
 pub extern "C" fn mgnet_shutdown(h: u32) -> i32 {
     with_manager(h, |m| unsafe {
@@ -439,6 +470,10 @@ pub unsafe extern "C" fn mgnet_http_write(
 
 /// Ends the streamed response to `seq`; `close` != 0 closes the connection
 /// after it.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
 #[no_mangle]
 pub extern "C" fn mgnet_http_end(h: u32, slot: u32, id: f64, seq: u32, close: u32) -> i32 {
     with_manager(h, |m| unsafe {
@@ -452,6 +487,10 @@ pub extern "C" fn mgnet_http_end(h: u32, slot: u32, id: f64, seq: u32, close: u3
 /// Asks for a DRAIN event once the response to `seq` is being sent and at
 /// most `threshold` bytes remain queued. Returns 0 if that already holds
 /// (no event follows), else the bytes queued now.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
 #[no_mangle]
 pub extern "C" fn mgnet_want_drain(h: u32, slot: u32, id: f64, seq: u32, threshold: u32) -> i32 {
     with_manager(h, |m| unsafe {
@@ -464,6 +503,10 @@ pub extern "C" fn mgnet_want_drain(h: u32, slot: u32, id: f64, seq: u32, thresho
 
 /// Sends what replies queued. Wakes a waiting `mgnet_wait` if the loop has
 /// work (events to deliver, connections to close). Returns 0.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
 #[no_mangle]
 pub extern "C" fn mgnet_flush(h: u32) -> i32 {
     with_manager(h, |m| unsafe {
@@ -563,6 +606,10 @@ pub unsafe extern "C" fn mgnet_cache_invalidate(h: u32, tag: *const u8, tag_len:
 }
 
 /// Closes a connection or listener. `drain` != 0 sends queued output first.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
 #[no_mangle]
 pub extern "C" fn mgnet_close(h: u32, slot: u32, id: f64, drain: u32) -> i32 {
     with_manager(h, |m| unsafe {
@@ -578,12 +625,20 @@ pub extern "C" fn mgnet_close(h: u32, slot: u32, id: f64, drain: u32) -> i32 {
 }
 
 /// The epoll fd to pass to `mgnet_wait`.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
 #[no_mangle]
 pub extern "C" fn mgnet_wait_fd(h: u32) -> i32 {
     with_manager(h, |m| unsafe { (*m).core().epoll_fd() })
 }
 
 /// Milliseconds the next wait may last (0: poll now).
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
 #[no_mangle]
 pub extern "C" fn mgnet_next_timeout(h: u32) -> i32 {
     with_manager(h, |m| unsafe { (*m).core().next_timeout() })
@@ -610,6 +665,10 @@ pub unsafe extern "C" fn mgnet_stats(h: u32, out: *mut u8) -> i32 {
 }
 
 /// Number of requests handed to JS that have no response yet.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
 #[no_mangle]
 pub extern "C" fn mgnet_awaiting(h: u32) -> i32 {
     with_manager(h, |m| unsafe {
@@ -618,6 +677,10 @@ pub extern "C" fn mgnet_awaiting(h: u32) -> i32 {
 }
 
 /// Makes a wait in progress (or the next one) return at once.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
 #[no_mangle]
 pub extern "C" fn mgnet_wake(h: u32) -> i32 {
     with_manager(h, |m| unsafe {
@@ -629,6 +692,10 @@ pub extern "C" fn mgnet_wake(h: u32) -> i32 {
 /// Blocks until the epoll fd `fd` has events or `timeout_ms` passes. Called
 /// with Deno's `nonblocking: true`, so it runs on a worker thread; it reads
 /// no manager state. Returns 1 when ready, 0 on timeout, or a negative status.
+///
+/// # Safety
+/// Safe to call with any arguments: `fd` is only polled, never read or
+/// closed (pass a manager's `mgnet_wait_fd`).
 #[no_mangle]
 pub extern "C" fn mgnet_wait(fd: i32, timeout_ms: i32) -> i32 {
     let mut p = libc::pollfd {

@@ -8,11 +8,11 @@
 //! progress.
 //!
 //! Re-entrancy: `mg_mgr_poll`, `mg_listen`, `mg_connect` and `mg_mgr_free`
-//! call back into [`on_conn`]/[`on_listener`], which reach the core through
+//! call back into `on_conn`/`on_listener`, which reach the core through
 //! the raw pointer in `fn_data`. Functions that call into Mongoose therefore
 //! take `*mut Core` and hold no `&mut Core` across the call.
 //!
-//! Protocols (see `protocol.rs`) are called through [`Core::dispatch`]: the
+//! Protocols (see `protocol.rs`) are called through `Core::dispatch`: the
 //! protocol is taken out of the registry for the call, so it gets
 //! `&mut Core` without aliasing itself.
 
@@ -545,7 +545,7 @@ impl Core {
 
     /// Starts the lingering close of a connection whose last output is
     /// sent: our FIN now (`shutdown(SHUT_WR)`), then reads (discarded by
-    /// the protocol) until the peer's FIN or [`LINGER_MS`].
+    /// the protocol) until the peer's FIN or `LINGER_MS` (2 s).
     pub fn linger(&mut self, slot: u32) {
         let s = &mut self.slots[slot as usize];
         if s.lingering {

@@ -18,7 +18,7 @@ const MONGOOSE_DEFINES: &[(&str, &str)] = &[
     ("MG_TLS", "MG_TLS_BUILTIN"),
     // Granularity of receive/send buffer growth. 16 KiB (the Linux default)
     // makes every idle keep-alive connection hold ~32 KiB; mgnet grows the
-    // receive buffer itself while a large body arrives (see http.rs).
+    // receive buffer itself while a large body arrives (see http/server.rs).
     ("MG_IO_SIZE", "2048"),
     // Hard cap of one connection's receive buffer. mgnet moves request
     // bodies out of it as they arrive and bounds heads itself, so this only
@@ -34,7 +34,7 @@ const MONGOOSE_DEFINES: &[(&str, &str)] = &[
 /// Function-like defines for the C compiler only (Mongoose's sources stay
 /// unmodified): its socket reads and epoll waits go through mgnet's raw
 /// system-call wrappers (`mgnet_sys_recv`, `mgnet_sys_epoll_wait` in
-/// manager.rs; see docs/architecture.md section 5).
+/// core/sys_io.rs; see docs/architecture.md section 5).
 const MONGOOSE_CALL_DEFINES: &[(&str, &str)] = &[
     ("recv(a,b,c,d)", "mgnet_sys_recv(a,b,c,d)"),
     ("epoll_wait(a,b,c,d)", "mgnet_sys_epoll_wait(a,b,c,d)"),

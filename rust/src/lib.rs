@@ -9,10 +9,13 @@
 //! - a manager is used only by the thread that created it (the registry is
 //!   thread-local); only `mgnet_wait` runs elsewhere and it touches nothing
 //!   but a file descriptor.
+//!
+//! This file holds the exports only. Below it: `manager.rs` (the protocols
+//! registered on a core), `core/` (loop, connections, flush, event
+//! records; no protocol), `http/` (the HTTP server and client protocols),
+//! `sys.rs` (Mongoose bindings).
 
-pub mod cache;
-pub mod error;
-pub mod event;
+pub mod core;
 pub mod http;
 pub mod manager;
 pub mod sys;
@@ -21,8 +24,9 @@ use std::cell::RefCell;
 use std::ffi::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use error::{fail, Status};
-use manager::{ClientTls, Manager};
+use crate::core::error::{self, fail, Status};
+use crate::core::outbound::ClientTls;
+use manager::Manager;
 
 /// Version of this ABI. `src/ffi.ts` refuses a library with another one.
 pub const ABI_VERSION: u32 = 3;
@@ -61,6 +65,9 @@ unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
 }
 
 /// Returns [`ABI_VERSION`].
+///
+/// # Safety
+/// Safe to call: no arguments.
 #[no_mangle]
 pub extern "C" fn mgnet_abi_version() -> u32 {
     ABI_VERSION
@@ -95,6 +102,9 @@ pub unsafe extern "C" fn mgnet_last_error(out: *mut u8, cap: u32) -> i32 {
 /// Creates a manager with request limits (0 keeps a default). Bodies over
 /// `stream_over` bytes stream to JS in BODY events (negative: never).
 /// Returns a handle (> 0) or a negative status.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only.
 #[no_mangle]
 pub extern "C" fn mgnet_manager_new(
     max_head: u32,
@@ -139,6 +149,10 @@ pub extern "C" fn mgnet_manager_new(
 
 /// Frees a manager and closes all its connections. Must not run while a
 /// `mgnet_wait` on its epoll fd is in progress (wake it and await it first).
+///
+/// # Safety
+/// Safe to call with any handle (a stale one is answered with BadHandle);
+/// see above for when.
 #[no_mangle]
 pub extern "C" fn mgnet_manager_free(h: u32) -> i32 {
     let ptr = MANAGERS.with(|r| {
@@ -168,7 +182,7 @@ pub unsafe extern "C" fn mgnet_listen(h: u32, url: *const u8, url_len: u32, out:
         let Ok(url) = std::str::from_utf8(url) else {
             return fail(Status::Invalid, "listen URL is not UTF-8");
         };
-        match Manager::listen(m, url) {
+        match (*m).listen(url) {
             Ok((slot, id, port)) => {
                 let out = std::slice::from_raw_parts_mut(out, 16);
                 out[..8].copy_from_slice(&(id as f64).to_le_bytes());
@@ -218,7 +232,7 @@ pub unsafe extern "C" fn mgnet_connect(
         let Ok(addr) = std::str::from_utf8(addr) else {
             return fail(Status::Invalid, "address is not UTF-8");
         };
-        match Manager::connect(m, addr, tls) {
+        match (*m).connect(addr, tls) {
             Ok((slot, id)) => {
                 std::slice::from_raw_parts_mut(out, 8).copy_from_slice(&(id as f64).to_le_bytes());
                 slot as i32
@@ -231,10 +245,14 @@ pub unsafe extern "C" fn mgnet_connect(
 /// Asks for a DRAIN event once at most `mark` bytes remain unsent on an
 /// outbound connection. Returns the bytes queued now (capped at i32::MAX),
 /// or 0 if that is already the case (no event follows).
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
 #[no_mangle]
 pub extern "C" fn mgnet_client_want_drain(h: u32, slot: u32, id: f64, mark: u32) -> i32 {
     with_manager(h, |m| {
-        match unsafe { (*m).client_want_drain(slot, id as u64, mark as usize) } {
+        match unsafe { (*m).client(|cl, core| cl.want_drain(core, slot, id as u64, mark as usize)) } {
             Ok(n) => n.min(i32::MAX as usize) as i32,
             Err(e) => e,
         }
@@ -244,10 +262,14 @@ pub extern "C" fn mgnet_client_want_drain(h: u32, slot: u32, id: f64, mark: u32)
 /// Tells the core that JS consumed `n` bytes received on an outbound
 /// connection (reading pauses while over 1 MiB is unconsumed). Returns 1
 /// if reading resumed (wake the loop), 0 if not, or a negative status.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
 #[no_mangle]
 pub extern "C" fn mgnet_client_ack(h: u32, slot: u32, id: f64, n: u32) -> i32 {
     with_manager(h, |m| {
-        match unsafe { (*m).client_ack(slot, id as u64, n as usize) } {
+        match unsafe { (*m).client(|cl, core| cl.ack(core, slot, id as u64, n as usize)) } {
             Ok(resumed) => resumed as i32,
             Err(e) => e,
         }
@@ -257,10 +279,14 @@ pub extern "C" fn mgnet_client_ack(h: u32, slot: u32, id: f64, n: u32) -> i32 {
 /// Tells the core that JS consumed `n` bytes of the body streaming on
 /// (`slot`, `id`). Returns 1 if reading resumed (poll to get what follows),
 /// 0 if not, or a negative status.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
 #[no_mangle]
 pub extern "C" fn mgnet_body_ack(h: u32, slot: u32, id: f64, n: u32) -> i32 {
     with_manager(h, |m| {
-        match unsafe { (*m).body_ack(slot, id as u64, n as usize) } {
+        match unsafe { (*m).http(|h, core| h.body_ack(core, slot, id as u64, n as usize)) } {
             Ok(resumed) => resumed as i32,
             Err(e) => e,
         }
@@ -275,9 +301,11 @@ pub extern "C" fn mgnet_body_ack(h: u32, slot: u32, id: f64, n: u32) -> i32 {
 #[no_mangle]
 pub unsafe extern "C" fn mgnet_send(h: u32, slot: u32, id: f64, data: *const u8, off: u32, len: u32) -> i32 {
     let data = bytes(data.add(off as usize), len as usize);
-    with_manager(h, |m| match (*m).send(slot, id as u64, data) {
-        Ok(n) => n.min(i32::MAX as usize) as i32,
-        Err(e) => e,
+    with_manager(h, |m| {
+        match (*m).client(|cl, core| cl.send(core, slot, id as u64, data)) {
+            Ok(n) => n.min(i32::MAX as usize) as i32,
+            Err(e) => e,
+        }
     })
 }
 
@@ -290,7 +318,7 @@ pub unsafe extern "C" fn mgnet_send(h: u32, slot: u32, id: f64, data: *const u8,
 #[no_mangle]
 pub unsafe extern "C" fn mgnet_poll(h: u32, buf: *mut u8, off: u32, cap: u32) -> i32 {
     with_manager(h, |m| {
-        let len = Manager::poll(m);
+        let len = (*m).poll();
         take_into(&mut *m, buf.add(off as usize), cap as usize, len)
     })
 }
@@ -302,20 +330,25 @@ pub unsafe extern "C" fn mgnet_poll(h: u32, buf: *mut u8, off: u32, cap: u32) ->
 #[no_mangle]
 pub unsafe extern "C" fn mgnet_take(h: u32, buf: *mut u8, cap: u32) -> i32 {
     with_manager(h, |m| {
-        let len = (*m).events.len();
+        let len = (*m).core().events.len();
         take_into(&mut *m, buf, cap as usize, len)
     })
 }
 
+/// Copies the event batch (`len` bytes) into `buf` if it fits in `cap`.
+///
+/// # Safety
+/// `buf` is valid for `cap` bytes.
 unsafe fn take_into(m: &mut Manager, buf: *mut u8, cap: usize, len: usize) -> i32 {
     if len > i32::MAX as usize {
         return fail(Status::NoMem, "event batch over 2 GiB");
     }
+    let events = &mut m.core().events;
     if len > 0 && len <= cap {
-        std::ptr::copy_nonoverlapping(m.events.bytes.as_ptr(), buf, len);
-        m.events.clear();
-        if m.events.bytes.capacity() > 4 << 20 {
-            m.events.bytes = Vec::new();
+        std::ptr::copy_nonoverlapping(events.bytes.as_ptr(), buf, len);
+        events.clear();
+        if events.bytes.capacity() > 4 << 20 {
+            events.bytes = Vec::new();
         }
     }
     len as i32
@@ -350,7 +383,7 @@ pub unsafe extern "C" fn mgnet_http_reply(
     };
     with_manager(h, |m| {
         let status = status.min(u16::MAX as u32) as u16;
-        match (*m).reply(slot, id as u64, seq, status, flags, head, body) {
+        match (*m).http(|h, core| h.reply(core, slot, id as u64, seq, status, flags, head, body)) {
             Ok(()) => 0,
             Err(e) => e,
         }
@@ -361,9 +394,15 @@ pub unsafe extern "C" fn mgnet_http_reply(
 /// close, idle connections close once their output is sent, busy ones after
 /// the responses already owed. Returns the HTTP connections still open, or
 /// a negative status.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
 #[no_mangle]
 pub extern "C" fn mgnet_shutdown(h: u32) -> i32 {
-    with_manager(h, |m| unsafe { (*m).shutdown().min(i32::MAX as usize) as i32 })
+    with_manager(h, |m| unsafe {
+        (*m).core().shutdown().min(i32::MAX as usize) as i32
+    })
 }
 
 /// Starts a streamed response to request `seq` of (`slot`, `id`): sends the
@@ -393,7 +432,7 @@ pub unsafe extern "C" fn mgnet_http_start(
     let length = (length >= 0.0).then_some(length as u64);
     with_manager(h, |m| {
         let status = status.min(u16::MAX as u32) as u16;
-        match (*m).start(slot, id as u64, seq, status, flags, head, length) {
+        match (*m).http(|h, core| h.start(core, slot, id as u64, seq, status, flags, head, length)) {
             Ok(()) => 0,
             Err(e) => e,
         }
@@ -421,18 +460,24 @@ pub unsafe extern "C" fn mgnet_http_write(
     } else {
         bytes(data.add(off as usize), len as usize)
     };
-    with_manager(h, |m| match (*m).write(slot, id as u64, seq, data) {
-        Ok(queued) => queued.min(i32::MAX as usize) as i32,
-        Err(e) => e,
+    with_manager(h, |m| {
+        match (*m).http(|h, core| h.write(core, slot, id as u64, seq, data)) {
+            Ok(queued) => queued.min(i32::MAX as usize) as i32,
+            Err(e) => e,
+        }
     })
 }
 
 /// Ends the streamed response to `seq`; `close` != 0 closes the connection
 /// after it.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
 #[no_mangle]
 pub extern "C" fn mgnet_http_end(h: u32, slot: u32, id: f64, seq: u32, close: u32) -> i32 {
     with_manager(h, |m| unsafe {
-        match (*m).end(slot, id as u64, seq, close != 0) {
+        match (*m).http(|h, core| h.end(core, slot, id as u64, seq, close != 0)) {
             Ok(()) => 0,
             Err(e) => e,
         }
@@ -442,10 +487,14 @@ pub extern "C" fn mgnet_http_end(h: u32, slot: u32, id: f64, seq: u32, close: u3
 /// Asks for a DRAIN event once the response to `seq` is being sent and at
 /// most `threshold` bytes remain queued. Returns 0 if that already holds
 /// (no event follows), else the bytes queued now.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
 #[no_mangle]
 pub extern "C" fn mgnet_want_drain(h: u32, slot: u32, id: f64, seq: u32, threshold: u32) -> i32 {
     with_manager(h, |m| unsafe {
-        match (*m).want_drain(slot, id as u64, seq, threshold as usize) {
+        match (*m).http(|h, core| h.want_drain(core, slot, id as u64, seq, threshold as usize)) {
             Ok(q) => q.min(i32::MAX as usize) as i32,
             Err(e) => e,
         }
@@ -454,13 +503,17 @@ pub extern "C" fn mgnet_want_drain(h: u32, slot: u32, id: f64, seq: u32, thresho
 
 /// Sends what replies queued. Wakes a waiting `mgnet_wait` if the loop has
 /// work (events to deliver, connections to close). Returns 0.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
 #[no_mangle]
 pub extern "C" fn mgnet_flush(h: u32) -> i32 {
     with_manager(h, |m| unsafe {
-        let m = &mut *m;
-        m.flush();
-        if m.next_timeout() == 0 {
-            m.wake();
+        let core = (*m).core();
+        core.flush();
+        if core.next_timeout() == 0 {
+            core.wake();
         }
         0
     })
@@ -505,16 +558,18 @@ pub unsafe extern "C" fn mgnet_cache_set(
             .map(str::to_string)
             .collect();
         let etag = (!etag.is_empty()).then_some(etag);
-        (*m).cache.set(
-            target,
-            status as u16,
-            head,
-            body,
-            etag,
-            ttl_ms as u64,
-            tags,
-            sys::mg_millis(),
-        );
+        (*m).http(|h, _| {
+            h.cache.set(
+                target,
+                status as u16,
+                head,
+                body,
+                etag,
+                ttl_ms as u64,
+                tags,
+                crate::core::manager::now_ms(),
+            )
+        });
         0
     })
 }
@@ -526,7 +581,7 @@ pub unsafe extern "C" fn mgnet_cache_set(
 #[no_mangle]
 pub unsafe extern "C" fn mgnet_cache_delete(h: u32, target: *const u8, target_len: u32) -> i32 {
     let target = bytes(target, target_len as usize);
-    with_manager(h, |m| (*m).cache.remove(target) as i32)
+    with_manager(h, |m| (*m).http(|h, _| h.cache.remove(target)) as i32)
 }
 
 /// Removes every cached response tagged `tag`, or all of them when `tag`
@@ -538,24 +593,30 @@ pub unsafe extern "C" fn mgnet_cache_delete(h: u32, target: *const u8, target_le
 pub unsafe extern "C" fn mgnet_cache_invalidate(h: u32, tag: *const u8, tag_len: u32) -> i32 {
     let tag = bytes(tag, tag_len as usize);
     with_manager(h, |m| {
-        if tag.is_empty() {
-            (*m).cache.clear();
-            return 0;
-        }
-        (*m).cache
-            .invalidate(&String::from_utf8_lossy(tag))
-            .min(i32::MAX as usize) as i32
+        (*m).http(|h, _| {
+            if tag.is_empty() {
+                h.cache.clear();
+                return 0;
+            }
+            h.cache
+                .invalidate(&String::from_utf8_lossy(tag))
+                .min(i32::MAX as usize) as i32
+        })
     })
 }
 
 /// Closes a connection or listener. `drain` != 0 sends queued output first.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
 #[no_mangle]
 pub extern "C" fn mgnet_close(h: u32, slot: u32, id: f64, drain: u32) -> i32 {
     with_manager(h, |m| unsafe {
-        let m = &mut *m;
-        match m.close(slot, id as u64, drain != 0) {
+        let core = (*m).core();
+        match core.close(slot, id as u64, drain != 0) {
             Ok(()) => {
-                m.wake();
+                core.wake();
                 0
             }
             Err(e) => e,
@@ -564,15 +625,23 @@ pub extern "C" fn mgnet_close(h: u32, slot: u32, id: f64, drain: u32) -> i32 {
 }
 
 /// The epoll fd to pass to `mgnet_wait`.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
 #[no_mangle]
 pub extern "C" fn mgnet_wait_fd(h: u32) -> i32 {
-    with_manager(h, |m| unsafe { (*m).epoll_fd() })
+    with_manager(h, |m| unsafe { (*m).core().epoll_fd() })
 }
 
 /// Milliseconds the next wait may last (0: poll now).
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
 #[no_mangle]
 pub extern "C" fn mgnet_next_timeout(h: u32) -> i32 {
-    with_manager(h, |m| unsafe { (*m).next_timeout() })
+    with_manager(h, |m| unsafe { (*m).core().next_timeout() })
 }
 
 /// Writes the manager's counters to `out` as four doubles: polls,
@@ -586,9 +655,9 @@ pub unsafe extern "C" fn mgnet_stats(h: u32, out: *mut u8) -> i32 {
         return fail(Status::Invalid, "null stats buffer");
     }
     with_manager(h, |m| {
-        let s = (*m).stats;
+        let s = (*m).stats();
         let out = std::slice::from_raw_parts_mut(out, 32);
-        for (i, v) in [s.polls, s.accepted, s.requests, s.cache_hits].iter().enumerate() {
+        for (i, v) in s.iter().enumerate() {
             out[i * 8..i * 8 + 8].copy_from_slice(&(*v as f64).to_le_bytes());
         }
         0
@@ -596,16 +665,26 @@ pub unsafe extern "C" fn mgnet_stats(h: u32, out: *mut u8) -> i32 {
 }
 
 /// Number of requests handed to JS that have no response yet.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
 #[no_mangle]
 pub extern "C" fn mgnet_awaiting(h: u32) -> i32 {
-    with_manager(h, |m| unsafe { (*m).awaiting().min(i32::MAX as usize) as i32 })
+    with_manager(h, |m| unsafe {
+        (*m).core().awaiting().min(i32::MAX as usize) as i32
+    })
 }
 
 /// Makes a wait in progress (or the next one) return at once.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
 #[no_mangle]
 pub extern "C" fn mgnet_wake(h: u32) -> i32 {
     with_manager(h, |m| unsafe {
-        (*m).wake();
+        (*m).core().wake();
         0
     })
 }
@@ -613,6 +692,10 @@ pub extern "C" fn mgnet_wake(h: u32) -> i32 {
 /// Blocks until the epoll fd `fd` has events or `timeout_ms` passes. Called
 /// with Deno's `nonblocking: true`, so it runs on a worker thread; it reads
 /// no manager state. Returns 1 when ready, 0 on timeout, or a negative status.
+///
+/// # Safety
+/// Safe to call with any arguments: `fd` is only polled, never read or
+/// closed (pass a manager's `mgnet_wait_fd`).
 #[no_mangle]
 pub extern "C" fn mgnet_wait(fd: i32, timeout_ms: i32) -> i32 {
     let mut p = libc::pollfd {
@@ -630,3 +713,7 @@ pub extern "C" fn mgnet_wait(fd: i32, timeout_ms: i32) -> i32 {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "lib_tests.rs"]
+mod tests;

@@ -7,10 +7,10 @@
  * @module
  */
 
-/** HTTP record kinds (`rust/src/core/event.rs`, `KIND_HTTP`, `KIND_BODY`). */
+/** HTTP record kinds (`rust/src/http/record.rs`, `KIND_HTTP`, `KIND_BODY`). */
 export const HttpKind = { Request: 2, Body: 7 } as const;
 
-/** Fields of an HTTP request record (`rust/src/core/event.rs`, `EventBuf::http`). */
+/** Fields of an HTTP request record (`rust/src/http/record.rs`, the HTTP record writer). */
 export const Req = {
   /** u8: `ReqFlag` bits. */
   Flags: 1,
@@ -31,10 +31,10 @@ export const Req = {
   HeaderEntry: 16,
 } as const;
 
-/** HTTP record flags (`rust/src/core/event.rs`, `HTTP_FLAG_*`). */
+/** HTTP record flags (`rust/src/http/record.rs`, `HTTP_FLAG_*`). */
 export const ReqFlag = { Http10: 1, KeepAlive: 2, Streamed: 4 } as const;
 
-/** Method codes (`rust/src/core/event.rs`, `method_code`). */
+/** Method codes (`rust/src/http/record.rs`, `method_code`). */
 export const METHODS: readonly string[] = [
   "",
   "GET",
@@ -48,7 +48,7 @@ export const METHODS: readonly string[] = [
   "TRACE",
 ];
 
-/** BODY record fields and flags (`rust/src/core/event.rs`, `EventBuf::body`). */
+/** BODY record fields and flags (`rust/src/http/record.rs`, the BODY record writer). */
 export const Body = {
   /** u16 in the header's aux field: the status mgnet answered with (on error). */
   Status: 2,

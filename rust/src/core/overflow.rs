@@ -1,4 +1,4 @@
-//! Output beyond what an HTTP connection's send buffer should hold.
+//! Output beyond what a connection's send buffer should hold.
 //!
 //! Every partial `send()` (ours or Mongoose's) moves the unsent rest of
 //! `c->send` to its start, so a send buffer holding a whole 256 MB reply
@@ -8,7 +8,7 @@
 //! moves in as the socket takes bytes, so each byte is copied a bounded
 //! number of times.
 
-use super::iobuf_append;
+use super::sys_io::iobuf_append;
 use crate::sys;
 
 /// Most bytes kept in a connection's send buffer; the rest waits here.
@@ -30,6 +30,11 @@ impl Overflow {
         self.buf.len() - self.at
     }
 
+    /// True when nothing waits here.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Appends `parts` after everything queued: to the send buffer while it
     /// is under [`SEND_CAP`] and nothing waits here, to this queue otherwise.
     /// Returns false when memory ran out (nothing is then half-appended to
@@ -38,7 +43,7 @@ impl Overflow {
     /// # Safety
     /// `io` is the connection's live send buffer.
     pub unsafe fn append(&mut self, io: *mut sys::mg_iobuf, parts: &[&[u8]]) -> bool {
-        if self.len() == 0 {
+        if self.is_empty() {
             let total: usize = parts.iter().map(|p| p.len()).sum();
             let room = SEND_CAP.saturating_sub((*io).len);
             if total <= room {
@@ -127,7 +132,7 @@ mod tests {
         /// What a `send()` taking `n` bytes leaves behind.
         fn take(&mut self, n: usize) -> Vec<u8> {
             let out = self.bytes()[..n].to_vec();
-            unsafe { super::super::iobuf_consume(&mut self.0, n) };
+            unsafe { super::super::sys_io::iobuf_consume(&mut self.0, n) };
             out
         }
     }

@@ -1,0 +1,762 @@
+//! The core: one Mongoose manager, its connections (slots) and the batched
+//! event loop, knowing no protocol.
+//!
+//! Ownership: the JS thread that created a manager is the only one that
+//! touches it. Waiting for I/O happens on another thread (Deno's
+//! `nonblocking` FFI call) but only through `poll(2)` on the epoll fd, which
+//! reads no Mongoose state, so JS can reply and flush while a wait is in
+//! progress.
+//!
+//! Re-entrancy: `mg_mgr_poll`, `mg_listen`, `mg_connect` and `mg_mgr_free`
+//! call back into `on_conn`/`on_listener`, which reach the core through
+//! the raw pointer in `fn_data`. Functions that call into Mongoose therefore
+//! take `*mut Core` and hold no `&mut Core` across the call.
+//!
+//! Protocols (see `protocol.rs`) are called through `Core::dispatch`: the
+//! protocol is taken out of the registry for the call, so it gets
+//! `&mut Core` without aliasing itself.
+
+use std::any::Any;
+use std::ffi::{c_int, c_void, CStr};
+use std::ptr;
+
+use super::error::{fail, Status};
+use super::event::EventBuf;
+use super::outbound::{connect_errno, ClientTls};
+use super::protocol::Protocol;
+use super::sys_io::{epoll_mode, iobuf_consume, set_read_paused, sys_send, DATA_FIN};
+use crate::sys;
+
+/// Most extra Mongoose polls one `poll()` runs while each accepts a
+/// connection (Mongoose accepts one per listener per poll).
+const ACCEPT_POLLS: u32 = 128;
+/// A closing connection waits this long for the peer's FIN after ours, so
+/// the last response is not destroyed by a reset (RFC 9112 9.6).
+const LINGER_MS: u64 = 2000;
+/// The longest a wait sleeps without a timer due (Mongoose polls its DNS and
+/// other internal timeouts from the loop).
+const MAX_WAIT_MS: i32 = 1000;
+
+/// `fn_data` of a listener; accepted connections find their listener here.
+struct ListenerInfo {
+    core: *mut Core,
+    proto: usize,
+    id: u64,
+}
+
+/// What a slot holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Free,
+    Listener,
+    /// Accepted by a listener (edge-triggered unless TLS).
+    Accepted,
+    /// Opened by [`Core::connect`].
+    Outbound,
+}
+
+struct Slot {
+    /// Mongoose connection id; 0 while the slot is free.
+    id: u64,
+    c: *mut sys::mg_connection,
+    role: Role,
+    /// Index of the connection's protocol in the registry.
+    proto: usize,
+    dirty: bool,
+    lingering: bool,
+    /// TLS settings of an outbound connection (used once it connects).
+    tls: Option<Box<ClientTls>>,
+}
+
+/// Counters since the manager was created (`mgnet_stats`).
+#[derive(Default, Clone, Copy)]
+pub struct Stats {
+    /// Polls that gathered a batch of events for JS (each may run several
+    /// Mongoose polls while connections are being accepted).
+    pub polls: u64,
+    /// Connections accepted by listeners.
+    pub accepted: u64,
+}
+
+/// A Mongoose manager plus the generic state around it.
+pub struct Core {
+    mgr: sys::mg_mgr,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    pub events: EventBuf,
+    dirty: Vec<u32>,
+    lingering: Vec<(u32, u64, u64)>,
+    /// Boxed: each is a listener's `fn_data`, so its address must not move.
+    #[allow(clippy::vec_box)]
+    listeners: Vec<Box<ListenerInfo>>,
+    /// Registered protocols; `None` only while one is being called.
+    protocols: Vec<Option<Box<dyn Protocol>>>,
+    wake_tx: c_int,
+    wake_pending: bool,
+    needs_poll: bool,
+    /// A listener accepted a connection during the current Mongoose poll.
+    accepted: bool,
+    /// Counters for `mgnet_stats`.
+    pub stats: Stats,
+}
+
+/// Mongoose's monotonic clock in milliseconds.
+pub fn now_ms() -> u64 {
+    unsafe { sys::mg_millis() }
+}
+
+unsafe fn slot_of(c: *mut sys::mg_connection) -> u32 {
+    u32::from_ne_bytes([
+        (*c).data[0] as u8,
+        (*c).data[1] as u8,
+        (*c).data[2] as u8,
+        (*c).data[3] as u8,
+    ])
+}
+
+unsafe fn set_slot_of(c: *mut sys::mg_connection, slot: u32) {
+    for (i, b) in slot.to_ne_bytes().iter().enumerate() {
+        (*c).data[i] = *b as _;
+    }
+}
+
+/// An address as the 16 bytes of an OPEN record (IPv4 in the first 4).
+pub(super) unsafe fn addr_bytes(a: &sys::mg_addr) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    if a.is_ip6 {
+        out.copy_from_slice(&a.addr.ip);
+    } else {
+        out[..4].copy_from_slice(&a.addr.ip[..4]);
+    }
+    out
+}
+
+/// Puts a protocol taken out of the registry back, also when the call
+/// panicked (the panic is caught further up; the manager stays usable).
+struct Lease<'a> {
+    core: &'a mut Core,
+    idx: usize,
+    proto: Option<Box<dyn Protocol>>,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.proto.take() {
+            self.core.protocols[self.idx] = Some(p);
+        }
+    }
+}
+
+impl Core {
+    /// Creates a manager with its wake-up socket in the poll set.
+    pub fn new() -> Result<Box<Core>, String> {
+        let mut fds = [0 as c_int; 2];
+        let rc = unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
+        };
+        if rc != 0 {
+            return Err(format!("socketpair: {}", std::io::Error::last_os_error()));
+        }
+        let mut m = Box::new(Core {
+            mgr: sys::mg_mgr::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            events: EventBuf::default(),
+            dirty: Vec::new(),
+            lingering: Vec::new(),
+            listeners: Vec::new(),
+            protocols: Vec::new(),
+            wake_tx: fds[1],
+            wake_pending: false,
+            needs_poll: false,
+            accepted: false,
+            stats: Stats::default(),
+        });
+        let this: *mut Core = &mut *m;
+        super::outbound::set_wall_clock();
+        unsafe {
+            sys::mg_mgr_init(ptr::addr_of_mut!((*this).mgr));
+            if (*this).mgr.epoll_fd < 0 {
+                sys::mg_mgr_free(ptr::addr_of_mut!((*this).mgr));
+                libc::close(fds[0]);
+                libc::close(fds[1]);
+                return Err("epoll_create failed".into());
+            }
+            let wc = sys::mg_wrapfd(
+                ptr::addr_of_mut!((*this).mgr),
+                fds[0],
+                Some(on_wake),
+                this as *mut c_void,
+            );
+            if wc.is_null() {
+                sys::mg_mgr_free(ptr::addr_of_mut!((*this).mgr));
+                libc::close(fds[0]);
+                libc::close(fds[1]);
+                return Err("out of memory".into());
+            }
+        }
+        Ok(m)
+    }
+
+    /// Frees the manager: closes every connection (their CLOSE records are
+    /// never delivered) and drops the protocols.
+    ///
+    /// # Safety
+    /// `this` comes from `Box::into_raw` of a live core; nothing else
+    /// refers to it afterwards.
+    pub unsafe fn destroy(this: *mut Core) {
+        sys::mg_mgr_free(ptr::addr_of_mut!((*this).mgr));
+        libc::close((*this).wake_tx);
+        drop(Box::from_raw(this));
+    }
+
+    /// Adds a protocol; returns the index listeners and connections use.
+    pub fn register(&mut self, p: Box<dyn Protocol>) -> usize {
+        self.protocols.push(Some(p));
+        self.protocols.len() - 1
+    }
+
+    /// Calls protocol `idx` with this core (taken out of the registry for
+    /// the call). Does nothing if it is already being called.
+    fn dispatch(&mut self, idx: usize, f: impl FnOnce(&mut dyn Protocol, &mut Core)) {
+        let proto = self.protocols.get_mut(idx).and_then(Option::take);
+        let mut lease = Lease {
+            core: self,
+            idx,
+            proto,
+        };
+        if let Some(p) = lease.proto.as_deref_mut() {
+            f(p, lease.core);
+        }
+    }
+
+    /// Typed access to protocol `idx` (for the exports): calls `f` with it
+    /// and this core.
+    ///
+    /// # Panics
+    /// If `idx` is not a registered `P` or that protocol is in a call.
+    pub fn with_protocol<P: Any, R>(&mut self, idx: usize, f: impl FnOnce(&mut P, &mut Core) -> R) -> R {
+        let proto = self.protocols.get_mut(idx).and_then(Option::take);
+        let mut lease = Lease {
+            core: self,
+            idx,
+            proto,
+        };
+        let p = lease
+            .proto
+            .as_deref_mut()
+            .expect("protocol registered and not in a call")
+            .as_any_mut()
+            .downcast_mut::<P>()
+            .expect("protocol of the requested type");
+        f(p, lease.core)
+    }
+
+    pub fn epoll_fd(&self) -> c_int {
+        self.mgr.epoll_fd
+    }
+
+    fn alloc_slot(&mut self, id: u64, c: *mut sys::mg_connection, role: Role, proto: usize) -> u32 {
+        let slot = Slot {
+            id,
+            c,
+            role,
+            proto,
+            dirty: false,
+            lingering: false,
+            tls: None,
+        };
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = slot;
+                i
+            }
+            None => {
+                self.slots.push(slot);
+                (self.slots.len() - 1) as u32
+            }
+        }
+    }
+
+    fn release_slot(&mut self, i: u32) {
+        let s = &mut self.slots[i as usize];
+        s.id = 0;
+        s.c = ptr::null_mut();
+        s.role = Role::Free;
+        s.lingering = false;
+        s.tls = None;
+        self.free.push(i);
+    }
+
+    /// Requests handed to JS and not yet answered, over all protocols.
+    pub fn awaiting(&self) -> usize {
+        self.protocols.iter().flatten().map(|p| p.awaiting()).sum()
+    }
+
+    /// The live connection in `slot` if it still has id `id`.
+    pub fn conn(&self, slot: u32, id: u64) -> Result<*mut sys::mg_connection, i32> {
+        match self.slots.get(slot as usize) {
+            Some(s) if s.id == id && id != 0 => {
+                if unsafe { (*s.c).is_closing() } != 0 {
+                    Err(fail(Status::Closed, format!("connection {id} is closing")))
+                } else {
+                    Ok(s.c)
+                }
+            }
+            _ => Err(fail(Status::Closed, format!("connection {id} is closed"))),
+        }
+    }
+
+    /// The id and connection of an occupied slot (for protocol calls,
+    /// whose slot the core vouches for).
+    pub fn slot_conn(&self, slot: u32) -> (u64, *mut sys::mg_connection) {
+        let s = &self.slots[slot as usize];
+        (s.id, s.c)
+    }
+
+    /// True once the slot's connection is in its lingering close.
+    pub fn is_lingering(&self, slot: u32) -> bool {
+        self.slots[slot as usize].lingering
+    }
+
+    /// Starts listening on `url` (`scheme://host:port`, the scheme already
+    /// mapped to protocol `proto` by the caller). Returns (slot, id, port).
+    ///
+    /// # Safety
+    /// `this` is a live core, no `&mut` to it is held.
+    pub unsafe fn listen(this: *mut Core, url: &str, proto: usize) -> Result<(u32, u64, u16), i32> {
+        let rest = url.split_once("://").map_or("", |(_, r)| r);
+        if rest.is_empty() || rest.contains('/') && !rest.ends_with('/') {
+            return Err(fail(Status::Invalid, format!("invalid listen URL {url:?}")));
+        }
+        let curl = std::ffi::CString::new(format!("tcp://{}", rest.trim_end_matches('/')))
+            .map_err(|_| fail(Status::Invalid, "listen URL contains NUL"))?;
+        let mut info = Box::new(ListenerInfo {
+            core: this,
+            proto,
+            id: 0,
+        });
+        let info_ptr: *mut ListenerInfo = &mut *info;
+        (*this).listeners.push(info);
+        // errno is meaningful only if mg_listen fails in socket/bind/listen.
+        *libc::__errno_location() = 0;
+        let c = sys::mg_listen(
+            ptr::addr_of_mut!((*this).mgr),
+            curl.as_ptr(),
+            Some(on_listener),
+            info_ptr as *mut c_void,
+        );
+        if c.is_null() {
+            let err = std::io::Error::last_os_error();
+            (*this).listeners.pop();
+            let why = if err.raw_os_error().unwrap_or(0) != 0 {
+                err.to_string()
+            } else {
+                "invalid address".to_string()
+            };
+            return Err(fail(Status::Io, format!("cannot listen on {url}: {why}")));
+        }
+        let id = (*c).id;
+        (*info_ptr).id = id;
+        let m = &mut *this;
+        let slot = m.alloc_slot(id, c, Role::Listener, proto);
+        set_slot_of(c, slot);
+        Ok((slot, id, u16::from_be((*c).loc.port)))
+    }
+
+    /// Connects to `addr` (`tcp://IP:port`, `tcp://[IPv6]:port`) for
+    /// protocol `proto`, with TLS if `tls` is given. Returns (slot, id);
+    /// OPEN (listener id 0) or ERROR/CLOSE records follow.
+    ///
+    /// # Safety
+    /// `this` is a live core, no `&mut` to it is held.
+    pub unsafe fn connect(
+        this: *mut Core,
+        addr: &str,
+        tls: Option<ClientTls>,
+        proto: usize,
+    ) -> Result<(u32, u64), i32> {
+        if !addr.starts_with("tcp://") {
+            return Err(fail(Status::Invalid, format!("invalid address {addr:?}")));
+        }
+        let caddr =
+            std::ffi::CString::new(addr).map_err(|_| fail(Status::Invalid, "address contains NUL"))?;
+        let c = sys::mg_connect(
+            ptr::addr_of_mut!((*this).mgr),
+            caddr.as_ptr(),
+            Some(on_conn),
+            this as *mut c_void,
+        );
+        if c.is_null() {
+            return Err(fail(Status::Io, format!("cannot connect to {addr}")));
+        }
+        let m = &mut *this;
+        let id = (*c).id;
+        let slot = m.alloc_slot(id, c, Role::Outbound, proto);
+        m.slots[slot as usize].tls = tls.map(Box::new);
+        set_slot_of(c, slot);
+        m.dispatch(proto, |p, core| p.on_connect(core, slot));
+        m.needs_poll = true;
+        Ok((slot, id))
+    }
+
+    /// Sends what replies put into send buffers, runs one non-blocking
+    /// Mongoose poll if no events are waiting, sends again. Returns the
+    /// number of event bytes ready.
+    ///
+    /// # Safety
+    /// `this` is a live core, no `&mut` to it is held.
+    pub unsafe fn poll(this: *mut Core) -> usize {
+        (*this).flush();
+        if (*this).events.is_empty() {
+            (*this).needs_poll = false;
+            for p in (*this).protocols.iter_mut().flatten() {
+                p.on_poll();
+            }
+            (*this).accepted = false;
+            (*this).stats.polls += 1;
+            sys::mg_mgr_poll(ptr::addr_of_mut!((*this).mgr), 0);
+            // Mongoose accepts one connection per listener per poll. A burst
+            // of connections (every client of a load test connecting at once)
+            // then waited one JS batch per connection: the last of 100 was
+            // accepted ~600 ms after it connected. Poll again while polls
+            // accept, up to a bound.
+            let mut extra = 0;
+            while (*this).accepted && extra < ACCEPT_POLLS {
+                (*this).accepted = false;
+                sys::mg_mgr_poll(ptr::addr_of_mut!((*this).mgr), 0);
+                extra += 1;
+            }
+            let m = &mut *this;
+            m.expire_lingering();
+            m.flush();
+        }
+        (*this).events.len()
+    }
+
+    /// Milliseconds a wait may sleep before the next poll is due.
+    pub fn next_timeout(&self) -> i32 {
+        if !self.events.is_empty() || self.needs_poll || !self.dirty.is_empty() {
+            return 0;
+        }
+        let now = now_ms();
+        let mut due = now + MAX_WAIT_MS as u64;
+        let mut t = self.mgr.timers;
+        while !t.is_null() {
+            unsafe {
+                due = due.min((*t).expire);
+                t = (*t).next;
+            }
+        }
+        for &(_, _, deadline) in &self.lingering {
+            due = due.min(deadline);
+        }
+        due.saturating_sub(now) as i32
+    }
+
+    /// The next wait must not sleep: a poll is due (e.g. Mongoose must
+    /// register a socket for EPOLLOUT, or close one).
+    pub fn request_poll(&mut self) {
+        self.needs_poll = true;
+    }
+
+    /// Makes a pending or future `poll(2)` on the epoll fd return.
+    pub fn wake(&mut self) {
+        if !self.wake_pending {
+            self.wake_pending = true;
+            unsafe {
+                libc::send(
+                    self.wake_tx,
+                    b"w".as_ptr() as *const c_void,
+                    1,
+                    libc::MSG_DONTWAIT,
+                );
+            }
+        }
+    }
+
+    /// The connection in `slot` has output to send on the next flush.
+    pub fn mark_dirty(&mut self, slot: u32) {
+        let s = &mut self.slots[slot as usize];
+        if !s.dirty {
+            s.dirty = true;
+            self.dirty.push(slot);
+        }
+    }
+
+    /// Writes every dirty connection's send buffer to its socket now instead
+    /// of on the next poll (saves Mongoose's EPOLLOUT round trip). What the
+    /// socket does not take stays for Mongoose to send when writable.
+    pub fn flush(&mut self) {
+        let mut i = 0;
+        while i < self.dirty.len() {
+            let slot = self.dirty[i];
+            i += 1;
+            let s = &mut self.slots[slot as usize];
+            s.dirty = false;
+            if s.id == 0 {
+                continue;
+            }
+            let c = s.c;
+            unsafe {
+                if (*c).is_closing() != 0 {
+                    continue;
+                }
+                let io = &mut (*c).send;
+                if io.len > 0 && (*c).is_tls() == 0 && (*c).is_connecting() == 0 {
+                    let fd = (*c).fd as usize as c_int;
+                    let n = sys_send(fd, io.buf, io.len);
+                    if n > 0 {
+                        iobuf_consume(io, n as usize);
+                    }
+                    if io.len > 0 {
+                        // The socket is full: Mongoose registers for EPOLLOUT
+                        // on its next poll, which must come before any wait.
+                        self.needs_poll = true;
+                    }
+                    if n < 0 {
+                        let e = *libc::__errno_location();
+                        if e != libc::EAGAIN && e != libc::EWOULDBLOCK && e != libc::EINTR {
+                            (*c).set_is_closing(1);
+                            self.needs_poll = true;
+                            continue;
+                        }
+                    }
+                }
+            }
+            self.after_send(slot);
+        }
+        self.dirty.clear();
+    }
+
+    /// (Some of) a connection's output left: its protocol does the rest.
+    fn after_send(&mut self, slot: u32) {
+        let s = &self.slots[slot as usize];
+        if matches!(s.role, Role::Accepted | Role::Outbound) {
+            let proto = s.proto;
+            self.dispatch(proto, |p, core| p.on_sent(core, slot));
+        }
+    }
+
+    /// Starts the lingering close of a connection whose last output is
+    /// sent: our FIN now (`shutdown(SHUT_WR)`), then reads (discarded by
+    /// the protocol) until the peer's FIN or `LINGER_MS` (2 s).
+    pub fn linger(&mut self, slot: u32) {
+        let s = &mut self.slots[slot as usize];
+        if s.lingering {
+            return;
+        }
+        s.lingering = true;
+        let c = s.c;
+        unsafe {
+            // Read again (and discard) to see the peer's FIN.
+            set_read_paused(c, false);
+            libc::shutdown((*c).fd as usize as c_int, libc::SHUT_WR);
+        }
+        let deadline = now_ms() + LINGER_MS;
+        self.lingering.push((slot, s.id, deadline));
+    }
+
+    fn expire_lingering(&mut self) {
+        if self.lingering.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        let slots = &self.slots;
+        let mut expired = false;
+        self.lingering.retain(|&(slot, id, deadline)| {
+            let s = &slots[slot as usize];
+            if s.id != id {
+                return false;
+            }
+            if now >= deadline {
+                unsafe { (*s.c).set_is_closing(1) };
+                expired = true;
+                return false;
+            }
+            true
+        });
+        self.needs_poll |= expired;
+    }
+
+    /// Graceful shutdown, step by step: closes every listener and lets each
+    /// protocol wind its connections down. Calling it again only counts.
+    /// Returns the connections that protocols count as still open.
+    pub fn shutdown(&mut self) -> usize {
+        let mut open = 0;
+        for i in 0..self.slots.len() {
+            let slot = i as u32;
+            let s = &self.slots[i];
+            let (id, c, role, proto) = (s.id, s.c, s.role, s.proto);
+            if id == 0 || c.is_null() {
+                continue;
+            }
+            match role {
+                Role::Listener => unsafe { (*c).set_is_closing(1) },
+                Role::Accepted | Role::Outbound => {
+                    let mut still_open = false;
+                    self.dispatch(proto, |p, core| still_open = p.on_shutdown(core, slot));
+                    open += usize::from(still_open);
+                }
+                Role::Free => {}
+            }
+        }
+        self.needs_poll = true;
+        open
+    }
+
+    /// Closes a connection or listener: `drain` sends what is queued first
+    /// (the protocol may take that over, see `Protocol::on_close_request`).
+    pub fn close(&mut self, slot: u32, id: u64, drain: bool) -> Result<(), i32> {
+        let c = self.conn(slot, id)?;
+        let s = &self.slots[slot as usize];
+        let (role, proto) = (s.role, s.proto);
+        let mut handled = false;
+        if role != Role::Listener {
+            self.dispatch(proto, |p, core| handled = p.on_close_request(core, slot, drain));
+        }
+        if !handled {
+            unsafe {
+                if drain && role != Role::Listener {
+                    (*c).set_is_draining(1);
+                } else {
+                    (*c).set_is_closing(1);
+                }
+            }
+        }
+        self.needs_poll = true;
+        Ok(())
+    }
+
+    fn on_accept(&mut self, c: *mut sys::mg_connection, core: *mut Core, proto: usize, listener: u64) {
+        unsafe {
+            self.accepted = true;
+            self.stats.accepted += 1;
+            let id = (*c).id;
+            let slot = self.alloc_slot(id, c, Role::Accepted, proto);
+            set_slot_of(c, slot);
+            if (*c).is_tls() == 0 {
+                epoll_mode(c, true);
+            }
+            (*c).fn_ = Some(on_conn);
+            (*c).fn_data = core as *mut c_void;
+            self.open_record(slot, c, listener);
+            self.dispatch(proto, |p, core| p.on_accept(core, slot));
+        }
+    }
+
+    /// Queues the OPEN record of the connection in `slot`.
+    fn open_record(&mut self, slot: u32, c: *mut sys::mg_connection, listener: u64) {
+        unsafe {
+            let rem = &(*c).rem;
+            let loc = &(*c).loc;
+            self.events.open(
+                (*c).id,
+                slot,
+                listener,
+                rem.is_ip6,
+                (&addr_bytes(rem), u16::from_be(rem.port)),
+                (&addr_bytes(loc), u16::from_be(loc.port)),
+            );
+        }
+    }
+
+    unsafe fn on_event(&mut self, c: *mut sys::mg_connection, ev: c_int, ev_data: *mut c_void) {
+        let slot = slot_of(c);
+        let Some(s) = self.slots.get(slot as usize).filter(|s| s.c == c && s.id != 0) else {
+            // Before `listen`/`connect` registered it: a CLOSE still comes.
+            return;
+        };
+        let (id, role, proto) = (s.id, s.role, s.proto);
+        match ev as u32 {
+            sys::MG_EV_READ => {
+                if role == Role::Accepted && ((*c).data[DATA_FIN] != 0 || (*c).recv.len == (*c).recv.size) {
+                    // Data may remain in the socket (a full buffer) or the
+                    // end of stream is pending: level-triggered from now on.
+                    (*c).data[DATA_FIN] = 0;
+                    epoll_mode(c, false);
+                }
+                if role != Role::Listener {
+                    self.dispatch(proto, |p, core| p.on_read(core, slot));
+                }
+            }
+            sys::MG_EV_WRITE => self.after_send(slot),
+            sys::MG_EV_CONNECT if role == Role::Outbound => match self.slots[slot as usize].tls.as_deref() {
+                Some(t) => t.init(c),
+                None => self.open_record(slot, c, 0),
+            },
+            sys::MG_EV_TLS_HS if role == Role::Outbound => self.open_record(slot, c, 0),
+            sys::MG_EV_ERROR => {
+                let msg = if ev_data.is_null() {
+                    &b"error"[..]
+                } else {
+                    CStr::from_ptr(ev_data as *const libc::c_char).to_bytes()
+                };
+                // A failed connect: say why (refused, unreachable...).
+                match (role == Role::Outbound).then(|| connect_errno(c)).flatten() {
+                    Some(e) => {
+                        let why = format!("connect failed: {}", std::io::Error::from_raw_os_error(e));
+                        self.events.error(id, slot, why.as_bytes());
+                    }
+                    None => self.events.error(id, slot, msg),
+                }
+            }
+            sys::MG_EV_CLOSE => {
+                // Only connections announce their end: a listener is not one.
+                if role != Role::Listener {
+                    self.events.close(id, slot);
+                    self.dispatch(proto, |p, core| p.on_closed(core, slot));
+                }
+                self.release_slot(slot);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Event handler of connections (accepted and outbound; listeners' below).
+unsafe extern "C" fn on_conn(c: *mut sys::mg_connection, ev: c_int, ev_data: *mut c_void) {
+    if ev == sys::MG_EV_POLL as c_int {
+        return; // called for every connection on every poll: stay cheap
+    }
+    let m = (*c).fn_data as *mut Core;
+    guard(|| (*m).on_event(c, ev, ev_data));
+}
+
+/// Handler of listening connections. Accepted connections inherit it and
+/// switch to [`on_conn`] on their first event.
+unsafe extern "C" fn on_listener(c: *mut sys::mg_connection, ev: c_int, ev_data: *mut c_void) {
+    if ev == sys::MG_EV_POLL as c_int {
+        return;
+    }
+    let info = &*((*c).fn_data as *const ListenerInfo);
+    let (m, proto, id) = (info.core, info.proto, info.id);
+    if (*c).is_listening() == 0 {
+        if ev == sys::MG_EV_ACCEPT as c_int {
+            guard(|| (*m).on_accept(c, m, proto, id));
+        }
+        return;
+    }
+    guard(|| (*m).on_event(c, ev, ev_data));
+}
+
+/// Handler of the wake-up socket: drops what it reads.
+unsafe extern "C" fn on_wake(c: *mut sys::mg_connection, ev: c_int, _ev_data: *mut c_void) {
+    if ev == sys::MG_EV_READ as c_int {
+        (*c).recv.len = 0;
+        (*((*c).fn_data as *mut Core)).wake_pending = false;
+    }
+}
+
+/// Runs `f`, turning a panic into a recorded error: unwinding must not cross
+/// Mongoose's C frames.
+fn guard(f: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+        fail(Status::Panic, "internal error in an event handler");
+    }
+}

@@ -1,0 +1,20 @@
+//! The protocol-free core: the Mongoose manager and its poll loop
+//! (`manager.rs`), raw system calls and buffer helpers (`sys_io.rs`), the
+//! event batch encoding (`event.rs`), output queued behind a send buffer
+//! (`overflow.rs`), outbound transport and TLS (`outbound.rs`), status codes
+//! (`error.rs`) and the seam protocols implement (`protocol.rs`).
+//!
+//! Nothing here refers to a protocol module; protocols build on this.
+
+pub mod error;
+pub mod event;
+pub mod manager;
+pub mod outbound;
+pub mod overflow;
+pub mod protocol;
+pub mod sys_io;
+#[cfg(test)]
+mod tests;
+
+pub use manager::Core;
+pub use protocol::Protocol;

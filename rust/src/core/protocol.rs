@@ -1,0 +1,78 @@
+//! The seam between the core and the protocols.
+//!
+//! A protocol (HTTP server, HTTP client, later WebSocket, MQTT, raw TCP) is
+//! a type implementing [`Protocol`], registered once per manager with
+//! [`Core::register`], which returns its index. Listeners and outbound
+//! connections name that index; the core remembers it per slot and calls
+//! the protocol for every Mongoose event of those connections.
+//!
+//! The core keeps only generic facts per slot (id, `mg_connection`, role,
+//! protocol index, dirty, lingering). A protocol owns its per-connection
+//! state (typically a `Vec<Option<..>>` indexed by slot, filled in
+//! `on_accept`/`on_connect`, emptied in `on_closed`) and its per-manager
+//! state (limits, caches, counters).
+//!
+//! To call a protocol the core takes it out of its registry, calls it with
+//! `&mut Core` and puts it back, so a protocol may use every core service
+//! (events, `mark_dirty`, `linger`, `conn`...). This works because protocol
+//! code never runs Mongoose's poll; it must not call [`Core::flush`],
+//! [`Core::poll`] or [`Core::close`] either (they call protocols).
+//!
+//! Adding a protocol: a new folder beside `http/` with an `impl Protocol`,
+//! one `register` line in the top-level `manager.rs` (and a URL scheme
+//! there if it listens), its exports in `lib.rs`. Nothing in `core/` changes.
+
+use std::any::Any;
+
+use super::manager::Core;
+
+/// What a protocol does with its connections. `slot` is the core's slot
+/// number; `core.slot_conn(slot)` gives the connection's id and pointer.
+pub trait Protocol {
+    /// A listener of this protocol accepted connection `slot` (the core
+    /// already queued its OPEN record): create per-connection state.
+    fn on_accept(&mut self, core: &mut Core, slot: u32);
+
+    /// An outbound connection of this protocol was created in `slot`
+    /// (OPEN follows once it connects): create per-connection state.
+    fn on_connect(&mut self, core: &mut Core, slot: u32) {
+        let _ = (core, slot);
+    }
+
+    /// Bytes wait in the connection's receive buffer.
+    fn on_read(&mut self, core: &mut Core, slot: u32);
+
+    /// Some queued output left (after a flush or Mongoose's write); also
+    /// called for a dirty connection whose flush had nothing to send.
+    fn on_sent(&mut self, core: &mut Core, slot: u32);
+
+    /// JS asked to close the connection (`drain`: send what is queued
+    /// first). Returns true if the protocol handled it; otherwise the core
+    /// sets Mongoose's `is_draining` (drain) or `is_closing`.
+    fn on_close_request(&mut self, core: &mut Core, slot: u32, drain: bool) -> bool {
+        let _ = (core, slot, drain);
+        false
+    }
+
+    /// One step of a graceful shutdown (listeners are closed by the core).
+    /// Returns whether the connection counts as still open.
+    fn on_shutdown(&mut self, core: &mut Core, slot: u32) -> bool {
+        let _ = (core, slot);
+        false
+    }
+
+    /// The connection is gone (its CLOSE record is queued): drop its state.
+    fn on_closed(&mut self, core: &mut Core, slot: u32);
+
+    /// A Mongoose poll is about to run (refresh per-poll caches).
+    fn on_poll(&mut self) {}
+
+    /// Requests handed to JS not yet answered (the loop bridges short gaps
+    /// in traffic synchronously only while this is 0 everywhere).
+    fn awaiting(&self) -> usize {
+        0
+    }
+
+    /// For typed access from above ([`Core::with_protocol`]).
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}

@@ -496,9 +496,32 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
    *
    * @param options `timeout` in ms (default: the `shutdownTimeout` option, 10 s).
    * @returns A promise that settles once the manager is closed.
+   * @example Answering the request in flight, then closing
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Manager } from "../mod.ts";
+   *
+   * await using mgr = new Manager();
+   * const { port } = mgr.listen("http://127.0.0.1:0", {
+   *   onRequest(ev) {
+   *     void mgr.shutdown(); // stops accepting; this request still gets its response
+   *     ev.reply(200, "last one");
+   *   },
+   * });
+   * const res = await fetch(`http://127.0.0.1:${port}/`);
+   * assert.equal(res.headers.get("connection"), "close");
+   * assert.equal(await res.text(), "last one");
+   * await mgr.shutdown(); // the same shutdown: settles once the manager is closed
+   * assert.equal(mgr.closed, true);
+   * ```
    * @example Stopping on SIGTERM
    * ```ts ignore
+   * import { Manager } from "../mod.ts";
+   *
+   * const mgr = new Manager();
+   * mgr.listen("http://0.0.0.0:8000", { onRequest: (ev) => void ev.reply(200, "hello") });
    * Deno.addSignalListener("SIGTERM", () => mgr.shutdown({ timeout: 5000 }));
+   * await mgr.finished;
    * ```
    */
   shutdown(options: { timeout?: number } = {}): Promise<void> {

@@ -66,9 +66,26 @@ export interface ConnCloseEvent {
 /**
  * A connection failed; a `close` event follows. (Not a DOM `ErrorEvent`.)
  *
- * @example
- * ```ts ignore
- * if (ev.type === "error") console.error(`connection ${ev.conn.id}: ${ev.message}`);
+ * @example A client that resets the connection
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Manager } from "../../mod.ts";
+ *
+ * await using mgr = new Manager();
+ * const { port } = mgr.listen("http://127.0.0.1:0");
+ * const client = await Deno.connect({ port });
+ * await client.write(new TextEncoder().encode("GET / HTTP/1.1\r\nhost: x\r\n\r\n"));
+ * let message: string | undefined;
+ * for await (const ev of mgr) {
+ *   if (ev.type === "http") {
+ *     ev.reply(200, "hello");
+ *     await client.read(new Uint8Array(1));
+ *     client.close(); // with the rest of the response unread: the server gets a reset
+ *   }
+ *   if (ev.type === "error") message = ev.message; // a close event follows
+ *   if (ev.type === "close") break;
+ * }
+ * assert.equal(message, "socket error");
  * ```
  */
 export interface ConnErrorEvent {

@@ -42,11 +42,16 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
  * @returns The credentials, or `undefined`.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseAuthorization } from "./auth.ts";
- * console.log(parseAuthorization("Basic " + btoa("alice:s3cret")));
- * // { scheme: "basic", username: "alice", password: "s3cret" }
- * console.log(parseAuthorization("Bearer abc.def"));
- * // { scheme: "bearer", token: "abc.def" }
+ *
+ * assert.deepEqual(parseAuthorization("Basic " + btoa("alice:s3cret")), {
+ *   scheme: "basic",
+ *   username: "alice",
+ *   password: "s3cret",
+ * });
+ * assert.deepEqual(parseAuthorization("Bearer abc.def"), { scheme: "bearer", token: "abc.def" });
+ * assert.equal(parseAuthorization("Basic not*base64"), undefined);
  * ```
  */
 export function parseAuthorization(value: string | null | undefined): Credentials | undefined {
@@ -89,8 +94,10 @@ function quoted(s: string): string {
  * @returns The header value.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { basicChallenge } from "./auth.ts";
- * console.log(basicChallenge("admin")); // 'Basic realm="admin", charset="UTF-8"'
+ *
+ * assert.equal(basicChallenge("admin"), 'Basic realm="admin", charset="UTF-8"');
  * ```
  */
 export function basicChallenge(realm: string): string {
@@ -105,8 +112,10 @@ export function basicChallenge(realm: string): string {
  * @returns The header value.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { bearerChallenge } from "./auth.ts";
- * console.log(bearerChallenge("api", "invalid_token")); // 'Bearer realm="api", error="invalid_token"'
+ *
+ * assert.equal(bearerChallenge("api", "invalid_token"), 'Bearer realm="api", error="invalid_token"');
  * ```
  */
 export function bearerChallenge(realm: string, error?: string): string {
@@ -122,8 +131,11 @@ export function bearerChallenge(realm: string, error?: string): string {
  * @returns Whether they are equal.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { timingSafeEqual } from "./auth.ts";
- * console.log(timingSafeEqual("s3cret", "s3cret"), timingSafeEqual("s3cret", "guess!")); // true false
+ *
+ * assert.equal(timingSafeEqual("s3cret", "s3cret"), true);
+ * assert.equal(timingSafeEqual("s3cret", "guess!"), false);
  * ```
  */
 export function timingSafeEqual(a: string, b: string): boolean {

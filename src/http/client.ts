@@ -48,11 +48,19 @@ export type ClientErrorKind =
  * TLS failures, timeouts, resets (the connection ended before the response
  * did), malformed responses and aborts apart.
  *
- * @example
+ * @example A port nobody listens on
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { Manager } from "../../mod.ts";
  * import { ClientError } from "./client.ts";
- * const e = new ClientError("refused", "connect failed: Connection refused");
- * console.log(e.kind, e instanceof Error); // "refused" true
+ *
+ * const free = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * free.close(); // its port is free again: connecting to it is refused
+ * await using mgr = new Manager();
+ * await assert.rejects(
+ *   mgr.request(`http://127.0.0.1:${free.addr.port}/`),
+ *   (e) => e instanceof ClientError && e.kind === "refused" && e.code === "Io",
+ * );
  * ```
  */
 export class ClientError extends MgnetError {
@@ -136,9 +144,18 @@ const LAST_CHUNK = utf8Encoder.encode("0\r\n\r\n");
  * whole with {@linkcode bytes}, {@linkcode text}, {@linkcode json}).
  *
  * @example
- * ```ts ignore
- * const res = await mgr.request("http://127.0.0.1:8000/api/hello");
- * console.log(res.status, res.headers.get("content-type"), await res.json());
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Manager } from "../../mod.ts";
+ *
+ * await using mgr = new Manager();
+ * const { port } = mgr.listen("http://127.0.0.1:0", {
+ *   onRequest: (ev) => void ev.reply(200, '{"hello":"world"}', { "content-type": "application/json" }),
+ * });
+ * const res = await mgr.request(`http://127.0.0.1:${port}/api/hello`);
+ * assert.equal(res.status, 200);
+ * assert.equal(res.headers.get("content-type"), "application/json");
+ * assert.deepEqual(await res.json(), { hello: "world" });
  * ```
  */
 export class ClientResponse {
@@ -235,10 +252,16 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
  * {@linkcode close}.
  *
  * @example Two requests on one connection
- * ```ts ignore
- * await using conn = await mgr.connect("http://127.0.0.1:8000");
- * console.log(await (await conn.request("/a")).text());
- * console.log(await (await conn.request("/b")).text());
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Manager } from "../../mod.ts";
+ *
+ * await using mgr = new Manager();
+ * const { port } = mgr.listen("http://127.0.0.1:0", { onRequest: (ev) => void ev.reply(200, ev.path) });
+ * await using conn = await mgr.connect(`http://127.0.0.1:${port}`);
+ * assert.equal(await (await conn.request("/a")).text(), "/a");
+ * assert.equal(await (await conn.request("/b")).text(), "/b");
+ * assert.equal(mgr.stats().accepted, 1); // both went over one connection
  * ```
  */
 export class HttpClientConnection implements AsyncDisposable {

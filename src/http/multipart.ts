@@ -35,12 +35,13 @@ export interface MultipartLimits {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MultipartError, parseMultipart } from "./multipart.ts";
- * try {
- *   parseMultipart(new Uint8Array(0), "multipart/form-data; boundary=x");
- * } catch (e) {
- *   console.log(e instanceof MultipartError); // true
- * }
+ *
+ * assert.throws(
+ *   () => parseMultipart(new Uint8Array(0), "multipart/form-data; boundary=x"),
+ *   (e) => e instanceof MultipartError && e.code === "Invalid",
+ * );
  * ```
  */
 export class MultipartError extends MgnetError {
@@ -75,8 +76,11 @@ function parseParams(value: string): { type: string; params: Map<string, string>
  * @returns The boundary, or `undefined` if the type is not multipart/form-data with a valid boundary.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { multipartBoundary } from "./multipart.ts";
- * console.log(multipartBoundary('multipart/form-data; boundary="a b"')); // "a b"
+ *
+ * assert.equal(multipartBoundary('multipart/form-data; boundary="a b"'), "a b");
+ * assert.equal(multipartBoundary("text/plain; boundary=x"), undefined);
  * ```
  */
 export function multipartBoundary(contentType: string | null | undefined): string | undefined {
@@ -125,14 +129,19 @@ function extValue(v: string): string | undefined {
  *   with a name, or a limit is exceeded.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseMultipart } from "./multipart.ts";
+ *
  * const form = new FormData();
  * form.append("title", "hello");
  * form.append("file", new File(["contents"], "a.txt", { type: "text/plain" }));
  * const req = new Request("http://x/", { method: "POST", body: form });
  * const parts = parseMultipart(await req.bytes(), req.headers.get("content-type")!);
- * console.log(parts.map((p) => [p.name, p.filename, new TextDecoder().decode(p.data)]));
- * // [["title", undefined, "hello"], ["file", "a.txt", "contents"]]
+ * assert.deepEqual(parts.map((p) => [p.name, p.filename, new TextDecoder().decode(p.data)]), [
+ *   ["title", undefined, "hello"],
+ *   ["file", "a.txt", "contents"],
+ * ]);
+ * assert.equal(parts[1].contentType, "text/plain");
  * ```
  */
 export function parseMultipart(
@@ -219,8 +228,12 @@ export function parseMultipart(
  * @returns A plain file name.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sanitizeFilename } from "./multipart.ts";
- * console.log(sanitizeFilename("../../etc/passwd"), sanitizeFilename("C:\\x\\..\\a<b>.txt")); // "passwd" "a_b_.txt"
+ *
+ * assert.equal(sanitizeFilename("../../etc/passwd"), "passwd");
+ * assert.equal(sanitizeFilename("C:\\x\\..\\a<b>.txt"), "a_b_.txt");
+ * assert.equal(sanitizeFilename(".."), "upload");
  * ```
  */
 export function sanitizeFilename(name: string): string {

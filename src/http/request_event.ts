@@ -41,12 +41,22 @@ const ABSOLUTE = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
  * long as you hold them (the batch memory is not reused).
  *
  * @example A JSON echo
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Manager } from "../../mod.ts";
+ *
+ * await using mgr = new Manager();
+ * const { port } = mgr.listen("http://127.0.0.1:0");
+ * const body = JSON.stringify({ hello: "world" });
+ * const init = { method: "POST", body, headers: { "content-type": "application/json" } };
+ * const res = fetch(`http://127.0.0.1:${port}/echo?v=1`, init).then((r) => r.json());
  * for await (const ev of mgr) {
  *   if (ev.type !== "http") continue;
- *   if (ev.method === "POST") ev.reply(200, ev.body, { "content-type": ev.header("content-type") ?? "application/octet-stream" });
- *   else ev.reply(405, "use POST");
+ *   assert.deepEqual([ev.method, ev.path, ev.query], ["POST", "/echo", "v=1"]);
+ *   ev.reply(200, ev.body, { "content-type": ev.header("content-type") ?? "text/plain" });
+ *   break; // closing the manager still sends the reply
  * }
+ * assert.deepEqual(await res, { hello: "world" });
  * ```
  */
 export class HttpRequestEvent {
@@ -256,10 +266,20 @@ export class HttpRequestEvent {
    * @returns An async iterator of the body's pieces.
    * @throws {MgnetError} (`State`) when called a second time on a streamed body.
    * @example
-   * ```ts ignore
-   * let size = 0;
-   * for await (const chunk of ev.bodyChunks()) size += chunk.length;
-   * ev.reply(200, `${size} bytes`);
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Manager } from "../../mod.ts";
+   *
+   * await using mgr = new Manager({ streamBodiesOver: 64 * 1024 });
+   * const { port } = mgr.listen("http://127.0.0.1:0", {
+   *   async onRequest(ev) {
+   *     let size = 0;
+   *     for await (const chunk of ev.bodyChunks()) size += chunk.length;
+   *     ev.reply(200, `${size} bytes, streamed: ${ev.bodyStreamed}`);
+   *   },
+   * });
+   * const res = await fetch(`http://127.0.0.1:${port}/`, { method: "POST", body: new Uint8Array(1 << 20) });
+   * assert.equal(await res.text(), "1048576 bytes, streamed: true");
    * ```
    */
   bodyChunks(): AsyncIterableIterator<Uint8Array> {
@@ -310,8 +330,19 @@ export class HttpRequestEvent {
    * @throws {RangeError} for a bad status, {TypeError} for a bad header,
    *   {ConnectionClosedError} after the connection's `close` event.
    * @example
-   * ```ts ignore
-   * ev.reply(200, JSON.stringify({ hello: "world" }), { "content-type": "application/json" });
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Manager } from "../../mod.ts";
+   *
+   * await using mgr = new Manager();
+   * const { port } = mgr.listen("http://127.0.0.1:0", {
+   *   onRequest(ev) {
+   *     ev.reply(200, JSON.stringify({ hello: "world" }), { "content-type": "application/json" });
+   *   },
+   * });
+   * const res = await fetch(`http://127.0.0.1:${port}/`);
+   * assert.equal(res.headers.get("content-type"), "application/json");
+   * assert.deepEqual(await res.json(), { hello: "world" });
    * ```
    */
   reply(status: number, body?: ReplyBody, headers?: ReplyHeaders): boolean {
@@ -342,11 +373,22 @@ export class HttpRequestEvent {
    * @returns The body writer.
    * @throws {ConnectionClosedError} after the connection's `close` event.
    * @example
-   * ```ts ignore
-   * const out = ev.respond(200, { "content-type": "text/plain" });
-   * await out.write("hello ");
-   * await out.write("world");
-   * out.end();
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Manager } from "../../mod.ts";
+   *
+   * await using mgr = new Manager();
+   * const { port } = mgr.listen("http://127.0.0.1:0", {
+   *   async onRequest(ev) {
+   *     const out = ev.respond(200, { "content-type": "text/plain" });
+   *     await out.write("hello ");
+   *     await out.write("world");
+   *     out.end();
+   *   },
+   * });
+   * const res = await fetch(`http://127.0.0.1:${port}/`);
+   * assert.equal(res.headers.get("transfer-encoding"), "chunked");
+   * assert.equal(await res.text(), "hello world");
    * ```
    */
   respond(status: number, headers?: ReplyHeaders, contentLength?: number): ResponseWriter {

@@ -95,10 +95,21 @@ const STREAM_LOW_WATER = 64 * 1024;
  * stream uses instead of growing it.
  *
  * @example Streaming a large body
- * ```ts ignore
- * const out = ev.respond(200, { "content-type": "application/octet-stream" });
- * for (let i = 0; i < 1000; i++) await out.write(new Uint8Array(64 * 1024));
- * out.end();
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Manager } from "../../mod.ts";
+ *
+ * await using mgr = new Manager();
+ * const { port } = mgr.listen("http://127.0.0.1:0", {
+ *   async onRequest(ev) {
+ *     const out = ev.respond(200, { "content-type": "application/octet-stream" });
+ *     // Each write waits while more than STREAM_HIGH_WATER bytes are unsent.
+ *     for (let i = 0; i < 64; i++) await out.write(new Uint8Array(64 * 1024));
+ *     out.end();
+ *   },
+ * });
+ * const res = await fetch(`http://127.0.0.1:${port}/`);
+ * assert.equal((await res.bytes()).length, 64 * 64 * 1024);
  * ```
  */
 export class ResponseWriter {
@@ -194,8 +205,20 @@ export class ResponseWriter {
  * A connection accepted by an HTTP listener.
  *
  * @example Answering the oldest request of a connection
- * ```ts ignore
- * if (ev.type === "http") ev.conn.reply(200, "ok");
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Manager } from "../../mod.ts";
+ *
+ * await using mgr = new Manager();
+ * const { port } = mgr.listen("http://127.0.0.1:0");
+ * const res = fetch(`http://127.0.0.1:${port}/`).then((r) => r.text());
+ * for await (const ev of mgr) {
+ *   if (ev.type === "http") {
+ *     ev.conn.reply(200, "ok");
+ *     break;
+ *   }
+ * }
+ * assert.equal(await res, "ok");
  * ```
  */
 export class HttpConnection extends Connection {
@@ -212,8 +235,17 @@ export class HttpConnection extends Connection {
    * @throws {ConnectionClosedError} if the connection's `close` event was
    *   already delivered.
    * @example
-   * ```ts ignore
-   * ev.conn.reply(200, '{"ok":true}', { "content-type": "application/json" });
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Manager } from "../../mod.ts";
+   *
+   * await using mgr = new Manager();
+   * const { port } = mgr.listen("http://127.0.0.1:0", {
+   *   onRequest: (ev) => void ev.conn.reply(200, '{"ok":true}', { "content-type": "application/json" }),
+   * });
+   * const res = await fetch(`http://127.0.0.1:${port}/`);
+   * assert.equal(res.headers.get("content-type"), "application/json");
+   * assert.deepEqual(await res.json(), { ok: true });
    * ```
    */
   reply(status: number, body?: ReplyBody, headers?: ReplyHeaders): boolean {

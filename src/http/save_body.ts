@@ -33,14 +33,23 @@ export interface SaveBodyOptions {
  * @throws {ConnectionClosedError} if the client left before the body ended;
  *   file system errors as they come.
  * @example Accepting uploads of up to 1 GiB without holding them in memory
- * ```ts ignore
- * const mgr = new Manager({ streamBodiesOver: 1 << 20, maxBodySize: 2 ** 31 - 1 });
- * mgr.listen("http://127.0.0.1:8000", {
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Manager } from "../../mod.ts";
+ * import { saveBodyToFile } from "./save_body.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await using mgr = new Manager({ streamBodiesOver: 1 << 20, maxBodySize: 2 ** 31 - 1 });
+ * const { port } = mgr.listen("http://127.0.0.1:0", {
  *   async onRequest(ev) {
- *     const n = await saveBodyToFile(ev, "/srv/upload.bin", { limit: 1 << 30 });
+ *     const n = await saveBodyToFile(ev, `${dir}/upload.bin`, { limit: 1 << 30 });
  *     if (n !== null) ev.reply(201, `stored ${n} bytes`);
  *   },
  * });
+ * const res = await fetch(`http://127.0.0.1:${port}/`, { method: "PUT", body: new Uint8Array(3 << 20) });
+ * assert.equal(await res.text(), "stored 3145728 bytes");
+ * assert.equal((await Deno.stat(`${dir}/upload.bin`)).size, 3 << 20);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function saveBodyToFile(

@@ -42,9 +42,12 @@ function singleLine(field: string, value: string): string {
  *   with NUL), {RangeError} for a `retry` that is not a non-negative integer.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatSse } from "./sse.ts";
- * console.log(JSON.stringify(formatSse({ event: "tick", data: "a\nb" })));
- * // "event: tick\ndata: a\ndata: b\n\n"
+ *
+ * assert.equal(formatSse({ event: "tick", data: "a\nb" }), "event: tick\ndata: a\ndata: b\n\n");
+ * assert.equal(formatSse({ comment: "keep-alive" }), ": keep-alive\n\n");
+ * assert.throws(() => formatSse({ id: "1\n2" }), TypeError);
  * ```
  */
 export function formatSse(message: SseMessage): string {
@@ -81,10 +84,22 @@ export const SSE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
  * client that stops reading holds the producer instead of growing memory.
  *
  * @example
- * ```ts ignore
- * const stream = startSse(ev);
- * await stream.send({ event: "greeting", data: "hello" });
- * stream.close();
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Manager } from "../../mod.ts";
+ * import { startSse } from "./sse.ts";
+ *
+ * await using mgr = new Manager();
+ * const { port } = mgr.listen("http://127.0.0.1:0", {
+ *   async onRequest(ev) {
+ *     const stream = startSse(ev);
+ *     await stream.send({ event: "greeting", data: "hello" });
+ *     await stream.send("plain data");
+ *     stream.close();
+ *   },
+ * });
+ * const res = await fetch(`http://127.0.0.1:${port}/`);
+ * assert.equal(await res.text(), "event: greeting\ndata: hello\n\ndata: plain data\n\n");
  * ```
  */
 export class SseStream {
@@ -136,19 +151,24 @@ export class SseStream {
  * @param ev The request (typically `GET` with `accept: text/event-stream`).
  * @param headers Extra response headers.
  * @returns The stream to send messages on.
- * @example Ticking once a second until the client leaves
- * ```ts ignore
- * import { Manager, startSse } from "jsr:@mgnet/mgnet";
- * const mgr = new Manager();
- * mgr.listen("http://127.0.0.1:8000", {
+ * @example Sending numbered events, with an extra header
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Manager } from "../../mod.ts";
+ * import { startSse } from "./sse.ts";
+ *
+ * await using mgr = new Manager();
+ * const { port } = mgr.listen("http://127.0.0.1:0", {
  *   async onRequest(ev) {
- *     const stream = startSse(ev);
- *     for (let i = 0; ; i++) {
- *       await stream.send({ id: String(i), data: new Date().toISOString() });
- *       await new Promise((r) => setTimeout(r, 1000));
- *     }
+ *     const stream = startSse(ev, { "x-accel-buffering": "no" });
+ *     for (let i = 0; i < 3; i++) await stream.send({ id: String(i), data: `tick ${i}` });
+ *     stream.close();
  *   },
  * });
+ * const res = await fetch(`http://127.0.0.1:${port}/`, { headers: { accept: "text/event-stream" } });
+ * assert.equal(res.headers.get("content-type"), "text/event-stream; charset=utf-8");
+ * assert.equal(res.headers.get("x-accel-buffering"), "no");
+ * assert.match(await res.text(), /^id: 0\ndata: tick 0\n\n.*id: 2\ndata: tick 2\n\n$/s);
  * ```
  */
 export function startSse(ev: HttpRequestEvent, headers: Record<string, string> = {}): SseStream {
@@ -165,11 +185,15 @@ export function startSse(ev: HttpRequestEvent, headers: Record<string, string> =
  * @returns The response.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sseResponse } from "./sse.ts";
+ *
  * async function* ticks() {
  *   for (let i = 0; i < 2; i++) yield { id: String(i), data: `tick ${i}` };
  * }
- * console.log(await sseResponse(ticks()).text()); // "id: 0\ndata: tick 0\n\nid: 1\ndata: tick 1\n\n"
+ * const res = sseResponse(ticks());
+ * assert.equal(res.headers.get("content-type"), "text/event-stream; charset=utf-8");
+ * assert.equal(await res.text(), "id: 0\ndata: tick 0\n\nid: 1\ndata: tick 1\n\n");
  * ```
  */
 export function sseResponse(

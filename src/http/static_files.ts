@@ -485,13 +485,25 @@ async function send(ev: HttpRequestEvent, plan: Plan, options: StaticOptions): P
  * @param root The directory to serve.
  * @param options Prefix, index file, 404 page, caching.
  * @returns A promise that settles once the response is sent (or the client left).
- * @example Serving ./public under /static
- * ```ts ignore
- * import { Manager, serveDir } from "jsr:@mgnet/mgnet";
- * const mgr = new Manager();
- * mgr.listen("http://127.0.0.1:8000", {
- *   onRequest: (ev) => serveDir(ev, "./public", { prefix: "/static" }),
+ * @example Serving a directory under /static
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Manager } from "../../mod.ts";
+ * import { serveDir } from "./static_files.ts";
+ *
+ * const root = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${root}/hello.txt`, "hi");
+ * await using mgr = new Manager();
+ * const { port } = mgr.listen("http://127.0.0.1:0", {
+ *   onRequest: (ev) => serveDir(ev, root, { prefix: "/static" }),
  * });
+ * const res = await fetch(`http://127.0.0.1:${port}/static/hello.txt`);
+ * assert.equal(res.headers.get("content-type"), "text/plain; charset=utf-8");
+ * assert.equal(await res.text(), "hi");
+ * const missing = await fetch(`http://127.0.0.1:${port}/static/nope.txt`);
+ * assert.equal(missing.status, 404);
+ * await missing.body?.cancel();
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export function serveDir(ev: HttpRequestEvent, root: string, options: ServeDirOptions = {}): Promise<void> {
@@ -508,10 +520,19 @@ export function serveDir(ev: HttpRequestEvent, root: string, options: ServeDirOp
  * @param options Caching, headers, 404 page.
  * @returns A promise that settles once the response is sent.
  * @example
- * ```ts ignore
- * import { Manager, serveFile } from "jsr:@mgnet/mgnet";
- * const mgr = new Manager();
- * mgr.listen("http://127.0.0.1:8000", { onRequest: (ev) => serveFile(ev, "./README.md") });
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Manager } from "../../mod.ts";
+ * import { serveFile } from "./static_files.ts";
+ *
+ * const path = await Deno.makeTempFile({ suffix: ".txt" });
+ * await Deno.writeTextFile(path, "0123456789");
+ * await using mgr = new Manager();
+ * const { port } = mgr.listen("http://127.0.0.1:0", { onRequest: (ev) => serveFile(ev, path) });
+ * const res = await fetch(`http://127.0.0.1:${port}/`, { headers: { range: "bytes=2-4" } });
+ * assert.equal(res.status, 206);
+ * assert.equal(await res.text(), "234");
+ * await Deno.remove(path);
  * ```
  */
 export function serveFile(ev: HttpRequestEvent, path: string, options: StaticOptions = {}): Promise<void> {
@@ -543,9 +564,19 @@ function toResponse(plan: Plan, method: string, options: StaticOptions): Respons
  * @param options Prefix, index file, 404 page, caching.
  * @returns The response.
  * @example With serve()
- * ```ts ignore
- * import { serve, serveDirResponse } from "jsr:@mgnet/mgnet";
- * serve((req) => serveDirResponse(req, "./public"));
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { serve } from "../../mod.ts";
+ * import { serveDirResponse } from "./static_files.ts";
+ *
+ * const root = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${root}/index.html`, "<h1>home</h1>");
+ * const server = serve({ port: 0, onListen: false }, (req) => serveDirResponse(req, root));
+ * const res = await fetch(`http://127.0.0.1:${server.addr.port}/`);
+ * assert.equal(res.headers.get("content-type"), "text/html; charset=utf-8");
+ * assert.equal(await res.text(), "<h1>home</h1>");
+ * await server.shutdown();
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export function serveDirResponse(req: Request, root: string, options: ServeDirOptions = {}): Response {
@@ -569,9 +600,20 @@ export function serveDirResponse(req: Request, root: string, options: ServeDirOp
  * @param options Caching, headers, 404 page.
  * @returns The response.
  * @example
- * ```ts ignore
- * import { serve, serveFileResponse } from "jsr:@mgnet/mgnet";
- * serve((req) => serveFileResponse(req, "./index.html"));
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { serveFileResponse } from "./static_files.ts";
+ *
+ * const path = await Deno.makeTempFile({ suffix: ".html" });
+ * await Deno.writeTextFile(path, "<p>hi</p>");
+ * const res = serveFileResponse(new Request("http://localhost/"), path);
+ * assert.equal(res.status, 200);
+ * const etag = res.headers.get("etag")!;
+ * assert.equal(await res.text(), "<p>hi</p>");
+ * const conditional = new Request("http://localhost/", { headers: { "if-none-match": etag } });
+ * const again = serveFileResponse(conditional, path);
+ * assert.equal(again.status, 304);
+ * await Deno.remove(path);
  * ```
  */
 export function serveFileResponse(req: Request, path: string, options: StaticOptions = {}): Response {

@@ -38,8 +38,15 @@ export interface ServeCliArgs {
  * @throws {TypeError} on unknown flags or a missing module.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseServeArgs } from "./cli.ts";
- * console.log(parseServeArgs(["--port=9000", "app.ts"]).port); // 9000
+ *
+ * assert.deepEqual(parseServeArgs(["--port=9000", "app.ts"]), {
+ *   port: 9000,
+ *   hostname: "0.0.0.0",
+ *   module: "app.ts",
+ * });
+ * assert.throws(() => parseServeArgs(["--verbose", "app.ts"]), TypeError);
  * ```
  */
 export function parseServeArgs(args: string[]): ServeCliArgs {

@@ -79,8 +79,22 @@ const cacheMarks = new WeakMap<Response, CacheOptions>();
  * @param options Time to live (ms), tags, entity tag.
  * @returns The same response.
  * @example
- * ```ts ignore
- * serve((req) => cached(Response.json(expensiveReport()), { ttl: 60_000, tags: ["reports"] }));
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { cached, serve } from "./serve.ts";
+ *
+ * let calls = 0;
+ * const server = serve({ port: 0, onListen: false }, () => {
+ *   calls++;
+ *   return cached(Response.json({ report: "done" }), { ttl: 60_000, tags: ["reports"] });
+ * });
+ * const url = `http://127.0.0.1:${server.addr.port}/report`;
+ * for (let i = 0; i < 3; i++) assert.deepEqual(await (await fetch(url)).json(), { report: "done" });
+ * assert.equal(calls, 1); // the 2nd and 3rd came from the cache
+ * assert.equal(server.invalidate("reports"), 1);
+ * await (await fetch(url)).text();
+ * assert.equal(calls, 2);
+ * await server.shutdown();
  * ```
  */
 export function cached(response: Response, options: CacheOptions = {}): Response {
@@ -133,11 +147,12 @@ function defaultOnError(error: unknown): Response {
  * @returns The running server.
  * @example Hello world
  * ```ts
+ * import assert from "node:assert/strict";
  * import { serve } from "./serve.ts";
  *
  * const server = serve({ port: 0, onListen: false }, () => new Response("hello"));
  * const res = await fetch(`http://127.0.0.1:${server.addr.port}/`);
- * console.log(await res.text()); // "hello"
+ * assert.equal(await res.text(), "hello");
  * await server.shutdown();
  * ```
  */

@@ -595,14 +595,10 @@ test("client: a connect that fails for another reason than a refusal has kind co
   await rejectsWith(mgr.connect("http://255.255.255.255:80", { connectTimeout: 5000 }), "connect");
 });
 
-// BUG: a connect that fails at once (here: TCP to the broadcast address)
-// rejects with kind "connect" but the message is only "<origin>: the
-// connection closed": Mongoose reports the failure ("connect: <errno>")
-// inside mg_connect(), before src/http_client.ts has attached the sink
-// that records error messages (rust/src/manager/client.rs drops events of
-// a connection not registered yet), so the reason never reaches JS. The
-// comment in client.rs promises to "say why (refused, unreachable...)".
-test("client: a failed connect's message says why", { ignore: true }, async () => {
+// A connect that fails at once (TCP to the broadcast address): Mongoose
+// reports why inside mg_connect(), before the connection has a slot; the
+// core keeps that message and hands it on once the slot exists.
+test("client: a failed connect's message says why", async () => {
   await using mgr = new Manager();
   const e = await rejectsWith(mgr.request("http://255.255.255.255:80/"), "connect");
   assert.doesNotMatch(e.message, /the connection closed$/);

@@ -93,6 +93,9 @@ pub struct Core {
     protocols: Vec<Option<Box<dyn Protocol>>>,
     wake_tx: c_int,
     wake_pending: bool,
+    /// An error Mongoose reported for a connection inside `mg_connect`,
+    /// before `connect` could register it (e.g. an unreachable address).
+    early_error: Option<Vec<u8>>,
     needs_poll: bool,
     /// A listener accepted a connection during the current Mongoose poll.
     accepted: bool,
@@ -173,6 +176,7 @@ impl Core {
             protocols: Vec::new(),
             wake_tx: fds[1],
             wake_pending: false,
+            early_error: None,
             needs_poll: false,
             accepted: false,
             stats: Stats::default(),
@@ -386,20 +390,34 @@ impl Core {
         }
         let caddr =
             std::ffi::CString::new(addr).map_err(|_| fail(Status::Invalid, "address contains NUL"))?;
+        (*this).early_error = None;
+        *libc::__errno_location() = 0;
         let c = sys::mg_connect(
             ptr::addr_of_mut!((*this).mgr),
             caddr.as_ptr(),
             Some(on_conn),
             this as *mut c_void,
         );
+        let early = (*this).early_error.take();
         if c.is_null() {
-            return Err(fail(Status::Io, format!("cannot connect to {addr}")));
+            let why = early.map(|e| String::from_utf8_lossy(&e).into_owned());
+            return Err(fail(
+                Status::Io,
+                format!(
+                    "cannot connect to {addr}: {}",
+                    why.as_deref().unwrap_or("out of memory")
+                ),
+            ));
         }
         let m = &mut *this;
         let id = (*c).id;
         let slot = m.alloc_slot(id, c, Role::Outbound, proto);
         m.slots[slot as usize].tls = tls.map(Box::new);
         set_slot_of(c, slot);
+        if let Some(why) = early {
+            // Ahead of the CLOSE that Mongoose's next poll brings.
+            m.events.error(id, slot, &why);
+        }
         m.dispatch(proto, |p, core| p.on_connect(core, slot));
         m.needs_poll = true;
         Ok((slot, id))
@@ -670,6 +688,20 @@ impl Core {
         let slot = slot_of(c);
         let Some(s) = self.slots.get(slot as usize).filter(|s| s.c == c && s.id != 0) else {
             // Before `listen`/`connect` registered it: a CLOSE still comes.
+            // An error here is a connect that failed at once: `connect`
+            // reports it once the connection has its slot.
+            if ev as u32 == sys::MG_EV_ERROR {
+                let os = std::io::Error::last_os_error();
+                let why = match os.raw_os_error() {
+                    Some(e) if e != 0 => format!("connect failed: {os}"),
+                    _ if ev_data.is_null() => "connect failed".to_string(),
+                    _ => format!(
+                        "connect failed: {}",
+                        CStr::from_ptr(ev_data as *const libc::c_char).to_string_lossy()
+                    ),
+                };
+                self.early_error = Some(why.into_bytes());
+            }
             return;
         };
         let (id, role, proto) = (s.id, s.role, s.proto);

@@ -41,6 +41,7 @@ export { Connection, type NetAddr } from "./src/core/connection.ts";
 export type { ReplyBody, ReplyHeaders } from "./src/http/headers.ts";
 export { HttpConnection, ResponseWriter } from "./src/http/response.ts";
 export { HttpRequestEvent } from "./src/http/request_event.ts";
+export type { BasicCredentials, BearerCredentials, Credentials } from "./src/http/auth.ts";
 export type { ConnCloseEvent, ConnErrorEvent, MgEvent, OpenEvent } from "./src/events.ts";
 export { ConnectionClosedError, ManagerClosedError, MgnetError, type StatusName } from "./src/core/errors.ts";
 export { mongooseVersion } from "./src/core/ffi.ts";

@@ -556,7 +556,7 @@ pub fn datagram_record(
     ev.put(&[0, 0]);
     ev.put(&peer.ip);
     ev.put(body);
-    debug_assert!(DATAGRAM_BYTES == HEADER_LEN + 28);
+    const { assert!(DATAGRAM_BYTES == HEADER_LEN + 28) };
 }
 
 impl Protocol for Udp {

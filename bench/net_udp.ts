@@ -65,7 +65,8 @@ function parseArgs() {
 }
 
 async function run(cmd: string[]): Promise<void> {
-  const out = await new Deno.Command(cmd[0], { args: cmd.slice(1), stdout: "piped", stderr: "piped" }).output();
+  const out = await new Deno.Command(cmd[0], { args: cmd.slice(1), stdout: "piped", stderr: "piped" })
+    .output();
   if (!out.success) {
     throw new Error(`${cmd.join(" ")} failed:\n${new TextDecoder().decode(out.stderr)}`);
   }
@@ -169,7 +170,9 @@ if (import.meta.main) {
       const res = await measure(s, args);
       results.get(s)!.push(res);
       console.error(
-        `round ${r + 1} ${s}: ${res.usPerMsg.toFixed(2)} µs/msg, ${Math.round(res.msgsPerSec)} msg/s, ${res.lost} stalls`,
+        `round ${r + 1} ${s}: ${res.usPerMsg.toFixed(2)} µs/msg, ${
+          Math.round(res.msgsPerSec)
+        } msg/s, ${res.lost} stalls`,
       );
     }
   }
@@ -181,9 +184,7 @@ if (import.meta.main) {
   console.log("| server | CPU µs / message | messages / s | × deno (CPU/msg) | stalls |");
   console.log("|---|---:|---:|---:|---:|");
   for (const [s, rs] of results) {
-    const ratio = base
-      ? median(rs.map((x, i) => x.usPerMsg / base[i].usPerMsg)).toFixed(2)
-      : "–";
+    const ratio = base ? median(rs.map((x, i) => x.usPerMsg / base[i].usPerMsg)).toFixed(2) : "–";
     console.log(
       `| ${s} | ${median(rs.map((x) => x.usPerMsg)).toFixed(2)} | ${
         Math.round(median(rs.map((x) => x.msgsPerSec))).toLocaleString("en")

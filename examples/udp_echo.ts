@@ -16,5 +16,7 @@ onStopSignal(() => mgr.close());
 
 for await (const ev of mgr) {
   if (ev.type === "datagram") ev.socket.send(ev.bytes, ev.from);
-  else if (ev.type === "datagram-oversized") console.error(`dropped a ${ev.size}-byte datagram from ${ev.from.hostname}`);
+  else if (ev.type === "datagram-oversized") {
+    console.error(`dropped a ${ev.size}-byte datagram from ${ev.from.hostname}`);
+  }
 }

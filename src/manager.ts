@@ -31,16 +31,7 @@ import {
   openHttpConnection,
 } from "./http/client.ts";
 import { ClientPool, httpRequest } from "./http/client_pool.ts";
-import {
-  bindUdp,
-  type DatagramEvent,
-  type OversizedDatagramEvent,
-  UDP_SCHEMES,
-  type UdpHandlers,
-  type UdpListenOptions,
-  UdpProtocol,
-  type UdpSocket,
-} from "./net/udp.ts";
+import { bindUdp, type UdpHandlers, type UdpListenOptions, UdpProtocol, type UdpSocket } from "./net/udp.ts";
 import { DnsProtocol, resolve, type ResolveOptions } from "./net/dns.ts";
 import { type SntpOptions, SntpProtocol, sntpQuery, type SntpResult } from "./net/sntp.ts";
 

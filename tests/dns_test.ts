@@ -149,9 +149,16 @@ test("DNS: A and AAAA answers from a loopback stub, each family and both", async
   });
   await using mgr = new Manager();
   try {
-    assert.deepEqual(await mgr.resolve("host.test", { server: s.server, family: 4 }), ["10.0.0.1", "10.0.0.2"]);
+    assert.deepEqual(await mgr.resolve("host.test", { server: s.server, family: 4 }), [
+      "10.0.0.1",
+      "10.0.0.2",
+    ]);
     assert.deepEqual(await mgr.resolve("host.test", { server: s.server, family: 6 }), ["2001:db8::1"]);
-    assert.deepEqual(await mgr.resolve("Host.Test.", { server: s.server }), ["10.0.0.1", "10.0.0.2", "2001:db8::1"]);
+    assert.deepEqual(await mgr.resolve("Host.Test.", { server: s.server }), [
+      "10.0.0.1",
+      "10.0.0.2",
+      "2001:db8::1",
+    ]);
     // Every query asked for what was wanted, with distinct ids.
     assert.deepEqual(s.queries.map((q) => q.type), [A, AAAA, A, AAAA]);
     assert.equal(new Set(s.queries.map((q) => q.id)).size, 4);
@@ -215,15 +222,23 @@ test("DNS: a silent server ends in a timeout error within the given timeout", as
 test("DNS: replies with a wrong id or to another question are ignored; the right one counts", async () => {
   const s = stub((q) => {
     const good = reply(q, { answers: [{ name: q.name, type: A, data: v4(10, 9, 9, 9) }] });
-    const wrongId = reply(q, { id: q.id ^ 0x5555, answers: [{ name: q.name, type: A, data: v4(6, 6, 6, 6) }] });
+    const wrongId = reply(q, {
+      id: q.id ^ 0x5555,
+      answers: [{ name: q.name, type: A, data: v4(6, 6, 6, 6) }],
+    });
     const evil = { ...q, name: "evil.test" };
     evil.raw = new Uint8Array([...q.raw.subarray(0, 12), ...encodeName("evil.test"), 0, 1, 0, 1]);
-    const otherQuestion = reply(evil, { id: q.id, answers: [{ name: "evil.test", type: A, data: v4(6, 6, 6, 7) }] });
+    const otherQuestion = reply(evil, {
+      id: q.id,
+      answers: [{ name: "evil.test", type: A, data: v4(6, 6, 6, 7) }],
+    });
     return [wrongId, otherQuestion, good];
   });
   await using mgr = new Manager();
   try {
-    assert.deepEqual(await mgr.resolve("ok.test", { server: s.server, family: 4, timeout: 3000 }), ["10.9.9.9"]);
+    assert.deepEqual(await mgr.resolve("ok.test", { server: s.server, family: 4, timeout: 3000 }), [
+      "10.9.9.9",
+    ]);
   } finally {
     await s.close();
   }

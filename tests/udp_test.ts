@@ -191,7 +191,10 @@ test("UDP: sending is checked: over maxDatagram, a name, an IPv6 target from IPv
   );
   assert.equal(sock.send(new Uint8Array(16), to), true);
   assert.throws(() => mgr.listen("udp://127.0.0.1:0", { maxDatagram: 70_000 }), RangeError);
-  assert.throws(() => mgr.listen("udp://example.test:0"), (e) => e instanceof MgnetError && e.code === "Invalid");
+  assert.throws(
+    () => mgr.listen("udp://example.test:0"),
+    (e) => e instanceof MgnetError && e.code === "Invalid",
+  );
 });
 
 test("UDP: broadcast needs the option; with it a loopback broadcast arrives", async () => {

@@ -149,7 +149,11 @@ function conclude(name: string, want: number[], answers: Map<number, Answer>): s
   }
   if (addrs.length > 0) return addrs;
   if (error) return error;
-  return new DnsError(name, "nodata", `no ${want.length === 2 ? "A or AAAA" : want[0] === 1 ? "A" : "AAAA"} record`);
+  return new DnsError(
+    name,
+    "nodata",
+    `no ${want.length === 2 ? "A or AAAA" : want[0] === 1 ? "A" : "AAAA"} record`,
+  );
 }
 
 /**
@@ -161,7 +165,12 @@ function conclude(name: string, want: number[], answers: Map<number, Answer>): s
  * @param options Server, timeout, family, signal.
  * @returns The addresses as text.
  */
-export function resolve(loop: Loop, dns: DnsProtocol, name: string, options: ResolveOptions = {}): Promise<string[]> {
+export function resolve(
+  loop: Loop,
+  dns: DnsProtocol,
+  name: string,
+  options: ResolveOptions = {},
+): Promise<string[]> {
   if (typeof name !== "string") return Promise.reject(new TypeError("resolve(name): name must be a string"));
   const family = options.family ?? 0;
   if (family !== 0 && family !== 4 && family !== 6) {
@@ -175,7 +184,9 @@ export function resolve(loop: Loop, dns: DnsProtocol, name: string, options: Res
   const v6 = parseIp(name, literal);
   if (v6 !== undefined) {
     if ((family === 4 && v6) || (family === 6 && !v6)) {
-      return Promise.reject(new DnsError(name, "nodata", `an IPv${v6 ? 6 : 4} address asked for family ${family}`));
+      return Promise.reject(
+        new DnsError(name, "nodata", `an IPv${v6 ? 6 : 4} address asked for family ${family}`),
+      );
     }
     return Promise.resolve([formatIp(literal, 0, v6)]);
   }
@@ -198,7 +209,8 @@ export function resolve(loop: Loop, dns: DnsProtocol, name: string, options: Res
   const nameBytes = utf8Encoder.encode(name);
   const out = new Uint8Array(8);
   const flags = server ? (server.v6 ? AddrFlag.Ipv6 : 0) : AddrFlag.SystemServer;
-  const types = (want.includes(DnsRecord.TypeA) ? DnsWant.A : 0) | (want.includes(DnsRecord.TypeAaaa) ? DnsWant.Aaaa : 0);
+  const types = (want.includes(DnsRecord.TypeA) ? DnsWant.A : 0) |
+    (want.includes(DnsRecord.TypeAaaa) ? DnsWant.Aaaa : 0);
   let slot: number;
   try {
     slot = loop.check(
@@ -225,7 +237,11 @@ export function resolve(loop: Loop, dns: DnsProtocol, name: string, options: Res
   const timer = setTimeout(() => {
     // Answers that did arrive still count (e.g. A answered, AAAA lost).
     const got = conclude(name, want, lookup.answers);
-    settle(lookup.answers.size > 0 && Array.isArray(got) ? got : new DnsError(name, "timeout", `no answer within ${timeout} ms`));
+    settle(
+      lookup.answers.size > 0 && Array.isArray(got)
+        ? got
+        : new DnsError(name, "timeout", `no answer within ${timeout} ms`),
+    );
   }, timeout);
   const settle = (r: string[] | Error) => {
     if (settled) return;
@@ -250,7 +266,8 @@ export function resolve(loop: Loop, dns: DnsProtocol, name: string, options: Res
     onOpen() {},
     onData() {},
     onError: (message) => settle(new DnsError(name, "io", message)),
-    onClose: () => settle(loop.closed ? new ManagerClosedError() : new DnsError(name, "io", "the socket closed")),
+    onClose: () =>
+      settle(loop.closed ? new ManagerClosedError() : new DnsError(name, "io", "the socket closed")),
   });
   return promise;
 }

@@ -294,7 +294,9 @@ export class UdpSocket extends Connection {
    */
   send(data: Uint8Array | string, to: UdpTarget): boolean {
     const bytes = typeof data === "string" ? utf8Encoder.encode(data) : data;
-    if (to === null || typeof to !== "object") throw new TypeError("send(data, to): `to` is { hostname, port }");
+    if (to === null || typeof to !== "object") {
+      throw new TypeError("send(data, to): `to` is { hostname, port }");
+    }
     const host = to.hostname;
     if (host !== scratchHost) {
       const v6 = typeof host === "string" ? parseIp(host, scratch) : undefined;
@@ -431,7 +433,10 @@ export class UdpProtocol implements Protocol {
   readonly name = "udp";
   readonly kinds: readonly number[] = [NetKind.Datagram];
 
-  decode(r: RecordView, conn: (slot: number, id: number) => Connection): DatagramEvent | OversizedDatagramEvent {
+  decode(
+    r: RecordView,
+    conn: (slot: number, id: number) => Connection,
+  ): DatagramEvent | OversizedDatagramEvent {
     const { u8, dv, off } = r;
     const socket = conn(r.slot, r.id) as UdpSocket;
     const flags = u8[off + 1];
@@ -483,12 +488,17 @@ export function bindUdp(loop: Loop, protocol: UdpProtocol, url: string, options:
   const dv = new DataView(out.buffer);
   const port = dv.getUint16(UdpBindOut.Port, true);
   const host = a.host === "localhost" ? "127.0.0.1" : a.host.replace(/^\[|\]$/g, "");
-  const sock = new UdpSocket(dv.getFloat64(UdpBindOut.Id, true), { transport: "udp", hostname: host, port }, url, {
-    maxDatagram: max,
-    recvBuffer: dv.getUint32(UdpBindOut.RecvBuffer, true),
-    sendBuffer: dv.getUint32(UdpBindOut.SendBuffer, true),
-    ipv6: out[UdpBindOut.Ipv6] === 1,
-  });
+  const sock = new UdpSocket(
+    dv.getFloat64(UdpBindOut.Id, true),
+    { transport: "udp", hostname: host, port },
+    url,
+    {
+      maxDatagram: max,
+      recvBuffer: dv.getUint32(UdpBindOut.RecvBuffer, true),
+      sendBuffer: dv.getUint32(UdpBindOut.SendBuffer, true),
+      ipv6: out[UdpBindOut.Ipv6] === 1,
+    },
+  );
   loop.adopt(sock, slot, protocol);
   return sock;
 }
@@ -513,7 +523,9 @@ export function parseServer(
     host = m[1];
     if (m[2] !== undefined) port = Number(m[2]);
   }
-  if (!(port >= 0 && port <= 65535)) throw new TypeError(`${JSON.stringify(server)}: the port is out of range`);
+  if (!(port >= 0 && port <= 65535)) {
+    throw new TypeError(`${JSON.stringify(server)}: the port is out of range`);
+  }
   const addr = new Uint8Array(16);
   const v6 = parseIp(host, addr);
   if (v6 === undefined) return undefined;

@@ -67,6 +67,8 @@ struct Slot {
     proto: usize,
     dirty: bool,
     lingering: bool,
+    /// Closed by [`Core::close_quietly`]: no CLOSE record.
+    quiet: bool,
     /// TLS settings of an outbound connection (used once it connects).
     tls: Option<Box<ClientTls>>,
 }
@@ -276,6 +278,7 @@ impl Core {
             proto,
             dirty: false,
             lingering: false,
+            quiet: false,
             tls: None,
         };
         match self.free.pop() {
@@ -643,6 +646,18 @@ impl Core {
         self.needs_poll |= expired;
     }
 
+    /// Closes a connection JS never learnt of (its set-up failed after the
+    /// socket existed): no CLOSE record follows.
+    pub fn close_quietly(&mut self, slot: u32) {
+        let s = &mut self.slots[slot as usize];
+        if s.id == 0 {
+            return;
+        }
+        s.quiet = true;
+        unsafe { (*s.c).set_is_closing(1) };
+        self.needs_poll = true;
+    }
+
     /// Graceful shutdown, step by step: closes every listener and lets each
     /// protocol wind its connections down. Calling it again only counts.
     /// Returns the connections that protocols count as still open.
@@ -780,8 +795,9 @@ impl Core {
                 }
             }
             sys::MG_EV_CLOSE => {
-                // Only connections announce their end: a listener is not one.
-                if role != Role::Listener {
+                // Only connections announce their end: a listener is not one,
+                // nor a socket whose creation failed before JS learnt of it.
+                if role != Role::Listener && !self.slots[slot as usize].quiet {
                     self.events.close(id, slot);
                     self.dispatch(proto, |p, core| p.on_closed(core, slot));
                 }

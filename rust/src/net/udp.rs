@@ -275,8 +275,7 @@ impl Udp {
             }
         }
         if let Some(why) = err {
-            (*c).set_is_closing(1);
-            core.request_poll();
+            core.close_quietly(slot);
             return Err(fail(Status::Io, format!("cannot set up {url}: {why}")));
         }
         core.with_protocol(proto, |u: &mut Udp, _| {
@@ -376,7 +375,8 @@ impl Udp {
         Udp::send_query(core, b, &server, &[sntp::request(t1).to_vec()])
     }
 
-    /// Sends a client's query datagrams; closes the socket if one fails.
+    /// Sends a client's query datagrams; closes the socket (quietly: JS
+    /// gets the error instead) if one fails.
     unsafe fn send_query(
         core: *mut Core,
         b: Bound,
@@ -386,30 +386,21 @@ impl Udp {
         let core = &mut *core;
         let (_, c) = core.slot_conn(b.slot);
         let fd = (*c).fd as usize as c_int;
-        let (sa, len) = match to.to_sockaddr(b.v6) {
-            Ok(x) => x,
-            Err(e) => {
-                (*c).set_is_closing(1);
-                core.request_poll();
-                return Err(e);
-            }
-        };
-        for p in packets {
-            match send_to(fd, &sa, len, p) {
-                Ok(true) => {}
-                Ok(false) => {
-                    (*c).set_is_closing(1);
-                    core.request_poll();
+        let sent = to.to_sockaddr(b.v6).and_then(|(sa, len)| {
+            for p in packets {
+                if !send_to(fd, &sa, len, p)? {
                     return Err(fail(Status::Io, "the query could not be sent: send buffer full"));
                 }
-                Err(e) => {
-                    (*c).set_is_closing(1);
-                    core.request_poll();
-                    return Err(e);
-                }
+            }
+            Ok(())
+        });
+        match sent {
+            Ok(()) => Ok((b.slot, b.id)),
+            Err(e) => {
+                core.close_quietly(b.slot);
+                Err(e)
             }
         }
-        Ok((b.slot, b.id))
     }
 
     /// Reads every datagram waiting on the socket (up to the budget).
@@ -706,6 +697,27 @@ mod tests {
         unsafe { (*t.core).close(b.slot, b.id, false).unwrap() };
         t.wait(crate::core::event::KIND_CLOSE, 1);
         assert_eq!(t.send(&b, &to, b"x"), Err(Status::Closed as i32));
+    }
+
+    #[test]
+    fn a_query_that_cannot_be_sent_fails_without_a_close_record() {
+        let mut t = T::new();
+        // Port 0 is no destination: sendto fails (EINVAL).
+        let server = Peer::v4([127, 0, 0, 1], 0);
+        let r = unsafe { Udp::dns_query(t.core, t.proto, server, "a.test", &[dns::TYPE_A]) };
+        assert_eq!(r, Err(Status::Io as i32));
+        for _ in 0..3 {
+            t.poll();
+        }
+        assert!(
+            split_records(&t.events).is_empty(),
+            "no record for a socket JS never saw"
+        );
+        // The manager still binds and serves.
+        let b = t.bind("udp://127.0.0.1:0", 16);
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.send_to(b"x", ("127.0.0.1", b.port)).unwrap();
+        t.wait(KIND_DATAGRAM, 1);
     }
 
     #[test]

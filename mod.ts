@@ -65,3 +65,15 @@ export {
   HttpClientConnection,
 } from "./src/http/client.ts";
 export { type SaveBodyOptions, saveBodyToFile } from "./src/http/save_body.ts";
+export {
+  DatagramEvent,
+  DatagramTooLargeError,
+  type OversizedDatagramEvent,
+  type UdpHandlers,
+  type UdpListenOptions,
+  type UdpOptions,
+  UdpSocket,
+  type UdpTarget,
+} from "./src/net/udp.ts";
+export { DnsError, type DnsErrorKind, type ResolveOptions } from "./src/net/dns.ts";
+export { SntpError, type SntpErrorKind, type SntpOptions, type SntpResult } from "./src/net/sntp.ts";

@@ -31,6 +31,9 @@ import {
   openHttpConnection,
 } from "./http/client.ts";
 import { ClientPool, httpRequest } from "./http/client_pool.ts";
+import { bindUdp, type UdpHandlers, type UdpListenOptions, UdpProtocol, type UdpSocket } from "./net/udp.ts";
+import { DnsProtocol, resolve, type ResolveOptions } from "./net/dns.ts";
+import { type SntpOptions, SntpProtocol, sntpQuery, type SntpResult } from "./net/sntp.ts";
 
 /**
  * Callbacks for a listener's connections, for those who prefer handlers to
@@ -165,11 +168,14 @@ export let managerLoop: (mgr: Manager) => Loop;
 export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
   #loop: Loop;
   #http = new HttpProtocol();
+  #udp = new UdpProtocol();
+  #dns = new DnsProtocol();
+  #sntp = new SntpProtocol();
   #iterating = false;
   #pumping: Promise<void> | undefined;
   #handlers = new Map<number, ListenHandlers>();
-  /** Handlers of each open connection accepted by a listener with handlers, by connection id. */
-  #connHandlers = new Map<number, ListenHandlers>();
+  /** Handlers of each open connection accepted by a listener with handlers (or UDP socket), by id. */
+  #connHandlers = new Map<number, ListenHandlers | UdpHandlers>();
   #shutdown: Promise<void> | undefined;
   #shutdownTimeout: number;
   #pool: ClientPool | undefined;
@@ -190,6 +196,9 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
     this.#shutdownTimeout = timeout;
     this.#loop = new Loop(newNativeManager(lib(), options));
     this.#loop.register(this.#http);
+    this.#loop.register(this.#udp);
+    this.#loop.register(this.#dns);
+    this.#loop.register(this.#sntp);
     this.#loop.onClosed(() => this.#pool?.clear()); // its connections are closed by now: this drops their timers
     options.signal?.addEventListener("abort", () => void this.shutdown(), { once: true });
   }
@@ -200,8 +209,33 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
   }
 
   /**
+   * Binds a UDP socket. Its datagrams arrive as `datagram` events (with
+   * `bytes` and the sender's address `from`) or go to `onDatagram`; one over
+   * `maxDatagram` arrives as a `datagram-oversized` event (`onOversized`).
+   *
+   * @param url `udp://IP:port` (`udp://0.0.0.0:0`, `udp://[::]:0`...).
+   * @param options Size limit, broadcast, receive buffer; handlers instead of `for await`.
+   * @returns The socket, with its real `port`.
+   * @throws {MgnetError} (`Invalid`) for a bad URL; (`Io`) if it cannot be bound.
+   * @example Handlers: an echo socket
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Manager } from "../mod.ts";
+   *
+   * await using mgr = new Manager();
+   * const sock = mgr.listen("udp://127.0.0.1:0", { onDatagram: (ev) => void ev.reply(ev.bytes) });
+   * const peer = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+   * await peer.send(new Uint8Array([1, 2, 3]), { transport: "udp", hostname: "127.0.0.1", port: sock.port });
+   * const [echo] = await peer.receive();
+   * assert.deepEqual([...echo], [1, 2, 3]);
+   * peer.close();
+   * ```
+   */
+  listen(url: `udp://${string}`, options?: UdpListenOptions): UdpSocket;
+  /**
    * Starts listening. The URL scheme picks the protocol: `http://` serves
-   * HTTP/1.1. Port 0 binds a free port; read it from the result. The URL is
+   * HTTP/1.1, `udp://` binds a {@linkcode UdpSocket} (see the overload).
+   * Port 0 binds a free port; read it from the result. The URL is
    * checked part by part (scheme, an IP address or `localhost`, a port from
    * 0 to 65535, nothing after it but an optional `/`).
    *
@@ -222,7 +256,34 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
    * assert.throws(() => mgr.listen("ftp://127.0.0.1:0"), /unsupported scheme/);
    * ```
    */
-  listen(url: string, handlers?: ListenHandlers): Listener {
+  listen(url: string, handlers?: ListenHandlers): Listener;
+  listen(url: string, handlers?: ListenHandlers | UdpListenOptions): Listener | UdpSocket {
+    if (/^udp:\/\//i.test(url)) return this.#listenUdp(url, handlers as UdpListenOptions | undefined);
+    return this.#listenHttp(url, handlers as ListenHandlers | undefined);
+  }
+
+  #listenUdp(url: string, options: UdpListenOptions = {}): UdpSocket {
+    if (this.#loop.closed) throw new ManagerClosedError();
+    if (this.#shutdown) throw new MgnetError("the manager is shutting down", "State");
+    const withHandlers = options.onDatagram !== undefined;
+    if (withHandlers) {
+      if (typeof options.onDatagram !== "function") throw new TypeError("onDatagram must be a function");
+      if (this.#iterating) {
+        throw new MgnetError("this manager is iterated with for await: listen without handlers", "State");
+      }
+    } else if (this.#pumping) {
+      throw new MgnetError("this manager runs handlers: give this socket an onDatagram handler too", "State");
+    }
+    const sock = bindUdp(this.#loop, this.#udp, url, options);
+    if (withHandlers) {
+      this.#connHandlers.set(sock.id, options as UdpHandlers);
+      this.#loop.pumping = true;
+      this.#pumping ??= this.#pump();
+    }
+    return sock;
+  }
+
+  #listenHttp(url: string, handlers?: ListenHandlers): Listener {
     if (this.#loop.closed) throw new ManagerClosedError();
     if (this.#shutdown) throw new MgnetError("the manager is shutting down", "State");
     if (handlers !== undefined) {
@@ -272,12 +333,16 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
     const h = this.#connHandlers.get(ev.conn.id);
     if (h === undefined) return;
     switch (ev.type) {
+      case "datagram":
+        return (h as UdpHandlers).onDatagram(ev);
+      case "datagram-oversized":
+        return (h as UdpHandlers).onOversized?.(ev);
       case "http":
         try {
-          const r = h.onRequest(ev);
-          if (r instanceof Promise) r.catch((e) => this.#handlerFailed(h, e, ev));
+          const r = (h as ListenHandlers).onRequest(ev);
+          if (r instanceof Promise) r.catch((e) => this.#handlerFailed(h as ListenHandlers, e, ev));
         } catch (e) {
-          this.#handlerFailed(h, e, ev);
+          this.#handlerFailed(h as ListenHandlers, e, ev);
         }
         return;
       case "error":
@@ -441,6 +506,76 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
     if (this.#loop.closed) return Promise.reject(new ManagerClosedError());
     if (this.#shutdown) return Promise.reject(new MgnetError("the manager is shutting down", "State"));
     return openHttpConnection(this.#loop, url, options);
+  }
+
+  /**
+   * Resolves a host name to IP addresses with DNS over UDP, inside this
+   * manager's loop (never a blocking `getaddrinfo`): A and/or AAAA queries
+   * to the system's nameserver (the first `nameserver` line of
+   * /etc/resolv.conf) or `options.server`; CNAME chains are followed.
+   * `localhost` and IP literals are answered without a query; /etc/hosts is
+   * not read.
+   *
+   * @param name The host name.
+   * @param options `server`, `timeout` (ms, default 5000), `family` (4, 6 or 0 for both), `signal`.
+   * @returns The addresses, IPv4 first.
+   * @throws {DnsError} with `kind` `nxdomain`, `nodata`, `timeout`,
+   *   `servfail`, `refused`, `format` or `io`; {MgnetError} (`Invalid`) for
+   *   a name that is not a host name.
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Manager } from "../mod.ts";
+   *
+   * await using mgr = new Manager();
+   * assert.deepEqual(await mgr.resolve("localhost", { family: 4 }), ["127.0.0.1"]);
+   * assert.deepEqual(await mgr.resolve("::1"), ["::1"]);
+   * ```
+   */
+  resolve(name: string, options?: ResolveOptions): Promise<string[]> {
+    if (this.#loop.closed) return Promise.reject(new ManagerClosedError());
+    return resolve(this.#loop, this.#dns, name, options);
+  }
+
+  /**
+   * Asks an SNTP server for the time (RFC 4330) from a UDP socket of this
+   * manager's loop, and computes the clock offset and round-trip delay from
+   * the four timestamps.
+   *
+   * @param server `udp://host:port`, `host:port` or `host` (port 123); a
+   *   name is resolved with {@linkcode resolve} first.
+   * @param options `timeout` (ms, default 5000), `signal`.
+   * @returns `offset` (ms the server is ahead), `delay` (ms), `time` (the
+   *   server's time in ms since the epoch), `stratum`, `server`.
+   * @throws {SntpError} with `kind` `timeout`, `kod`, `unsynchronized` or `io`.
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Manager } from "../mod.ts";
+   *
+   * await using mgr = new Manager();
+   * // A responder whose clock is exactly 1 s ahead of the request's T1.
+   * const ntp = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+   * (async () => {
+   *   const [req, from] = await ntp.receive();
+   *   const res = new Uint8Array(48);
+   *   const dv = new DataView(res.buffer);
+   *   res[0] = 0x24; // version 4, server
+   *   res[1] = 1; // stratum
+   *   res.set(req.subarray(40, 48), 24); // originate = the request's T1
+   *   const t1 = new DataView(req.buffer, req.byteOffset).getBigUint64(40);
+   *   dv.setBigUint64(32, t1 + (1n << 32n)); // T2 = T1 + 1 s
+   *   dv.setBigUint64(40, t1 + (1n << 32n)); // T3 = T2
+   *   await ntp.send(res, from);
+   * })();
+   * const { offset, delay } = await mgr.sntp(`udp://127.0.0.1:${(ntp.addr as Deno.NetAddr).port}`);
+   * assert.ok(Math.abs(offset + delay / 2 - 1000) < 0.01);
+   * ntp.close();
+   * ```
+   */
+  sntp(server: string, options?: SntpOptions): Promise<SntpResult> {
+    if (this.#loop.closed) return Promise.reject(new ManagerClosedError());
+    return sntpQuery(this.#loop, this.#sntp, this.#dns, server, options);
   }
 
   async #nextSlow(): Promise<IteratorResult<MgEvent>> {

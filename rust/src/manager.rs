@@ -8,6 +8,8 @@
 use crate::core::outbound::ClientTls;
 use crate::core::{error, Core};
 use crate::http::{HttpClient, HttpServer, Limits};
+use crate::net::udp::{Bound, Mode, Peer};
+use crate::net::Udp;
 
 /// A core plus the indices of its registered protocols.
 pub struct Manager {
@@ -15,6 +17,7 @@ pub struct Manager {
     core: *mut Core,
     http: usize,
     client: usize,
+    udp: usize,
 }
 
 impl Manager {
@@ -24,10 +27,12 @@ impl Manager {
         let mut core = Core::new()?;
         let http = core.register(Box::new(HttpServer::new(limits)));
         let client = core.register(Box::new(HttpClient::default()));
+        let udp = core.register(Box::new(Udp::default()));
         Ok(Box::new(Manager {
             core: Box::into_raw(core),
             http,
             client,
+            udp,
         }))
     }
 
@@ -56,6 +61,29 @@ impl Manager {
     pub fn client<R>(&mut self, f: impl FnOnce(&mut HttpClient, &mut Core) -> R) -> R {
         let idx = self.client;
         self.core().with_protocol(idx, f)
+    }
+
+    /// Runs `f` with the UDP protocol and the core.
+    pub fn udp<R>(&mut self, f: impl FnOnce(&mut Udp, &mut Core) -> R) -> R {
+        let idx = self.udp;
+        self.core().with_protocol(idx, f)
+    }
+
+    /// Binds a UDP socket (`udp://host:port`) whose datagrams go to JS.
+    pub fn bind_udp(&mut self, url: &str, max: usize, flags: u32, rcvbuf: u32) -> Result<Bound, i32> {
+        unsafe { Udp::bind(self.core, self.udp, url, max, flags, rcvbuf, Mode::Datagrams) }
+    }
+
+    /// Sends DNS queries for `name` (one per type) to `server` from a fresh
+    /// socket; its DNS records follow. Returns (slot, id).
+    pub fn dns_query(&mut self, server: Peer, name: &str, types: &[u16]) -> Result<(u32, u64), i32> {
+        unsafe { Udp::dns_query(self.core, self.udp, server, name, types) }
+    }
+
+    /// Sends an SNTP request to `server` from a fresh socket; its SNTP
+    /// record follows. Returns (slot, id).
+    pub fn sntp_query(&mut self, server: Peer) -> Result<(u32, u64), i32> {
+        unsafe { Udp::sntp_query(self.core, self.udp, server) }
     }
 
     /// Listens on a URL whose scheme names the protocol (`http://host:port`).

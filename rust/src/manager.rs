@@ -8,6 +8,8 @@
 use crate::core::outbound::ClientTls;
 use crate::core::{error, Core};
 use crate::http::{HttpClient, HttpServer, Limits};
+use crate::net::post::Posts;
+use crate::net::timer::Timers;
 
 /// A core plus the indices of its registered protocols.
 pub struct Manager {
@@ -15,6 +17,9 @@ pub struct Manager {
     core: *mut Core,
     http: usize,
     client: usize,
+    // net: timers and posting (not connection protocols: no registry index)
+    timers: Timers,
+    posts: Posts,
 }
 
 impl Manager {
@@ -28,6 +33,8 @@ impl Manager {
             core: Box::into_raw(core),
             http,
             client,
+            timers: Timers::default(),
+            posts: Posts::default(),
         }))
     }
 
@@ -37,7 +44,10 @@ impl Manager {
     /// `this` comes from `Box::into_raw` of a live manager; nothing else
     /// refers to it afterwards.
     pub unsafe fn destroy(this: *mut Manager) {
-        let m = Box::from_raw(this);
+        let mut m = Box::from_raw(this);
+        // net: before mg_mgr_free, which free()s every timer in its list.
+        m.timers.clear(m.core);
+        m.posts.close();
         Core::destroy(m.core);
     }
 
@@ -80,7 +90,23 @@ impl Manager {
     /// Flushes, polls once without blocking, flushes; returns the event
     /// bytes ready.
     pub fn poll(&mut self) -> usize {
-        unsafe { Core::poll(self.core) }
+        unsafe {
+            Core::poll(self.core);
+            // net: one-shot timers that fired are freed; posted messages follow the poll's events.
+            self.timers.reap(self.core);
+            self.posts.drain(&mut (*self.core).events);
+            (*self.core).events.len()
+        }
+    }
+
+    /// net: runs `f` with the timers and the core pointer.
+    pub fn timers<R>(&mut self, f: impl FnOnce(&mut Timers, *mut Core) -> R) -> R {
+        f(&mut self.timers, self.core)
+    }
+
+    /// net: the manager's mailbox for posts from other threads.
+    pub fn posts(&mut self) -> (&mut Posts, &Core) {
+        (&mut self.posts, unsafe { &*self.core })
     }
 
     /// Counters: polls, connections accepted, requests parsed, cache hits.

@@ -52,7 +52,9 @@ struct Entry {
 pub struct Timers {
     entries: HashMap<u64, Box<Entry>>,
     next_id: u64,
-    /// Boxed: entries point at it from Mongoose's callbacks.
+    /// Boxed: entries point at it from Mongoose's callbacks, so its address
+    /// must not move with `Timers`.
+    #[allow(clippy::box_collection)]
     fired: Box<Vec<u64>>,
 }
 

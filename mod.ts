@@ -64,3 +64,13 @@ export {
   HttpClientConnection,
 } from "./src/http/client.ts";
 export { type SaveBodyOptions, saveBodyToFile } from "./src/http/save_body.ts";
+// net: timers and posting into a manager
+export { Timer, type TimerEvent, type TimerOptions } from "./src/net/timer.ts";
+export {
+  openPoster,
+  POST_MAX_BYTES,
+  POST_MAX_COUNT,
+  PostEvent,
+  type PostPort,
+  Poster,
+} from "./src/net/post.ts";

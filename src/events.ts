@@ -7,6 +7,8 @@
  * | `http`  | a complete HTTP request arrived        | {@linkcode HttpRequestEvent} |
  * | `error` | a connection failed (it closes next)   | `conn`, `message`            |
  * | `close` | a connection closed                    | `conn`                       |
+ * | `timer` | a timer of the manager fired           | `timer` (no `conn`)          |
+ * | `post`  | a message was posted into the manager  | {@linkcode PostEvent} (no `conn`) |
  *
  * Each protocol adds its own members; the core's are in `core/events.ts`.
  *
@@ -15,8 +17,17 @@
 
 import type { ConnCloseEvent, ConnErrorEvent, OpenEvent } from "./core/events.ts";
 import type { HttpRequestEvent } from "./http/request_event.ts";
+import type { TimerEvent } from "./net/timer.ts";
+import type { PostEvent } from "./net/post.ts";
 
-export type { ConnCloseEvent, ConnErrorEvent, OpenEvent };
+export type { ConnCloseEvent, ConnErrorEvent, OpenEvent, PostEvent, TimerEvent };
 
 /** Every event a manager yields. Switch on `type`. */
-export type MgEvent = OpenEvent | HttpRequestEvent | ConnCloseEvent | ConnErrorEvent;
+export type MgEvent =
+  | OpenEvent
+  | HttpRequestEvent
+  | ConnCloseEvent
+  | ConnErrorEvent
+  // net
+  | TimerEvent
+  | PostEvent;

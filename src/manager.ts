@@ -31,7 +31,13 @@ import {
   openHttpConnection,
 } from "./http/client.ts";
 import { ClientPool, httpRequest } from "./http/client_pool.ts";
-import { type Timer, type TimerEvent, timerInternals, type TimerOptions, TimerProtocol } from "./net/timer.ts";
+import {
+  type Timer,
+  type TimerEvent,
+  timerInternals,
+  type TimerOptions,
+  TimerProtocol,
+} from "./net/timer.ts";
 import { type PostEvent, type PostPort, PostProtocol } from "./net/post.ts";
 
 /**
@@ -262,7 +268,10 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
   #checkMode(hasHandler: boolean, what: string, handler: string): void {
     if (this.#loop.closed) throw new ManagerClosedError();
     if (hasHandler && this.#iterating) {
-      throw new MgnetError(`this manager is iterated with for await: give this ${what} no ${handler}`, "State");
+      throw new MgnetError(
+        `this manager is iterated with for await: give this ${what} no ${handler}`,
+        "State",
+      );
     }
     if (!hasHandler && this.#pumping) {
       throw new MgnetError(`this manager runs handlers: give this ${what} ${handler} too`, "State");
@@ -341,7 +350,9 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
    */
   postPort(options: { onPost?: (ev: PostEvent) => void } = {}): PostPort {
     const onPost = options.onPost;
-    if (onPost !== undefined && typeof onPost !== "function") throw new TypeError("onPost must be a function");
+    if (onPost !== undefined && typeof onPost !== "function") {
+      throw new TypeError("onPost must be a function");
+    }
     if (onPost !== undefined && this.#onPost !== undefined && onPost !== this.#onPost) {
       throw new MgnetError("this manager's posts already have an onPost", "State");
     }

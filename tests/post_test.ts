@@ -40,28 +40,34 @@ function worker(): { w: Worker; next: () => Promise<any> } & Disposable {
   };
 }
 
-test("post: a Worker posts 100,000 messages; the manager receives all, in order", { timeoutMs: 60_000 }, async () => {
-  await using mgr = new Manager();
-  using wk = worker();
-  const N = 100_000;
-  wk.w.postMessage({ port: mgr.postPort(), mode: "count", n: N });
-  let expected = 0;
-  for await (const ev of mgr) {
-    if (ev.type !== "post") continue;
-    assert.equal(ev.isText, true);
-    const text = ev.text();
-    if (text !== String(expected)) assert.fail(`message ${expected} arrived as ${JSON.stringify(text)}`);
-    if (++expected === N) break;
-  }
-  assert.equal(expected, N);
-  assert.deepEqual(await wk.next(), { done: N });
-});
+test(
+  "post: a Worker posts 100,000 messages; the manager receives all, in order",
+  { timeoutMs: 60_000 },
+  async () => {
+    await using mgr = new Manager();
+    using wk = worker();
+    const N = 100_000;
+    wk.w.postMessage({ port: mgr.postPort(), mode: "count", n: N });
+    let expected = 0;
+    for await (const ev of mgr) {
+      if (ev.type !== "post") continue;
+      assert.equal(ev.isText, true);
+      const text = ev.text();
+      if (text !== String(expected)) assert.fail(`message ${expected} arrived as ${JSON.stringify(text)}`);
+      if (++expected === N) break;
+    }
+    assert.equal(expected, N);
+    assert.deepEqual(await wk.next(), { done: N });
+  },
+);
 
 test("post: the mailbox holds exactly POST_MAX_COUNT messages; send() waits for room", async () => {
   await using mgr = new Manager();
   using poster = openPoster(mgr.postPort());
   // Nobody polls the manager yet: the mailbox fills up.
-  for (let i = 0; i < POST_MAX_COUNT; i++) assert.equal(poster.post(new Uint8Array([i & 255])), true, `post ${i}`);
+  for (let i = 0; i < POST_MAX_COUNT; i++) {
+    assert.equal(poster.post(new Uint8Array([i & 255])), true, `post ${i}`);
+  }
   assert.equal(poster.post("one too many"), false);
   const sent = poster.send("after room"); // waits off the JS thread
   let n = 0;

@@ -73,7 +73,10 @@ test("Timer.cancel: a fire already gathered in the current batch is not delivere
 });
 
 test("Timer.cancel: a fire waiting in the backlog (while the body awaited I/O) is dropped", async () => {
-  await using server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, () => new Response("ok"));
+  await using server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    () => new Response("ok"),
+  );
   await using mgr = new Manager();
   const second = mgr.setTimer(5);
   const first = mgr.setTimer(5);

@@ -109,7 +109,10 @@ export class PostProtocol implements Protocol {
     if (this.#port) return this.#port;
     const out = new Uint8Array(8);
     loop.check(loop.sym.mgnet_post_open(loop.handle, out));
-    this.#port = Object.freeze({ kind: "mgnet-post-port", token: new DataView(out.buffer).getFloat64(0, true) });
+    this.#port = Object.freeze({
+      kind: "mgnet-post-port",
+      token: new DataView(out.buffer).getFloat64(0, true),
+    });
     loop.kick(); // an open mailbox keeps the loop waiting natively
     return this.#port;
   }

@@ -4,7 +4,7 @@
  * loop (a `setInterval` whose callback must end the loop's native wait with
  * a wake-up, then the event is handed out from JS).
  *
- *   deno run --allow-all bench/timer_bench.ts [fires=2000] [period_ms=1]
+ *   deno task bench:timers [fires=2000] [period_ms=1]
  *
  * Both loops iterate a manager whose loop waits natively (as any server's
  * does); CPU is the process's user+system time (node:process cpuUsage) per

@@ -296,7 +296,7 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
    *
    * await using mgr = new Manager();
    * const tick = mgr.setTimer(1, { repeat: true });
-   * const stop = mgr.setTimer(30);
+   * const stop = mgr.setTimer(30, { ref: true }); // keeps the process running until it fires
    * let ticks = 0;
    * for await (const ev of mgr) {
    *   if (ev.type !== "timer") continue;
@@ -313,7 +313,7 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
    *
    * await using mgr = new Manager();
    * const fired = Promise.withResolvers<number>();
-   * mgr.setTimer(5, { onFire: (ev) => fired.resolve(ev.timer.id) });
+   * mgr.setTimer(5, { ref: true, onFire: (ev) => fired.resolve(ev.timer.id) });
    * assert.equal(typeof await fired.promise, "number");
    * ```
    */

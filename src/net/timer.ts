@@ -40,7 +40,7 @@ export interface TimerOptions {
  * import { Manager } from "../../mod.ts";
  *
  * await using mgr = new Manager();
- * const timer = mgr.setTimer(5);
+ * const timer = mgr.setTimer(5, { ref: true }); // ref: the example's only pending work
  * for await (const ev of mgr) {
  *   if (ev.type === "timer") {
  *     assert.equal(ev.timer, timer);
@@ -81,7 +81,7 @@ export let timerInternals: {
  * import { Manager } from "../../mod.ts";
  *
  * await using mgr = new Manager();
- * const timer = mgr.setTimer(2, { repeat: true });
+ * const timer = mgr.setTimer(2, { repeat: true, ref: true });
  * let fires = 0;
  * for await (const ev of mgr) {
  *   if (ev.type === "timer" && ++fires === 3) {

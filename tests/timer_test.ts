@@ -47,6 +47,7 @@ test("setTimer: a repeating timer fires at most once per period over a window", 
 
 test("setTimer: timers fire in the order they are due, whatever the order they were set in", async () => {
   await using mgr = new Manager();
+  // Several may fall due in one poll (a late loop): they still leave in due order.
   const t30 = mgr.setTimer(30);
   const t0 = mgr.setTimer(0);
   const t10 = mgr.setTimer(10);
@@ -55,12 +56,27 @@ test("setTimer: timers fire in the order they are due, whatever the order they w
   assert.deepEqual(ids, [t0.id, t10.id, t20.id, t30.id]);
 });
 
+test("setTimer: timers due in the same poll leave in due order (a loop blocked past all of them)", async () => {
+  await using mgr = new Manager();
+  const t20 = mgr.setTimer(20);
+  const t5 = mgr.setTimer(5);
+  const t10 = mgr.setTimer(10);
+  const until = performance.now() + 30;
+  while (performance.now() < until) { /* block the thread: all three become due before the next poll */ }
+  const ids: number[] = [];
+  for await (const ev of mgr) {
+    if (ev.type === "timer") ids.push(ev.timer.id);
+    if (ids.length === 3) break;
+  }
+  assert.deepEqual(ids, [t5.id, t10.id, t20.id]);
+});
+
 test("Timer.cancel: a fire already gathered in the current batch is not delivered", async () => {
   await using mgr = new Manager();
   // Same delay, set in the same millisecond: both fire in one poll, the
-  // one set last first (Mongoose's list order).
-  const second = mgr.setTimer(5);
+  // older first.
   const first = mgr.setTimer(5);
+  const second = mgr.setTimer(5);
   const seen: number[] = [];
   const stop = mgr.setTimer(60);
   for await (const ev of mgr) {
@@ -78,8 +94,8 @@ test("Timer.cancel: a fire waiting in the backlog (while the body awaited I/O) i
     () => new Response("ok"),
   );
   await using mgr = new Manager();
-  const second = mgr.setTimer(5);
   const first = mgr.setTimer(5);
+  const second = mgr.setTimer(5);
   const stop = mgr.setTimer(80);
   const seen: number[] = [];
   for await (const ev of mgr) {

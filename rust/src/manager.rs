@@ -92,8 +92,8 @@ impl Manager {
     pub fn poll(&mut self) -> usize {
         unsafe {
             Core::poll(self.core);
-            // net: one-shot timers that fired are freed; posted messages follow the poll's events.
-            self.timers.reap(self.core);
+            // net: timer fires (in due order), then posted messages, follow the poll's events.
+            self.timers.after_poll(self.core);
             self.posts.drain(&mut (*self.core).events);
             (*self.core).events.len()
         }

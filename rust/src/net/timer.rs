@@ -2,7 +2,10 @@
 //! inside `mg_mgr_poll`, so a fire is one TIMER record in the batch of the
 //! poll that found it due (no JS timer per tick), and the loop's wait
 //! already ends at the next due timer (`Core::next_timeout` reads
-//! Mongoose's list).
+//! Mongoose's list). Mongoose calls the timers due in one poll in list
+//! order (newest first), so fires are gathered during the poll and written
+//! after it sorted by due time (then by age): timers due together leave in
+//! the order they were due.
 //!
 //! mgnet owns each `mg_timer` (boxed, never `MG_TIMER_AUTODELETE`), so a
 //! cancel unlinks and frees it at once; a one-shot timer is unlinked after
@@ -38,14 +41,25 @@ pub const TIMER_MAX_MS: u64 = i32::MAX as u64;
 /// One timer: Mongoose's record plus what the callback needs.
 struct Entry {
     t: sys::mg_timer,
-    core: *mut Core,
     id: u64,
     repeat: bool,
     refd: bool,
     /// A one-shot timer fired; it is unlinked after the poll.
     fired: bool,
-    /// Ids of fired one-shot timers (the owning `Timers::fired`).
-    fired_list: *mut Vec<u64>,
+    /// When the next fire is due (Mongoose's `expire` is already the one
+    /// after it when the callback runs).
+    due: u64,
+    /// The owning `Timers::shared`.
+    shared: *mut Shared,
+}
+
+/// What the callbacks of one poll gather.
+#[derive(Default)]
+struct Shared {
+    /// (due, id) of each fire.
+    fires: Vec<(u64, u64)>,
+    /// Ids of one-shot timers that fired.
+    fired_once: Vec<u64>,
 }
 
 /// The timers of one manager.
@@ -54,8 +68,7 @@ pub struct Timers {
     next_id: u64,
     /// Boxed: entries point at it from Mongoose's callbacks, so its address
     /// must not move with `Timers`.
-    #[allow(clippy::box_collection)]
-    fired: Box<Vec<u64>>,
+    shared: Box<Shared>,
 }
 
 impl Default for Timers {
@@ -63,25 +76,24 @@ impl Default for Timers {
         Timers {
             entries: HashMap::new(),
             next_id: 1,
-            fired: Box::default(),
+            shared: Box::default(),
         }
     }
 }
 
-/// Mongoose's callback: queues the TIMER record.
+/// Mongoose's callback: notes the fire (records are written after the poll).
 unsafe extern "C" fn on_timer(arg: *mut c_void) {
     let _ = std::panic::catch_unwind(|| {
         let e = &mut *(arg as *mut Entry);
         if e.fired {
             return;
         }
-        let ev = &mut (*e.core).events;
-        ev.header(KIND_TIMER, 0, 0, TIMER_LEN, e.id);
-        ev.u32(u32::MAX);
-        ev.u32(0);
+        let shared = &mut *e.shared;
+        shared.fires.push((e.due, e.id));
+        e.due = e.t.expire;
         if !e.repeat {
             e.fired = true;
-            (*e.fired_list).push(e.id);
+            shared.fired_once.push(e.id);
         }
     });
 }
@@ -105,12 +117,12 @@ impl Timers {
         self.next_id += 1;
         let mut e = Box::new(Entry {
             t: std::mem::zeroed(),
-            core,
             id,
             repeat,
             refd: flags & TIMER_REF != 0,
             fired: false,
-            fired_list: &mut *self.fired,
+            due: 0,
+            shared: &mut *self.shared,
         });
         let arg = &mut *e as *mut Entry as *mut c_void;
         let mflags = if repeat {
@@ -129,6 +141,7 @@ impl Timers {
         );
         // Mongoose starts counting at the next poll; start now instead.
         e.t.expire = now_ms() + period;
+        e.due = e.t.expire;
         if e.refd {
             (*core).hold(true);
         }
@@ -170,16 +183,25 @@ impl Timers {
         }
     }
 
-    /// After a poll: frees the one-shot timers it fired.
+    /// After a poll: writes the TIMER records of its fires (by due time,
+    /// then age) and frees the one-shot timers that fired.
     ///
     /// # Safety
     /// `core` is the live core these timers belong to, not in a poll.
-    pub unsafe fn reap(&mut self, core: *mut Core) {
-        if self.fired.is_empty() {
+    pub unsafe fn after_poll(&mut self, core: *mut Core) {
+        let shared = &mut *self.shared;
+        if shared.fires.is_empty() {
             return;
         }
-        let fired = std::mem::take(&mut *self.fired);
-        for id in fired {
+        shared.fires.sort_unstable();
+        let ev = &mut (*core).events;
+        for &(_, id) in &shared.fires {
+            ev.header(KIND_TIMER, 0, 0, TIMER_LEN, id);
+            ev.u32(u32::MAX);
+            ev.u32(0);
+        }
+        shared.fires.clear();
+        for id in std::mem::take(&mut shared.fired_once) {
             if let Some(mut e) = self.entries.remove(&id) {
                 Self::unlink(core, &mut e);
             }
@@ -213,7 +235,8 @@ impl Timers {
         for (_, mut e) in self.entries.drain() {
             Self::unlink(core, &mut e);
         }
-        self.fired.clear();
+        self.shared.fires.clear();
+        self.shared.fired_once.clear();
     }
 }
 
@@ -230,7 +253,7 @@ mod tests {
         let mut ids = Vec::new();
         while Instant::now() < deadline {
             Core::poll(core);
-            timers.reap(core);
+            timers.after_poll(core);
             let bytes = std::mem::take(&mut (*core).events.bytes);
             for (kind, id, r) in split_records(&bytes) {
                 assert_eq!((kind, r.len()), (KIND_TIMER, TIMER_LEN));
@@ -259,6 +282,11 @@ mod tests {
             assert!(!t.cancel(core, rep));
             assert_eq!(fires(core, &mut t, 50), Vec::<u64>::new());
             assert_eq!(t.add(core, -1.0, 0), Err(Status::Invalid as i32));
+            // Due together in one poll: they leave in due order, not list order.
+            let late = t.add(core, 10.0, 0).unwrap();
+            let early = t.add(core, 5.0, 0).unwrap();
+            std::thread::sleep(Duration::from_millis(15));
+            assert_eq!(fires(core, &mut t, 5), vec![early, late]);
             t.add(core, 1.0, TIMER_REPEAT | TIMER_REF).unwrap();
             t.clear(core);
             assert_eq!(((*core).refs(), t.len()), (0, 0));

@@ -77,3 +77,15 @@ export {
 } from "./src/net/udp.ts";
 export { DnsError, type DnsErrorKind, type ResolveOptions } from "./src/net/dns.ts";
 export { SntpError, type SntpErrorKind, type SntpOptions, type SntpResult } from "./src/net/sntp.ts";
+// net: timers and posting into a manager
+export { Timer, type TimerEvent, type TimerOptions } from "./src/net/timer.ts";
+export {
+  openPoster,
+  POST_MAX_BYTES,
+  POST_MAX_COUNT,
+  Poster,
+  PostEvent,
+  type PostPort,
+} from "./src/net/post.ts";
+// util: JSON lookup by path (native; measured faster than JSON.parse, see docs/architecture.md)
+export { jsonGet, jsonGetRaw } from "./src/util/json.ts";

@@ -9,6 +9,8 @@
  * | `close` | a connection closed                    | `conn`                       |
  * | `datagram` | a UDP socket received a datagram    | {@linkcode DatagramEvent}: `socket`, `bytes`, `from` |
  * | `datagram-oversized` | a datagram over the socket's `maxDatagram` was dropped | `socket`, `from`, `size`, `limit` |
+ * | `timer` | a timer of the manager fired           | `timer` (no `conn`)          |
+ * | `post`  | a message was posted into the manager  | {@linkcode PostEvent} (no `conn`) |
  *
  * Each protocol adds its own members; the core's are in `core/events.ts`.
  *
@@ -18,8 +20,10 @@
 import type { ConnCloseEvent, ConnErrorEvent, OpenEvent } from "./core/events.ts";
 import type { HttpRequestEvent } from "./http/request_event.ts";
 import type { DatagramEvent, OversizedDatagramEvent } from "./net/udp.ts";
+import type { TimerEvent } from "./net/timer.ts";
+import type { PostEvent } from "./net/post.ts";
 
-export type { ConnCloseEvent, ConnErrorEvent, OpenEvent };
+export type { ConnCloseEvent, ConnErrorEvent, OpenEvent, PostEvent, TimerEvent };
 
 /** Every event a manager yields. Switch on `type`. */
 export type MgEvent =
@@ -28,4 +32,6 @@ export type MgEvent =
   | ConnCloseEvent
   | ConnErrorEvent
   | DatagramEvent
-  | OversizedDatagramEvent;
+  | OversizedDatagramEvent
+  | TimerEvent
+  | PostEvent;

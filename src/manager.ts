@@ -34,6 +34,14 @@ import { ClientPool, httpRequest } from "./http/client_pool.ts";
 import { bindUdp, type UdpHandlers, type UdpListenOptions, UdpProtocol, type UdpSocket } from "./net/udp.ts";
 import { DnsProtocol, resolve, type ResolveOptions } from "./net/dns.ts";
 import { type SntpOptions, SntpProtocol, sntpQuery, type SntpResult } from "./net/sntp.ts";
+import {
+  type Timer,
+  type TimerEvent,
+  timerInternals,
+  type TimerOptions,
+  TimerProtocol,
+} from "./net/timer.ts";
+import { type PostEvent, type PostPort, PostProtocol } from "./net/post.ts";
 
 /**
  * Callbacks for a listener's connections, for those who prefer handlers to
@@ -179,6 +187,10 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
   #shutdown: Promise<void> | undefined;
   #shutdownTimeout: number;
   #pool: ClientPool | undefined;
+  // net: timers and posts
+  #timers = new TimerProtocol();
+  #posts = new PostProtocol();
+  #onPost: ((ev: PostEvent) => void) | undefined;
 
   static {
     managerLoop = (mgr) => mgr.#loop;
@@ -199,6 +211,8 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
     this.#loop.register(this.#udp);
     this.#loop.register(this.#dns);
     this.#loop.register(this.#sntp);
+    this.#loop.register(this.#timers);
+    this.#loop.register(this.#posts);
     this.#loop.onClosed(() => this.#pool?.clear()); // its connections are closed by now: this drops their timers
     options.signal?.addEventListener("abort", () => void this.shutdown(), { once: true });
   }
@@ -301,10 +315,115 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
     const listener = new Listener(bound.id, bound.port, url, () => loop.unlisten(bound), () => loop.closed);
     if (handlers !== undefined) {
       this.#handlers.set(listener.id, handlers);
-      this.#loop.pumping = true;
-      this.#pumping ??= this.#pump();
+      this.#startPump();
     }
     return listener;
+  }
+
+  #startPump(): void {
+    this.#loop.pumping = true;
+    this.#pumping ??= this.#pump();
+  }
+
+  /** Checks that a handler (or its absence) fits how this manager is consumed. */
+  #checkMode(hasHandler: boolean, what: string, handler: string): void {
+    if (this.#loop.closed) throw new ManagerClosedError();
+    if (hasHandler && this.#iterating) {
+      throw new MgnetError(
+        `this manager is iterated with for await: give this ${what} no ${handler}`,
+        "State",
+      );
+    }
+    if (!hasHandler && this.#pumping) {
+      throw new MgnetError(`this manager runs handlers: give this ${what} ${handler} too`, "State");
+    }
+  }
+
+  /**
+   * Starts a timer owned by this manager: its fires are `timer` events (or
+   * calls of `onFire`). It runs inside the native loop (no JS timer per
+   * fire), never fires after {@linkcode Timer.cancel} or after the manager
+   * closes, and does not keep the process alive unless `ref: true`.
+   *
+   * @param ms Delay, and for a repeating timer its period, in ms (0 to 2^31-1).
+   * @param options `repeat`, `ref`, `onFire`.
+   * @returns The timer.
+   * @throws {MgnetError} (`Invalid`) for a bad delay; (`State`) for an
+   *   `onFire` while the manager is iterated, or none while it runs handlers.
+   * @example A one-shot and a repeating timer
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Manager } from "../mod.ts";
+   *
+   * await using mgr = new Manager();
+   * const tick = mgr.setTimer(1, { repeat: true });
+   * const stop = mgr.setTimer(30, { ref: true }); // keeps the process running until it fires
+   * let ticks = 0;
+   * for await (const ev of mgr) {
+   *   if (ev.type !== "timer") continue;
+   *   if (ev.timer === tick) ticks++;
+   *   if (ev.timer === stop) break;
+   * }
+   * tick.cancel();
+   * assert.ok(ticks >= 1 && ticks <= 31, `${ticks}`);
+   * ```
+   * @example With a callback
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Manager } from "../mod.ts";
+   *
+   * await using mgr = new Manager();
+   * const fired = Promise.withResolvers<number>();
+   * mgr.setTimer(5, { ref: true, onFire: (ev) => fired.resolve(ev.timer.id) });
+   * assert.equal(typeof await fired.promise, "number");
+   * ```
+   */
+  setTimer(ms: number, options: TimerOptions = {}): Timer {
+    this.#checkMode(options.onFire !== undefined, "timer", "onFire");
+    const timer = this.#timers.add(this.#loop, ms, options);
+    if (options.onFire !== undefined) this.#startPump();
+    return timer;
+  }
+
+  /**
+   * The manager's post port: hand it to a Worker (with `postMessage`),
+   * which opens it with `openPoster()` and posts messages that arrive here
+   * as `post` events (or calls of `onPost`), in order. Every call returns
+   * the same port. While the port exists the manager keeps the process
+   * alive (like a `MessagePort` with a listener) until it is closed.
+   *
+   * @param options `onPost`: receive posts with this callback instead of `for await`.
+   * @returns The port.
+   * @throws {MgnetError} (`State`) for an `onPost` while the manager is
+   *   iterated (or none while it runs handlers), or a second, different `onPost`.
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Manager, openPoster } from "../mod.ts";
+   *
+   * await using mgr = new Manager();
+   * const got = Promise.withResolvers<string>();
+   * const port = mgr.postPort({ onPost: (ev) => got.resolve(ev.text()) });
+   * using poster = openPoster(port); // usually in a Worker: new Worker(...).postMessage(port)
+   * poster.post("hi");
+   * assert.equal(await got.promise, "hi");
+   * ```
+   */
+  postPort(options: { onPost?: (ev: PostEvent) => void } = {}): PostPort {
+    const onPost = options.onPost;
+    if (onPost !== undefined && typeof onPost !== "function") {
+      throw new TypeError("onPost must be a function");
+    }
+    if (onPost !== undefined && this.#onPost !== undefined && onPost !== this.#onPost) {
+      throw new MgnetError("this manager's posts already have an onPost", "State");
+    }
+    this.#checkMode(onPost !== undefined || this.#onPost !== undefined, "post port", "onPost");
+    const port = this.#posts.port(this.#loop);
+    if (onPost !== undefined) {
+      this.#onPost = onPost;
+      this.#startPump();
+    }
+    return port;
   }
 
   /**
@@ -324,6 +443,7 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
   }
 
   #dispatch(ev: MgEvent): void {
+    if (ev.conn === undefined) return this.#dispatchLoose(ev);
     if (ev.type === "open") {
       const h = this.#handlers.get(ev.listenerId);
       if (h === undefined) return;
@@ -351,6 +471,12 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
         this.#connHandlers.delete(ev.conn.id);
         return h.onClose?.(ev);
     }
+  }
+
+  /** net: events about no connection (timers, posts). */
+  #dispatchLoose(ev: TimerEvent | PostEvent): void {
+    if (ev.type === "timer") return timerInternals.onFire(ev.timer)?.(ev);
+    this.#onPost?.(ev);
   }
 
   #handlerFailed(h: ListenHandlers, error: unknown, ev: HttpRequestEvent): void {

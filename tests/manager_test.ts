@@ -165,7 +165,7 @@ test("events: open, http and close arrive in order with addresses", async () => 
   assert.equal(open.conn.localAddr?.port, srv.port);
   assert.ok((open.conn.remoteAddr?.port ?? 0) > 0);
   assert.equal(srv.events[1].conn, open.conn, "one Connection object per connection");
-  assert.equal(srv.events[2].conn.closed, true);
+  assert.equal(srv.events[2].conn?.closed, true);
 });
 
 test("replying on a closed connection throws ConnectionClosedError", async () => {

@@ -13,13 +13,14 @@
 //! This file holds the exports only. Below it: `manager.rs` (the protocols
 //! registered on a core), `core/` (loop, connections, flush, event
 //! records; no protocol), `http/` (the HTTP server and client protocols),
-//! `net/` (UDP, DNS, SNTP), `sys.rs` (Mongoose bindings).
+//! `net/` (UDP, DNS, SNTP, timers, posting), `util/` (JSON lookup, glob), `sys.rs` (Mongoose bindings).
 
 pub mod core;
 pub mod http;
 pub mod manager;
 pub mod net;
 pub mod sys;
+pub mod util;
 
 use std::cell::RefCell;
 use std::ffi::c_int;
@@ -907,6 +908,216 @@ pub unsafe extern "C" fn mgnet_sntp_query(
             }
             Err(e) => e,
         }
+    })
+}
+
+// ---------------------------------------------------------------------------
+// net: timers and posting into a manager (records TIMER 13, POST 14), the
+// keep-alive count, and util: JSON lookup and glob match (docs/architecture.md,
+// "Timers, posting and native utilities").
+// ---------------------------------------------------------------------------
+
+/// Adds a timer due in `ms` milliseconds (flags: 1 repeat every `ms`, 2
+/// keep the loop running). Writes its id (f64) at `out[0..8]`; returns 0.
+/// Each fire is a TIMER record in the poll that finds it due.
+///
+/// # Safety
+/// `out` is valid for 8 bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_timer_add(h: u32, ms: f64, flags: u32, out: *mut u8) -> i32 {
+    if out.is_null() {
+        return fail(Status::Invalid, "null output buffer");
+    }
+    with_manager(h, |m| {
+        match (*m).timers(|t, core| t.add(core, ms, flags)) {
+            Ok(id) => {
+                std::slice::from_raw_parts_mut(out, 8).copy_from_slice(&(id as f64).to_le_bytes());
+                (*m).core().wake(); // a waiting loop recomputes its timeout
+                0
+            }
+            Err(e) => e,
+        }
+    })
+}
+
+/// Cancels timer `id`; it never fires again. Returns 1 if it was active, 0
+/// if it had fired (one-shot) or was cancelled already.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only.
+#[no_mangle]
+pub extern "C" fn mgnet_timer_cancel(h: u32, id: f64) -> i32 {
+    with_manager(h, |m| unsafe {
+        (*m).timers(|t, core| t.cancel(core, id as u64)) as i32
+    })
+}
+
+/// Makes timer `id` keep the loop running (`refd` != 0) or not. Returns 1
+/// if the timer is active, else 0.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only.
+#[no_mangle]
+pub extern "C" fn mgnet_timer_ref(h: u32, id: f64, refd: u32) -> i32 {
+    with_manager(h, |m| unsafe {
+        (*m).timers(|t, core| t.set_ref(core, id as u64, refd != 0)) as i32
+    })
+}
+
+/// Reasons for the loop to wait natively (and so keep the process alive):
+/// listeners, connections, ref'd timers, an open mailbox. 0 lets the loop
+/// above wait without keeping the process alive.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only.
+#[no_mangle]
+pub extern "C" fn mgnet_refs(h: u32) -> i32 {
+    with_manager(h, |m| unsafe {
+        let open = (*m).posts().0.is_open() as usize;
+        ((*m).core().refs() + open).min(i32::MAX as usize) as i32
+    })
+}
+
+/// Opens (once) the manager's mailbox for posts from other threads and
+/// writes its token (f64) at `out[0..8]`. Returns 0.
+///
+/// # Safety
+/// `out` is valid for 8 bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_post_open(h: u32, out: *mut u8) -> i32 {
+    if out.is_null() {
+        return fail(Status::Invalid, "null output buffer");
+    }
+    with_manager(h, |m| {
+        let (posts, core) = (*m).posts();
+        match posts.open(core) {
+            Ok(token) => {
+                std::slice::from_raw_parts_mut(out, 8).copy_from_slice(&(token as f64).to_le_bytes());
+                0
+            }
+            Err(e) => e,
+        }
+    })
+}
+
+/// Opens a poster on the mailbox `token` (from `mgnet_post_open`). Any
+/// thread may call it. Returns a poster handle (> 0), or BadHandle if the
+/// manager is closed.
+///
+/// # Safety
+/// Safe to call with any arguments: numbers only.
+#[no_mangle]
+pub extern "C" fn mgnet_poster_open(token: f64) -> i32 {
+    boundary(|| match net::post::open_poster(token as u64) {
+        Ok(p) => p as i32,
+        Err(e) => e,
+    })
+}
+
+/// Posts `data[off..off+len]` (flags: 1 text) through poster `p`. Returns
+/// 1 if queued, 0 if the mailbox is full (nothing queued), BadHandle if the
+/// manager is closed, Closed if the poster is, Invalid for a message over
+/// the mailbox's byte bound. Any thread may call it.
+///
+/// # Safety
+/// `data` is valid for `off + len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_post(p: u32, data: *const u8, off: u32, len: u32, flags: u32) -> i32 {
+    let data = if data.is_null() {
+        &[][..]
+    } else {
+        bytes(data.add(off as usize), len as usize)
+    };
+    boundary(|| match net::post::post(p, flags as u8, data) {
+        Ok(net::post::PostResult::Queued) => 1,
+        Ok(net::post::PostResult::Full) => 0,
+        Err(e) => e,
+    })
+}
+
+/// Blocks until poster `p`'s mailbox has room for a `len`-byte message or
+/// `ms` pass (call it `nonblocking`). Returns 1 if there is room, 0 on
+/// timeout, BadHandle if the manager closed, Closed if the poster is.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only.
+#[no_mangle]
+pub extern "C" fn mgnet_poster_wait(p: u32, len: u32, ms: u32) -> i32 {
+    boundary(|| match net::post::wait_room(p, len as usize, ms) {
+        Ok(room) => room as i32,
+        Err(e) => e,
+    })
+}
+
+/// Closes poster `p`. Returns 1 if it was open, else 0.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only.
+#[no_mangle]
+pub extern "C" fn mgnet_poster_close(p: u32) -> i32 {
+    boundary(|| net::post::close_poster(p) as i32)
+}
+
+/// Finds the JSON value at `path` (`$.a.b[1]`) in `json` without parsing
+/// the rest. Writes its length (u32) at `out[0..4]` and returns its offset;
+/// a length of 0 means not found. Invalid for a bad path or document.
+///
+/// # Safety
+/// Each pointer is valid for its length; `out` for 4 bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_json_get(
+    json: *const u8,
+    json_len: u32,
+    path: *const u8,
+    path_len: u32,
+    out: *mut u8,
+) -> i32 {
+    let json = bytes(json, json_len as usize);
+    let path = bytes(path, path_len as usize);
+    if out.is_null() {
+        return fail(Status::Invalid, "null output buffer");
+    }
+    boundary(|| {
+        let (off, len) = match util::json_get(json, path) {
+            Ok(Some(t)) => t,
+            Ok(None) => (0, 0),
+            Err(e) => return e,
+        };
+        std::slice::from_raw_parts_mut(out, 4).copy_from_slice(&(len as u32).to_le_bytes());
+        off as i32
+    })
+}
+
+/// Matches `s` against the glob `pattern` (`?`, `*` without `/`, `#`).
+/// Returns 1 on a match (writing up to `caps_n` captures as u32 offset and
+/// length pairs to `caps`), else 0.
+///
+/// # Safety
+/// Each pointer is valid for its length; `caps` for `caps_n * 8` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_glob_match(
+    s: *const u8,
+    s_len: u32,
+    pattern: *const u8,
+    pattern_len: u32,
+    caps: *mut u8,
+    caps_n: u32,
+) -> i32 {
+    let s = bytes(s, s_len as usize);
+    let pattern = bytes(pattern, pattern_len as usize);
+    boundary(|| {
+        let mut found = vec![(0u32, 0u32); if caps.is_null() { 0 } else { caps_n as usize }];
+        if !util::glob_match(s, pattern, &mut found) {
+            return 0;
+        }
+        if !caps.is_null() {
+            let out = std::slice::from_raw_parts_mut(caps, found.len() * 8);
+            for (i, (o, l)) in found.iter().enumerate() {
+                out[i * 8..i * 8 + 4].copy_from_slice(&o.to_le_bytes());
+                out[i * 8 + 4..i * 8 + 8].copy_from_slice(&l.to_le_bytes());
+            }
+        }
+        1
     })
 }
 

@@ -8,6 +8,8 @@
 use crate::core::outbound::ClientTls;
 use crate::core::{error, Core};
 use crate::http::{HttpClient, HttpServer, Limits};
+use crate::net::post::Posts;
+use crate::net::timer::Timers;
 use crate::net::udp::{Bound, Mode, Peer};
 use crate::net::Udp;
 
@@ -18,6 +20,9 @@ pub struct Manager {
     http: usize,
     client: usize,
     udp: usize,
+    // net: timers and posting (not connection protocols: no registry index)
+    timers: Timers,
+    posts: Posts,
 }
 
 impl Manager {
@@ -33,6 +38,8 @@ impl Manager {
             http,
             client,
             udp,
+            timers: Timers::default(),
+            posts: Posts::default(),
         }))
     }
 
@@ -42,7 +49,10 @@ impl Manager {
     /// `this` comes from `Box::into_raw` of a live manager; nothing else
     /// refers to it afterwards.
     pub unsafe fn destroy(this: *mut Manager) {
-        let m = Box::from_raw(this);
+        let mut m = Box::from_raw(this);
+        // net: before mg_mgr_free, which free()s every timer in its list.
+        m.timers.clear(m.core);
+        m.posts.close();
         Core::destroy(m.core);
     }
 
@@ -108,7 +118,23 @@ impl Manager {
     /// Flushes, polls once without blocking, flushes; returns the event
     /// bytes ready.
     pub fn poll(&mut self) -> usize {
-        unsafe { Core::poll(self.core) }
+        unsafe {
+            Core::poll(self.core);
+            // net: timer fires (in due order), then posted messages, follow the poll's events.
+            self.timers.after_poll(self.core);
+            self.posts.drain(&mut (*self.core).events);
+            (*self.core).events.len()
+        }
+    }
+
+    /// net: runs `f` with the timers and the core pointer.
+    pub fn timers<R>(&mut self, f: impl FnOnce(&mut Timers, *mut Core) -> R) -> R {
+        f(&mut self.timers, self.core)
+    }
+
+    /// net: the manager's mailbox for posts from other threads.
+    pub fn posts(&mut self) -> (&mut Posts, &Core) {
+        (&mut self.posts, unsafe { &*self.core })
     }
 
     /// Counters: polls, connections accepted, requests parsed, cache hits.

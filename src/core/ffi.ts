@@ -131,6 +131,31 @@ export const symbols = {
   },
   // int32_t mgnet_sntp_query(uint32_t h, const uint8_t addr[16], uint32_t port, uint32_t flags, uint8_t out[8])
   mgnet_sntp_query: { parameters: ["u32", "buffer", "u32", "u32", "buffer"], result: "i32" },
+  // net: timers, posting into a manager, the keep-alive count; util: JSON lookup, glob match
+  // int32_t mgnet_timer_add(uint32_t h, double ms, uint32_t flags /* 1 repeat, 2 ref */, uint8_t out[8])
+  mgnet_timer_add: { parameters: ["u32", "f64", "u32", "buffer"], result: "i32" },
+  // int32_t mgnet_timer_cancel(uint32_t h, double id)
+  mgnet_timer_cancel: { parameters: ["u32", "f64"], result: "i32" },
+  // int32_t mgnet_timer_ref(uint32_t h, double id, uint32_t ref)
+  mgnet_timer_ref: { parameters: ["u32", "f64", "u32"], result: "i32" },
+  // int32_t mgnet_refs(uint32_t h)
+  mgnet_refs: { parameters: ["u32"], result: "i32" },
+  // int32_t mgnet_post_open(uint32_t h, uint8_t out[8])
+  mgnet_post_open: { parameters: ["u32", "buffer"], result: "i32" },
+  // int32_t mgnet_poster_open(double token) -- any thread
+  mgnet_poster_open: { parameters: ["f64"], result: "i32" },
+  // int32_t mgnet_post(uint32_t p, const uint8_t *data, uint32_t off, uint32_t len, uint32_t flags /* 1 text */)
+  mgnet_post: { parameters: ["u32", "buffer", "u32", "u32", "u32"], result: "i32" },
+  // int32_t mgnet_poster_wait(uint32_t p, uint32_t len, uint32_t ms) -- blocks: runs off the JS thread
+  mgnet_poster_wait: { parameters: ["u32", "u32", "u32"], result: "i32", nonblocking: true },
+  // int32_t mgnet_poster_close(uint32_t p)
+  mgnet_poster_close: { parameters: ["u32"], result: "i32" },
+  // int32_t mgnet_json_get(const uint8_t *json, uint32_t json_len, const uint8_t *path, uint32_t path_len,
+  //   uint8_t out[4] /* token length, 0: not found */) -- returns the token's offset
+  mgnet_json_get: { parameters: ["buffer", "u32", "buffer", "u32", "buffer"], result: "i32" },
+  // int32_t mgnet_glob_match(const uint8_t *s, uint32_t s_len, const uint8_t *pattern, uint32_t pattern_len,
+  //   uint8_t *caps /* u32 offset, u32 length pairs */, uint32_t caps_n)
+  mgnet_glob_match: { parameters: ["buffer", "u32", "buffer", "u32", "buffer", "u32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded library's symbols. */

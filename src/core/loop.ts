@@ -96,6 +96,8 @@ export class Loop {
   /** Protocols by record kind, and by listener id. */
   #byKind: (Protocol | undefined)[] = [];
   #protocols: Protocol[] = [];
+  /** Protocols that may drop their events from the backlog ({@linkcode Protocol.live}). */
+  #filters: Protocol[] = [];
   #byListener = new Map<number, Protocol>();
   /** Connections by slot, with the protocol each belongs to. */
   #conns: (Connection | undefined)[] = [];
@@ -106,6 +108,8 @@ export class Loop {
   #filling: Promise<boolean> | undefined;
   #driving = false;
   #waiting: Promise<number> | undefined;
+  /** Ends a wait that does not keep the process alive ({@linkcode kick}). */
+  #endSleep: (() => void) | undefined;
   #lastYield = 0;
   #delivered = 0;
   #flushMark = 0;
@@ -182,6 +186,7 @@ export class Loop {
     }
     for (const k of protocol.kinds) this.#byKind[k] = protocol;
     this.#protocols.push(protocol);
+    if (protocol.live) this.#filters.push(protocol);
   }
 
   /** Registers a callback run once the native manager is freed. */
@@ -206,6 +211,7 @@ export class Loop {
     const dv = new DataView(out.buffer);
     const id = dv.getFloat64(ListenOut.Id, true);
     this.#byListener.set(id, protocol);
+    this.#endSleep?.(); // a loop waiting without refs must now watch the listener
     return { slot, id, port: dv.getUint16(ListenOut.Port, true) };
   }
 
@@ -243,7 +249,7 @@ export class Loop {
     const conn = new Connection(new DataView(out.buffer).getFloat64(0, true));
     connInternals.bind(conn, this.host, slot);
     this.#clients.set(conn.id, { conn, sink });
-    this.sym.mgnet_wake(this.handle); // a waiting loop must add the new socket
+    this.kick(); // a waiting loop must add the new socket
     this.#drive().catch(() => {}); // a failing poll surfaces in the loop itself
     return conn;
   }
@@ -357,7 +363,7 @@ export class Loop {
     remote?: NetAddr,
     local?: NetAddr,
   ): Connection {
-    if (protocol) return protocol.accept(this.host, slot, id, remote, local);
+    if (protocol?.accept) return protocol.accept(this.host, slot, id, remote, local);
     const conn = new Connection(id, remote, local);
     connInternals.bind(conn, this.host, slot);
     return conn;
@@ -532,8 +538,38 @@ export class Loop {
         this.sym.mgnet_awaiting(this.handle) === 0 && this.#clients.size === this.#idleClients.size &&
         this.#bridgeGap(ms)
       ) continue;
-      await this.#wait(ms);
+      // Nothing that keeps the process alive (no listener, connection,
+      // ref'd timer or mailbox): wait on an unref'd JS timer instead of a
+      // native wait, so the process may exit. `kick()` ends it early.
+      if (this.sym.mgnet_refs(this.handle) > 0) await this.#wait(ms);
+      else await this.#sleep(ms);
     }
+  }
+
+  /** A wait that does not keep the process alive; ends after `ms` or at {@linkcode kick}. */
+  #sleep(ms: number): Promise<number> {
+    const { promise, resolve } = Promise.withResolvers<number>();
+    const timer = setTimeout(resolve, ms, 0);
+    Deno.unrefTimer(timer);
+    this.#endSleep = () => {
+      clearTimeout(timer);
+      resolve(1);
+    };
+    this.#waiting = promise;
+    return promise.finally(() => {
+      if (this.#waiting === promise) this.#waiting = undefined;
+      this.#endSleep = undefined;
+      this.#lastYield = performance.now();
+    });
+  }
+
+  /**
+   * Ends the current wait (native or not) at once: new work appeared (a
+   * listener, a connection, a timer, a mailbox) and the loop must look.
+   */
+  kick(): void {
+    if (!this.#closed) this.sym.mgnet_wake(this.handle);
+    this.#endSleep?.();
   }
 
   /** Counts an event handed to a consumer (for the flush heuristic). */
@@ -548,15 +584,20 @@ export class Loop {
 
   /** The next event: from the backlog first, then the current batch. */
   next(): LoopEvent | undefined {
-    if (this.#backlogPos < this.#backlog.length) {
+    while (this.#backlogPos < this.#backlog.length) {
       const ev = this.#backlog[this.#backlogPos++];
       if (this.#backlogPos === this.#backlog.length) {
         this.#backlog = [];
         this.#backlogPos = 0;
       }
-      return ev;
+      if (this.#filters.length === 0 || this.#live(ev)) return ev;
     }
     return this.#decode();
+  }
+
+  #live(ev: LoopEvent): boolean {
+    for (const p of this.#filters) if (!p.live!(ev)) return false;
+    return true;
   }
 
   /** Decodes the rest of the current batch into the backlog (before a new poll replaces it). */
@@ -665,6 +706,7 @@ export class Loop {
     this.#closing = (async () => {
       this.sym.mgnet_flush(this.handle);
       this.sym.mgnet_wake(this.handle);
+      this.#endSleep?.();
       while (this.#waiting) await this.#waiting.catch(() => {});
       await stopped;
       this.sym.mgnet_manager_free(this.handle);

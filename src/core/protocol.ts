@@ -10,12 +10,16 @@
 
 import type { Connection, ConnectionHost, NetAddr } from "./connection.ts";
 
-/** An event the loop hands upward: every event has a type and a connection. */
+/**
+ * An event the loop hands upward. Every event has a type; an event about
+ * a connection carries it, others (a timer's fire, a posted message) have
+ * none.
+ */
 export interface LoopEvent {
   /** Discriminant. */
   readonly type: string;
-  /** The connection it concerns. */
-  readonly conn: Connection;
+  /** The connection it concerns, if it concerns one. */
+  readonly conn?: Connection;
 }
 
 /** Where a record sits in the current batch. */
@@ -43,8 +47,17 @@ export interface Protocol {
    * `undefined` when the record was consumed internally.
    */
   decode(record: RecordView, conn: (slot: number, id: number) => Connection): LoopEvent | undefined;
-  /** The connection object of a connection one of its listeners accepted. */
-  accept(host: ConnectionHost, slot: number, id: number, remote?: NetAddr, local?: NetAddr): Connection;
+  /**
+   * The connection object of a connection one of its listeners accepted
+   * (protocols without listeners or connections leave it out).
+   */
+  accept?(host: ConnectionHost, slot: number, id: number, remote?: NetAddr, local?: NetAddr): Connection;
+  /**
+   * Whether one of its events decoded earlier is still to be handed out
+   * (false: drop it, e.g. it concerns something cancelled since). Asked
+   * for events that waited in the loop's backlog.
+   */
+  live?(ev: LoopEvent): boolean;
   /** One of its connections closed (before the close event is handed on). */
   closed?(conn: Connection): void;
   /** The loop is closed: fail whatever still waits. */

@@ -106,6 +106,11 @@ pub struct Core {
     accepted: bool,
     /// Counters for `mgnet_stats`.
     pub stats: Stats,
+    /// Occupied slots (listeners and connections), for [`Core::refs`].
+    live_slots: usize,
+    /// Other reasons to keep the loop waiting natively, held by what sits
+    /// above the core ([`Core::hold`]).
+    holds: usize,
 }
 
 /// Mongoose's monotonic clock in milliseconds.
@@ -185,6 +190,8 @@ impl Core {
             needs_poll: false,
             accepted: false,
             stats: Stats::default(),
+            live_slots: 0,
+            holds: 0,
         });
         let this: *mut Core = &mut *m;
         super::outbound::set_wall_clock();
@@ -281,6 +288,7 @@ impl Core {
             quiet: false,
             tls: None,
         };
+        self.live_slots += 1;
         match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = slot;
@@ -301,6 +309,37 @@ impl Core {
         s.lingering = false;
         s.tls = None;
         self.free.push(i);
+        self.live_slots -= 1;
+    }
+
+    /// The Mongoose manager, for facilities built on its own lists (its
+    /// timers). Never hand it to `mg_mgr_poll` or `mg_mgr_free`.
+    pub fn mgr_ptr(&mut self) -> *mut sys::mg_mgr {
+        ptr::addr_of_mut!(self.mgr)
+    }
+
+    /// Reasons to keep waiting natively: listeners and connections, plus
+    /// the holds taken with [`Core::hold`]. While this is 0 the loop above
+    /// may wait in a way that does not keep the process alive.
+    pub fn refs(&self) -> usize {
+        self.live_slots + self.holds
+    }
+
+    /// Takes (`true`) or gives back (`false`) one hold on the loop.
+    pub fn hold(&mut self, take: bool) {
+        if take {
+            self.holds += 1;
+        } else {
+            self.holds = self.holds.saturating_sub(1);
+        }
+    }
+
+    /// A new descriptor of the wake-up socket, for another thread to write
+    /// one byte to (with `MSG_DONTWAIT | MSG_NOSIGNAL`) when this loop must
+    /// wake. The caller owns and closes it; it stays valid (writes fail with
+    /// `EPIPE`) after the core is freed.
+    pub fn dup_wake_fd(&self) -> c_int {
+        unsafe { libc::fcntl(self.wake_tx, libc::F_DUPFD_CLOEXEC, 0) }
     }
 
     /// Requests handed to JS and not yet answered, over all protocols.

@@ -64,3 +64,14 @@ export {
   HttpClientConnection,
 } from "./src/http/client.ts";
 export { type SaveBodyOptions, saveBodyToFile } from "./src/http/save_body.ts";
+export {
+  TcpConnection,
+  type TcpConnectOptions,
+  type TcpConnEvent,
+  TcpDataEvent,
+  type TcpEndEvent,
+  type TcpFraming,
+  type TcpFramingOptions,
+  type TcpHandlers,
+  type TcpListenOptions,
+} from "./src/net/tcp.ts";

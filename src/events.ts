@@ -7,6 +7,8 @@
  * | `http`  | a complete HTTP request arrived        | {@linkcode HttpRequestEvent} |
  * | `error` | a connection failed (it closes next)   | `conn`, `message`            |
  * | `close` | a connection closed                    | `conn`                       |
+ * | `data`  | bytes (or a frame) arrived on TCP      | {@linkcode TcpDataEvent}     |
+ * | `end`   | a TCP peer ended its side (half-close) | `conn`                       |
  *
  * Each protocol adds its own members; the core's are in `core/events.ts`.
  *
@@ -15,8 +17,15 @@
 
 import type { ConnCloseEvent, ConnErrorEvent, OpenEvent } from "./core/events.ts";
 import type { HttpRequestEvent } from "./http/request_event.ts";
+import type { TcpDataEvent, TcpEndEvent } from "./net/tcp.ts";
 
 export type { ConnCloseEvent, ConnErrorEvent, OpenEvent };
 
 /** Every event a manager yields. Switch on `type`. */
-export type MgEvent = OpenEvent | HttpRequestEvent | ConnCloseEvent | ConnErrorEvent;
+export type MgEvent =
+  | OpenEvent
+  | HttpRequestEvent
+  | ConnCloseEvent
+  | ConnErrorEvent
+  | TcpDataEvent
+  | TcpEndEvent;

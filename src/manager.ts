@@ -31,6 +31,19 @@ import {
   openHttpConnection,
 } from "./http/client.ts";
 import { ClientPool, httpRequest } from "./http/client_pool.ts";
+import { ClientError, resolveAddr } from "./http/client.ts";
+import { TCP_SCHEMES, TcpProtocol } from "./net/protocol.ts";
+import {
+  openTcpConnection,
+  setListenerFraming,
+  type TcpConnection,
+  type TcpConnectOptions,
+  type TcpHandlers,
+  type TcpListenOptions,
+} from "./net/tcp.ts";
+
+/** Every scheme `listen` takes. */
+const LISTEN_SCHEMES: readonly string[] = [...HTTP_SCHEMES, ...TCP_SCHEMES];
 
 /**
  * Callbacks for a listener's connections, for those who prefer handlers to
@@ -165,11 +178,12 @@ export let managerLoop: (mgr: Manager) => Loop;
 export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
   #loop: Loop;
   #http = new HttpProtocol();
+  #tcp = new TcpProtocol();
   #iterating = false;
   #pumping: Promise<void> | undefined;
-  #handlers = new Map<number, ListenHandlers>();
+  #handlers = new Map<number, ListenHandlers | TcpHandlers>();
   /** Handlers of each open connection accepted by a listener with handlers, by connection id. */
-  #connHandlers = new Map<number, ListenHandlers>();
+  #connHandlers = new Map<number, ListenHandlers | TcpHandlers>();
   #shutdown: Promise<void> | undefined;
   #shutdownTimeout: number;
   #pool: ClientPool | undefined;
@@ -190,6 +204,7 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
     this.#shutdownTimeout = timeout;
     this.#loop = new Loop(newNativeManager(lib(), options));
     this.#loop.register(this.#http);
+    this.#loop.register(this.#tcp);
     this.#loop.onClosed(() => this.#pool?.clear()); // its connections are closed by now: this drops their timers
     options.signal?.addEventListener("abort", () => void this.shutdown(), { once: true });
   }
@@ -201,12 +216,15 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
 
   /**
    * Starts listening. The URL scheme picks the protocol: `http://` serves
-   * HTTP/1.1. Port 0 binds a free port; read it from the result. The URL is
-   * checked part by part (scheme, an IP address or `localhost`, a port from
-   * 0 to 65535, nothing after it but an optional `/`).
+   * HTTP/1.1, `tcp://` raw TCP (`data` and `end` events, connections are
+   * {@linkcode TcpConnection}s). Port 0 binds a free port; read it from the
+   * result. The URL is checked part by part (scheme, an IP address or
+   * `localhost`, a port from 0 to 65535, nothing after it but an optional `/`).
    *
-   * @param url e.g. `"http://127.0.0.1:8000"` or `"http://[::1]:0"`.
-   * @param handlers Callbacks for this listener's connections, instead of `for await`.
+   * @param url e.g. `"http://127.0.0.1:8000"`, `"http://[::1]:0"`, `"tcp://0.0.0.0:7000"`.
+   * @param handlers For `http://`: callbacks for this listener's connections,
+   *   instead of `for await`. For `tcp://`: framing options, and callbacks
+   *   if any `on…` is given.
    * @returns The listener, with its real `port`.
    * @throws {MgnetError} (`Invalid`) for a bad URL, naming the bad part;
    *   (`Io`) if the address is in use or cannot be bound.
@@ -220,13 +238,27 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
    * assert.ok(port > 0);
    * assert.throws(() => mgr.listen("http://127.0.0.1:99999"), (e) => e instanceof MgnetError && /port/.test(e.message));
    * assert.throws(() => mgr.listen("ftp://127.0.0.1:0"), /unsupported scheme/);
+   * const lines = mgr.listen("tcp://127.0.0.1:0", { framing: "line", maxFrame: 1024 });
+   * assert.ok(lines.port > 0);
    * ```
    */
-  listen(url: string, handlers?: ListenHandlers): Listener {
+  listen(url: `tcp://${string}`, options?: TcpListenOptions): Listener;
+  listen(url: string, handlers?: ListenHandlers): Listener;
+  listen(url: string, handlers?: ListenHandlers | TcpListenOptions): Listener {
     if (this.#loop.closed) throw new ManagerClosedError();
     if (this.#shutdown) throw new MgnetError("the manager is shutting down", "State");
-    if (handlers !== undefined) {
-      if (typeof handlers?.onRequest !== "function") {
+    const tcp = /^tcp:\/\//i.test(url);
+    let h: ListenHandlers | TcpHandlers | undefined = handlers;
+    if (tcp && handlers !== undefined) {
+      const t = handlers as TcpListenOptions;
+      const names = ["onOpen", "onData", "onEnd", "onError", "onClose"] as const;
+      for (const n of names) {
+        if (t[n] !== undefined && typeof t[n] !== "function") throw new TypeError(`${n} must be a function`);
+      }
+      if (!names.some((n) => t[n] !== undefined)) h = undefined; // options only: for await
+    }
+    if (h !== undefined) {
+      if (!tcp && typeof (h as ListenHandlers)?.onRequest !== "function") {
         throw new TypeError("handlers.onRequest must be a function");
       }
       if (this.#iterating) {
@@ -236,10 +268,18 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
       throw new MgnetError("this manager runs handlers: give this listener handlers too", "State");
     }
     const loop = this.#loop;
-    const bound = loop.listen(url, HTTP_SCHEMES, this.#http);
+    const bound = loop.listen(url, LISTEN_SCHEMES, tcp ? this.#tcp : this.#http);
+    if (tcp && handlers !== undefined) {
+      try {
+        setListenerFraming(loop, bound.slot, bound.id, handlers as TcpListenOptions);
+      } catch (e) {
+        loop.unlisten(bound);
+        throw e;
+      }
+    }
     const listener = new Listener(bound.id, bound.port, url, () => loop.unlisten(bound), () => loop.closed);
-    if (handlers !== undefined) {
-      this.#handlers.set(listener.id, handlers);
+    if (h !== undefined) {
+      this.#handlers.set(listener.id, h);
       this.#loop.pumping = true;
       this.#pumping ??= this.#pump();
     }
@@ -267,19 +307,25 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
       const h = this.#handlers.get(ev.listenerId);
       if (h === undefined) return;
       this.#connHandlers.set(ev.conn.id, h);
-      return h.onOpen?.(ev);
+      return (h.onOpen as ((ev: OpenEvent) => void) | undefined)?.(ev);
     }
     const h = this.#connHandlers.get(ev.conn.id);
     if (h === undefined) return;
     switch (ev.type) {
-      case "http":
+      case "http": {
+        const hh = h as ListenHandlers;
         try {
-          const r = h.onRequest(ev);
-          if (r instanceof Promise) r.catch((e) => this.#handlerFailed(h, e, ev));
+          const r = hh.onRequest(ev);
+          if (r instanceof Promise) r.catch((e) => this.#handlerFailed(hh, e, ev));
         } catch (e) {
-          this.#handlerFailed(h, e, ev);
+          this.#handlerFailed(hh, e, ev);
         }
         return;
+      }
+      case "data":
+        return (h as TcpHandlers).onData?.(ev);
+      case "end":
+        return (h as TcpHandlers).onEnd?.(ev);
       case "error":
         return h.onError?.(ev);
       case "close":
@@ -418,12 +464,18 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
   }
 
   /**
-   * Opens a keep-alive HTTP connection to a server for several requests.
+   * Opens a connection; the URL scheme picks the protocol. `http://` and
+   * `https://`: a keep-alive HTTP connection for several requests.
+   * `tcp://host:port` (`tcp://[::1]:7000` for IPv6): a raw
+   * {@linkcode TcpConnection}, whose events go to its own iterator.
    *
-   * @param url The server (`http://host:port` or `https://...`); a path is ignored.
-   * @param options Connect timeout and TLS trust.
+   * @param url The server (`http://host:port`, `https://...`, a path is
+   *   ignored; or `tcp://host:port`).
+   * @param options Connect timeout and TLS trust (HTTP); connect timeout and
+   *   framing (TCP).
    * @returns The connection, once connected.
-   * @throws {ClientError} if the name does not resolve or the connection fails.
+   * @throws {ClientError} if the name does not resolve or the connection
+   *   fails (`kind` `refused` when nobody listens).
    * @example
    * ```ts
    * import assert from "node:assert/strict";
@@ -437,10 +489,28 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
    * assert.deepEqual(bodies, ["/a", "/b"]);
    * ```
    */
-  connect(url: string | URL, options?: ClientConnectOptions): Promise<HttpClientConnection> {
+  connect(url: `tcp://${string}`, options?: TcpConnectOptions): Promise<TcpConnection>;
+  connect(url: string | URL, options?: ClientConnectOptions): Promise<HttpClientConnection>;
+  connect(
+    url: string | URL,
+    options?: ClientConnectOptions | TcpConnectOptions,
+  ): Promise<HttpClientConnection | TcpConnection> {
     if (this.#loop.closed) return Promise.reject(new ManagerClosedError());
     if (this.#shutdown) return Promise.reject(new MgnetError("the manager is shutting down", "State"));
-    return openHttpConnection(this.#loop, url, options);
+    if (typeof url === "string" && /^tcp:\/\//i.test(url)) {
+      return openTcpConnection(
+        this.#loop,
+        url,
+        (options ?? {}) as TcpConnectOptions,
+        resolveAddr,
+        (message, timedOut) => {
+          if (timedOut) return new ClientError("timeout", `connecting to ${url} timed out`);
+          const msg = message ?? "the connection closed";
+          return new ClientError(/refused/i.test(msg) ? "refused" : "connect", `${url}: ${msg}`);
+        },
+      );
+    }
+    return openHttpConnection(this.#loop, url, options as ClientConnectOptions);
   }
 
   async #nextSlow(): Promise<IteratorResult<MgEvent>> {

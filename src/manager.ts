@@ -34,6 +34,7 @@ import { ClientPool, httpRequest } from "./http/client_pool.ts";
 import { ClientError, resolveAddr } from "./http/client.ts";
 import { TCP_SCHEMES, TcpProtocol } from "./net/protocol.ts";
 import {
+  framingArgs,
   openTcpConnection,
   setListenerFraming,
   type TcpConnection,
@@ -251,6 +252,7 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
     let h: ListenHandlers | TcpHandlers | undefined = handlers;
     if (tcp && handlers !== undefined) {
       const t = handlers as TcpListenOptions;
+      framingArgs(t); // bad framing options throw before anything is bound
       const names = ["onOpen", "onData", "onEnd", "onError", "onClose"] as const;
       for (const n of names) {
         if (t[n] !== undefined && typeof t[n] !== "function") throw new TypeError(`${n} must be a function`);

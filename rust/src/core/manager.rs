@@ -92,6 +92,8 @@ pub struct Core {
     pub events: EventBuf,
     dirty: Vec<u32>,
     lingering: Vec<(u32, u64, u64)>,
+    /// Connections to close (draining) at the start of the next poll.
+    close_soon: Vec<(u32, u64)>,
     /// Boxed: each is a listener's `fn_data`, so its address must not move.
     #[allow(clippy::vec_box)]
     listeners: Vec<Box<ListenerInfo>>,
@@ -178,6 +180,7 @@ impl Core {
             events: EventBuf::default(),
             dirty: Vec::new(),
             lingering: Vec::new(),
+            close_soon: Vec::new(),
             listeners: Vec::new(),
             protocols: Vec::new(),
             wake_tx: fds[1],
@@ -484,6 +487,11 @@ impl Core {
     /// `this` is a live core, no `&mut` to it is held.
     pub unsafe fn poll(this: *mut Core) -> usize {
         (*this).flush();
+        if !(*this).close_soon.is_empty() {
+            for (slot, id) in std::mem::take(&mut (*this).close_soon) {
+                let _ = (*this).close(slot, id, true); // already gone: nothing to do
+            }
+        }
         if (*this).events.is_empty() {
             (*this).needs_poll = false;
             for p in (*this).protocols.iter_mut().flatten() {
@@ -530,6 +538,17 @@ impl Core {
             due = due.min(deadline);
         }
         due.saturating_sub(now) as i32
+    }
+
+    /// Closes the connection in `slot` (draining, as `close(.., true)`) at
+    /// the start of the next poll: after JS has read the batch being made
+    /// now and the output it queued meanwhile was flushed. For a protocol
+    /// that fails a connection while records of it are still on their way
+    /// to JS (which may answer them).
+    pub fn close_soon(&mut self, slot: u32) {
+        let id = self.slots[slot as usize].id;
+        self.close_soon.push((slot, id));
+        self.needs_poll = true;
     }
 
     /// The next wait must not sleep: a poll is due (e.g. Mongoose must

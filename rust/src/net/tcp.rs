@@ -67,9 +67,12 @@ struct TcpConn {
     end_requested: bool,
     /// Our side is shut down (FIN sent after the last byte).
     ended: bool,
-    /// JS closed the connection (with its output sent first), or framing
-    /// failed: what arrives is dropped.
+    /// JS closed the connection (with its output sent first): what
+    /// arrives is dropped.
     closing: bool,
+    /// Framing failed: what arrives is dropped, the connection closes at
+    /// the next poll (JS may still answer the frames before the bad one).
+    failed: bool,
 }
 
 impl TcpConn {
@@ -109,7 +112,7 @@ impl Protocol for Tcp {
             unsafe { (*c).recv.len = 0 };
             return;
         };
-        if t.closing || lingering {
+        if t.closing || t.failed || lingering {
             unsafe { (*c).recv.len = 0 };
             return;
         }
@@ -129,10 +132,10 @@ impl Protocol for Tcp {
                 }
                 Err(why) => {
                     io.len = 0;
-                    t.closing = true;
+                    t.failed = true;
+                    set_read_paused(c, true);
                     core.events.error(id, slot, why.as_bytes());
-                    (*c).set_is_closing(1);
-                    core.request_poll();
+                    core.close_soon(slot);
                 }
             }
         }
@@ -196,7 +199,7 @@ impl Protocol for Tcp {
             return;
         };
         t.peer_ended = true;
-        if t.closing || lingering {
+        if t.closing || t.failed || lingering {
             unsafe { (*c).set_is_closing(1) };
             core.request_poll();
             return;
@@ -214,10 +217,9 @@ impl Protocol for Tcp {
                     _ => {
                         let why = format!("the peer ended inside a frame ({} bytes of it arrived)", io.len);
                         io.len = 0;
-                        t.closing = true;
+                        t.failed = true;
                         core.events.error(id, slot, why.as_bytes());
-                        (*c).set_is_closing(1);
-                        core.request_poll();
+                        core.close_soon(slot);
                         return;
                     }
                 }

@@ -244,6 +244,14 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
    * ```
    */
   listen(url: `tcp://${string}`, options?: TcpListenOptions): Listener;
+  /**
+   * Starts listening on an `http://` URL (see the `tcp://` form above for
+   * everything else).
+   *
+   * @param url e.g. `"http://127.0.0.1:8000"`.
+   * @param handlers Callbacks for this listener's connections, instead of `for await`.
+   * @returns The listener, with its real `port`.
+   */
   listen(url: string, handlers?: ListenHandlers): Listener;
   listen(url: string, handlers?: ListenHandlers | TcpListenOptions): Listener {
     if (this.#loop.closed) throw new ManagerClosedError();
@@ -492,6 +500,14 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
    * ```
    */
   connect(url: `tcp://${string}`, options?: TcpConnectOptions): Promise<TcpConnection>;
+  /**
+   * Opens a keep-alive HTTP connection (`http://` or `https://`); see the
+   * `tcp://` form above.
+   *
+   * @param url The server; a path is ignored.
+   * @param options Connect timeout and TLS trust.
+   * @returns The connection, once connected.
+   */
   connect(url: string | URL, options?: ClientConnectOptions): Promise<HttpClientConnection>;
   connect(
     url: string | URL,

@@ -514,23 +514,25 @@ export async function openTcpConnection(
   const addr = await resolve(host, port);
   const opened = Promise.withResolvers<void>();
   let lastError: string | undefined;
-  let conn: TcpConnection | undefined;
+  // Set once openClient returns; the sink runs only after that (in a poll).
+  const made: { conn?: TcpConnection } = {};
   const sink: ClientSink = {
     onOpen: (remote, local) => {
-      connInternals.setAddrs(conn!, remote, local);
+      connInternals.setAddrs(made.conn!, remote, local);
       opened.resolve();
     },
     onData: () => {}, // TCP bytes arrive as TCP records, decoded by the protocol
     onError: (message) => {
       lastError = message;
+      const conn = made.conn;
       if (conn) tcpInternals.offer(conn, { type: "error", conn, message });
     },
     onClose: () => {
-      if (conn) tcpInternals.closed(conn);
+      if (made.conn) tcpInternals.closed(made.conn);
       opened.reject(fail(lastError, false));
     },
   };
-  conn = loop.openClient(addr, undefined, sink, {
+  const conn = made.conn = loop.openClient(addr, undefined, sink, {
     connect: (a, out) => loop.sym.mgnet_tcp_connect(loop.handle, a, a.length, kind, prefix, max, out),
     make: (id) => {
       const c = new TcpConnection(id);

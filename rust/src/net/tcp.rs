@@ -399,3 +399,123 @@ impl Tcp {
         Ok(false)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The TCP protocol through the top-level manager, on loopback with real
+    //! Mongoose and `std::net` peers.
+
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpStream};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::core::event::{split_records, KIND_CLOSE, KIND_ERROR, KIND_OPEN};
+    use crate::http::Limits;
+    use crate::manager::Manager;
+
+    struct T {
+        m: *mut Manager,
+        events: Vec<u8>,
+    }
+
+    impl T {
+        fn new() -> T {
+            T {
+                m: Box::into_raw(Manager::new(Limits::default()).unwrap()),
+                events: Vec::new(),
+            }
+        }
+        fn m(&mut self) -> &mut Manager {
+            unsafe { &mut *self.m }
+        }
+        /// Polls until a record of `kind` for `id` (any when 0) was seen.
+        fn wait(&mut self, kind: u8, id: u64) -> Vec<u8> {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                self.m().poll();
+                let bytes = std::mem::take(&mut self.m().core().events.bytes);
+                self.events.extend_from_slice(&bytes);
+                if let Some((_, _, r)) = split_records(&self.events)
+                    .into_iter()
+                    .find(|&(k, i, _)| k == kind && (id == 0 || i == id))
+                {
+                    return r.to_vec();
+                }
+                assert!(Instant::now() < deadline, "no record of kind {kind}");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        fn data(&self, id: u64) -> Vec<u8> {
+            split_records(&self.events)
+                .into_iter()
+                .filter(|&(k, i, _)| k == KIND_TCP_DATA && i == id)
+                .flat_map(|(_, _, r)| r[24..].to_vec())
+                .collect()
+        }
+    }
+
+    impl Drop for T {
+        fn drop(&mut self) {
+            unsafe { Manager::destroy(self.m) };
+        }
+    }
+
+    fn id_slot(r: &[u8]) -> (u64, u32) {
+        let u = |o: usize| u32::from_le_bytes(r[o..o + 4].try_into().unwrap());
+        (u(8) as u64 | (u(12) as u64) << 32, u(16))
+    }
+
+    #[test]
+    fn the_peer_ends_first_and_we_still_send_then_end() {
+        let mut t = T::new();
+        let (_, _, port) = t.m().listen("tcp://127.0.0.1:0").unwrap();
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let (id, slot) = id_slot(&t.wait(KIND_OPEN, 0));
+        s.write_all(b"abc").unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        t.wait(KIND_TCP_END, id);
+        assert_eq!(t.data(id), b"abc");
+        // Still writable after the peer's end.
+        assert_eq!(t.m().tcp(|p, core| p.send(core, slot, id, b"reply")), Ok(5));
+        assert_eq!(t.m().tcp(|p, core| p.end(core, slot, id)), Ok(()));
+        t.wait(KIND_CLOSE, id); // both sides ended: closed
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"reply");
+        assert_eq!(
+            t.m().tcp(|p, core| p.send(core, slot, id, b"late")),
+            Err(Status::Closed as i32)
+        );
+    }
+
+    #[test]
+    fn a_framing_error_is_reported_and_closes_at_the_next_poll() {
+        let mut t = T::new();
+        let (lslot, lid, port) = t.m().listen("tcp://127.0.0.1:0").unwrap();
+        let spec = FrameSpec {
+            framing: Framing::Prefix(4),
+            max: 8,
+        };
+        assert_eq!(t.m().tcp(|p, core| p.set_framing(core, lslot, lid, spec)), Ok(()));
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"\x00\x00\x00\x02hi\xff\xff\xff\xff").unwrap();
+        let (id, slot) = id_slot(&t.wait(KIND_ERROR, 0));
+        assert_eq!(t.data(id), b"hi");
+        // The frame before the bad one can still be answered.
+        assert_eq!(t.m().tcp(|p, core| p.send(core, slot, id, b"ok")), Ok(2));
+        let mut got = Vec::new();
+        while !got.ends_with(b"ok") {
+            let mut buf = [0u8; 16];
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "EOF before the answer");
+            got.extend_from_slice(&buf[..n]);
+            t.m().poll();
+        }
+        assert_eq!(got, b"ok");
+        drop(s); // our FIN ends the server's lingering close
+        t.wait(KIND_CLOSE, id);
+    }
+}

@@ -41,6 +41,7 @@ export { Connection, type NetAddr } from "./src/core/connection.ts";
 export type { ReplyBody, ReplyHeaders } from "./src/http/headers.ts";
 export { HttpConnection, ResponseWriter } from "./src/http/response.ts";
 export { HttpRequestEvent } from "./src/http/request_event.ts";
+export type { BasicCredentials, BearerCredentials, Credentials } from "./src/http/auth.ts";
 export type { ConnCloseEvent, ConnErrorEvent, MgEvent, OpenEvent } from "./src/events.ts";
 export { ConnectionClosedError, ManagerClosedError, MgnetError, type StatusName } from "./src/core/errors.ts";
 export { mongooseVersion } from "./src/core/ffi.ts";
@@ -75,3 +76,15 @@ export {
   type TcpHandlers,
   type TcpListenOptions,
 } from "./src/net/tcp.ts";
+export {
+  DatagramEvent,
+  DatagramTooLargeError,
+  type OversizedDatagramEvent,
+  type UdpHandlers,
+  type UdpListenOptions,
+  type UdpOptions,
+  UdpSocket,
+  type UdpTarget,
+} from "./src/net/udp.ts";
+export { DnsError, type DnsErrorKind, type ResolveOptions } from "./src/net/dns.ts";
+export { SntpError, type SntpErrorKind, type SntpOptions, type SntpResult } from "./src/net/sntp.ts";

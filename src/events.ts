@@ -9,6 +9,8 @@
  * | `close` | a connection closed                    | `conn`                       |
  * | `data`  | bytes (or a frame) arrived on TCP      | {@linkcode TcpDataEvent}     |
  * | `end`   | a TCP peer ended its side (half-close) | `conn`                       |
+ * | `datagram` | a UDP socket received a datagram    | {@linkcode DatagramEvent}: `socket`, `bytes`, `from` |
+ * | `datagram-oversized` | a datagram over the socket's `maxDatagram` was dropped | `socket`, `from`, `size`, `limit` |
  *
  * Each protocol adds its own members; the core's are in `core/events.ts`.
  *
@@ -18,6 +20,7 @@
 import type { ConnCloseEvent, ConnErrorEvent, OpenEvent } from "./core/events.ts";
 import type { HttpRequestEvent } from "./http/request_event.ts";
 import type { TcpDataEvent, TcpEndEvent } from "./net/tcp.ts";
+import type { DatagramEvent, OversizedDatagramEvent } from "./net/udp.ts";
 
 export type { ConnCloseEvent, ConnErrorEvent, OpenEvent };
 
@@ -28,4 +31,6 @@ export type MgEvent =
   | ConnCloseEvent
   | ConnErrorEvent
   | TcpDataEvent
-  | TcpEndEvent;
+  | TcpEndEvent
+  | DatagramEvent
+  | OversizedDatagramEvent;

@@ -31,6 +31,9 @@ import {
   openHttpConnection,
 } from "./http/client.ts";
 import { ClientPool, httpRequest } from "./http/client_pool.ts";
+import { bindUdp, type UdpHandlers, type UdpListenOptions, UdpProtocol, type UdpSocket } from "./net/udp.ts";
+import { DnsProtocol, resolve, type ResolveOptions } from "./net/dns.ts";
+import { type SntpOptions, SntpProtocol, sntpQuery, type SntpResult } from "./net/sntp.ts";
 import { ClientError, resolveAddr } from "./http/client.ts";
 import { TCP_SCHEMES, TcpProtocol } from "./net/protocol.ts";
 import {
@@ -43,7 +46,7 @@ import {
   type TcpListenOptions,
 } from "./net/tcp.ts";
 
-/** Every scheme `listen` takes. */
+/** The schemes `listen` takes for connection listeners (`udp://` binds a socket). */
 const LISTEN_SCHEMES: readonly string[] = [...HTTP_SCHEMES, ...TCP_SCHEMES];
 
 /**
@@ -179,12 +182,15 @@ export let managerLoop: (mgr: Manager) => Loop;
 export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
   #loop: Loop;
   #http = new HttpProtocol();
-  #tcp = new TcpProtocol();
+  #udp = new UdpProtocol();
+  #dns = new DnsProtocol();
+  #sntp = new SntpProtocol();
   #iterating = false;
   #pumping: Promise<void> | undefined;
+  #tcp = new TcpProtocol();
   #handlers = new Map<number, ListenHandlers | TcpHandlers>();
-  /** Handlers of each open connection accepted by a listener with handlers, by connection id. */
-  #connHandlers = new Map<number, ListenHandlers | TcpHandlers>();
+  /** Handlers of each open connection accepted by a listener with handlers (or UDP socket), by id. */
+  #connHandlers = new Map<number, ListenHandlers | TcpHandlers | UdpHandlers>();
   #shutdown: Promise<void> | undefined;
   #shutdownTimeout: number;
   #pool: ClientPool | undefined;
@@ -206,6 +212,9 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
     this.#loop = new Loop(newNativeManager(lib(), options));
     this.#loop.register(this.#http);
     this.#loop.register(this.#tcp);
+    this.#loop.register(this.#udp);
+    this.#loop.register(this.#dns);
+    this.#loop.register(this.#sntp);
     this.#loop.onClosed(() => this.#pool?.clear()); // its connections are closed by now: this drops their timers
     options.signal?.addEventListener("abort", () => void this.shutdown(), { once: true });
   }
@@ -216,16 +225,59 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
   }
 
   /**
-   * Starts listening. The URL scheme picks the protocol: `http://` serves
-   * HTTP/1.1, `tcp://` raw TCP (`data` and `end` events, connections are
-   * {@linkcode TcpConnection}s). Port 0 binds a free port; read it from the
-   * result. The URL is checked part by part (scheme, an IP address or
-   * `localhost`, a port from 0 to 65535, nothing after it but an optional `/`).
+   * Binds a UDP socket. Its datagrams arrive as `datagram` events (with
+   * `bytes` and the sender's address `from`) or go to `onDatagram`; one over
+   * `maxDatagram` arrives as a `datagram-oversized` event (`onOversized`).
    *
-   * @param url e.g. `"http://127.0.0.1:8000"`, `"http://[::1]:0"`, `"tcp://0.0.0.0:7000"`.
-   * @param handlers For `http://`: callbacks for this listener's connections,
-   *   instead of `for await`. For `tcp://`: framing options, and callbacks
-   *   if any `on…` is given.
+   * @param url `udp://IP:port` (`udp://0.0.0.0:0`, `udp://[::]:0`...).
+   * @param options Size limit, broadcast, receive buffer; handlers instead of `for await`.
+   * @returns The socket, with its real `port`.
+   * @throws {MgnetError} (`Invalid`) for a bad URL; (`Io`) if it cannot be bound.
+   * @example Handlers: an echo socket
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Manager } from "../mod.ts";
+   *
+   * await using mgr = new Manager();
+   * const sock = mgr.listen("udp://127.0.0.1:0", { onDatagram: (ev) => void ev.reply(ev.bytes) });
+   * const peer = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+   * await peer.send(new Uint8Array([1, 2, 3]), { transport: "udp", hostname: "127.0.0.1", port: sock.port });
+   * const [echo] = await peer.receive();
+   * assert.deepEqual([...echo], [1, 2, 3]);
+   * peer.close();
+   * ```
+   */
+  listen(url: `udp://${string}`, options?: UdpListenOptions): UdpSocket;
+  /**
+   * Starts listening for raw TCP connections ({@linkcode TcpConnection}s,
+   * with `data` and `end` events). See the `http://` form for URLs.
+   *
+   * @param url e.g. `"tcp://0.0.0.0:7000"`, `"tcp://[::1]:0"`.
+   * @param options Framing (`"raw"`, `"line"`, `{ lengthPrefix }`), `maxFrame`;
+   *   callbacks instead of `for await` if any `on…` is given.
+   * @returns The listener, with its real `port`.
+   * @throws {MgnetError} (`Invalid`) for a bad URL; {RangeError} or
+   *   {TypeError} for bad framing options.
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Manager } from "../mod.ts";
+   *
+   * await using mgr = new Manager();
+   * const lines = mgr.listen("tcp://127.0.0.1:0", { framing: "line", maxFrame: 1024 });
+   * assert.ok(lines.port > 0);
+   * ```
+   */
+  listen(url: `tcp://${string}`, options?: TcpListenOptions): Listener;
+  /**
+   * Starts listening. The URL scheme picks the protocol: `http://` serves
+   * HTTP/1.1, `tcp://` raw TCP and `udp://` binds a {@linkcode UdpSocket}
+   * (see the overloads). Port 0 binds a free port; read it from the result.
+   * The URL is checked part by part (scheme, an IP address or `localhost`, a
+   * port from 0 to 65535, nothing after it but an optional `/`).
+   *
+   * @param url e.g. `"http://127.0.0.1:8000"` or `"http://[::1]:0"`.
+   * @param handlers Callbacks for this listener's connections, instead of `for await`.
    * @returns The listener, with its real `port`.
    * @throws {MgnetError} (`Invalid`) for a bad URL, naming the bad part;
    *   (`Io`) if the address is in use or cannot be bound.
@@ -239,21 +291,37 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
    * assert.ok(port > 0);
    * assert.throws(() => mgr.listen("http://127.0.0.1:99999"), (e) => e instanceof MgnetError && /port/.test(e.message));
    * assert.throws(() => mgr.listen("ftp://127.0.0.1:0"), /unsupported scheme/);
-   * const lines = mgr.listen("tcp://127.0.0.1:0", { framing: "line", maxFrame: 1024 });
-   * assert.ok(lines.port > 0);
    * ```
    */
-  listen(url: `tcp://${string}`, options?: TcpListenOptions): Listener;
-  /**
-   * Starts listening on an `http://` URL (see the `tcp://` form above for
-   * everything else).
-   *
-   * @param url e.g. `"http://127.0.0.1:8000"`.
-   * @param handlers Callbacks for this listener's connections, instead of `for await`.
-   * @returns The listener, with its real `port`.
-   */
   listen(url: string, handlers?: ListenHandlers): Listener;
-  listen(url: string, handlers?: ListenHandlers | TcpListenOptions): Listener {
+  listen(url: string, handlers?: ListenHandlers | TcpListenOptions | UdpListenOptions): Listener | UdpSocket {
+    if (/^udp:\/\//i.test(url)) return this.#listenUdp(url, handlers as UdpListenOptions | undefined);
+    return this.#listenConn(url, handlers as ListenHandlers | TcpListenOptions | undefined);
+  }
+
+  #listenUdp(url: string, options: UdpListenOptions = {}): UdpSocket {
+    if (this.#loop.closed) throw new ManagerClosedError();
+    if (this.#shutdown) throw new MgnetError("the manager is shutting down", "State");
+    const withHandlers = options.onDatagram !== undefined;
+    if (withHandlers) {
+      if (typeof options.onDatagram !== "function") throw new TypeError("onDatagram must be a function");
+      if (this.#iterating) {
+        throw new MgnetError("this manager is iterated with for await: listen without handlers", "State");
+      }
+    } else if (this.#pumping) {
+      throw new MgnetError("this manager runs handlers: give this socket an onDatagram handler too", "State");
+    }
+    const sock = bindUdp(this.#loop, this.#udp, url, options);
+    if (withHandlers) {
+      this.#connHandlers.set(sock.id, options as UdpHandlers);
+      this.#loop.pumping = true;
+      this.#pumping ??= this.#pump();
+    }
+    return sock;
+  }
+
+  /** An `http://` or `tcp://` listener. */
+  #listenConn(url: string, handlers?: ListenHandlers | TcpListenOptions): Listener {
     if (this.#loop.closed) throw new ManagerClosedError();
     if (this.#shutdown) throw new MgnetError("the manager is shutting down", "State");
     const tcp = /^tcp:\/\//i.test(url);
@@ -322,25 +390,27 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
     const h = this.#connHandlers.get(ev.conn.id);
     if (h === undefined) return;
     switch (ev.type) {
-      case "http": {
-        const hh = h as ListenHandlers;
+      case "datagram":
+        return (h as UdpHandlers).onDatagram(ev);
+      case "datagram-oversized":
+        return (h as UdpHandlers).onOversized?.(ev);
+      case "http":
         try {
-          const r = hh.onRequest(ev);
-          if (r instanceof Promise) r.catch((e) => this.#handlerFailed(hh, e, ev));
+          const r = (h as ListenHandlers).onRequest(ev);
+          if (r instanceof Promise) r.catch((e) => this.#handlerFailed(h as ListenHandlers, e, ev));
         } catch (e) {
-          this.#handlerFailed(hh, e, ev);
+          this.#handlerFailed(h as ListenHandlers, e, ev);
         }
         return;
-      }
       case "data":
         return (h as TcpHandlers).onData?.(ev);
       case "end":
         return (h as TcpHandlers).onEnd?.(ev);
       case "error":
-        return h.onError?.(ev);
+        return (h as ListenHandlers).onError?.(ev);
       case "close":
         this.#connHandlers.delete(ev.conn.id);
-        return h.onClose?.(ev);
+        return (h as ListenHandlers).onClose?.(ev);
     }
   }
 
@@ -474,18 +544,45 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
   }
 
   /**
-   * Opens a connection; the URL scheme picks the protocol. `http://` and
-   * `https://`: a keep-alive HTTP connection for several requests.
-   * `tcp://host:port` (`tcp://[::1]:7000` for IPv6): a raw
-   * {@linkcode TcpConnection}, whose events go to its own iterator.
+   * Opens a raw TCP connection (`tcp://host:port`, `tcp://[::1]:7000` for
+   * IPv6): a {@linkcode TcpConnection} whose events go to its own iterator.
    *
-   * @param url The server (`http://host:port`, `https://...`, a path is
-   *   ignored; or `tcp://host:port`).
-   * @param options Connect timeout and TLS trust (HTTP); connect timeout and
-   *   framing (TCP).
+   * @param url The server.
+   * @param options Connect timeout (ms, default 10 000) and framing.
    * @returns The connection, once connected.
    * @throws {ClientError} if the name does not resolve or the connection
-   *   fails (`kind` `refused` when nobody listens).
+   *   fails (`kind` `refused` when nobody listens); {TypeError} for a bad URL.
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Manager } from "../mod.ts";
+   *
+   * const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+   * const served = server.accept().then(async (c) => {
+   *   await c.write(new TextEncoder().encode("hi\n"));
+   *   c.close();
+   * });
+   * await using mgr = new Manager();
+   * const conn = await mgr.connect(`tcp://127.0.0.1:${server.addr.port}`, { framing: "line" });
+   * const lines = [];
+   * for await (const ev of conn) {
+   *   if (ev.type === "data") lines.push(ev.text());
+   *   if (ev.type === "end") conn.end();
+   * }
+   * assert.deepEqual(lines, ["hi"]);
+   * await served;
+   * server.close();
+   * ```
+   */
+  connect(url: `tcp://${string}`, options?: TcpConnectOptions): Promise<TcpConnection>;
+  /**
+   * Opens a keep-alive HTTP connection to a server for several requests
+   * (`http://` or `https://`); see the `tcp://` form for raw TCP.
+   *
+   * @param url The server (`http://host:port` or `https://...`); a path is ignored.
+   * @param options Connect timeout and TLS trust.
+   * @returns The connection, once connected.
+   * @throws {ClientError} if the name does not resolve or the connection fails.
    * @example
    * ```ts
    * import assert from "node:assert/strict";
@@ -498,15 +595,6 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
    * for (const p of ["/a", "/b"]) bodies.push(await (await conn.request(p)).text());
    * assert.deepEqual(bodies, ["/a", "/b"]);
    * ```
-   */
-  connect(url: `tcp://${string}`, options?: TcpConnectOptions): Promise<TcpConnection>;
-  /**
-   * Opens a keep-alive HTTP connection (`http://` or `https://`); see the
-   * `tcp://` form above.
-   *
-   * @param url The server; a path is ignored.
-   * @param options Connect timeout and TLS trust.
-   * @returns The connection, once connected.
    */
   connect(url: string | URL, options?: ClientConnectOptions): Promise<HttpClientConnection>;
   connect(
@@ -529,6 +617,76 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
       );
     }
     return openHttpConnection(this.#loop, url, options as ClientConnectOptions);
+  }
+
+  /**
+   * Resolves a host name to IP addresses with DNS over UDP, inside this
+   * manager's loop (never a blocking `getaddrinfo`): A and/or AAAA queries
+   * to the system's nameserver (the first `nameserver` line of
+   * /etc/resolv.conf) or `options.server`; CNAME chains are followed.
+   * `localhost` and IP literals are answered without a query; /etc/hosts is
+   * not read.
+   *
+   * @param name The host name.
+   * @param options `server`, `timeout` (ms, default 5000), `family` (4, 6 or 0 for both), `signal`.
+   * @returns The addresses, IPv4 first.
+   * @throws {DnsError} with `kind` `nxdomain`, `nodata`, `timeout`,
+   *   `servfail`, `refused`, `format` or `io`; {MgnetError} (`Invalid`) for
+   *   a name that is not a host name.
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Manager } from "../mod.ts";
+   *
+   * await using mgr = new Manager();
+   * assert.deepEqual(await mgr.resolve("localhost", { family: 4 }), ["127.0.0.1"]);
+   * assert.deepEqual(await mgr.resolve("::1"), ["::1"]);
+   * ```
+   */
+  resolve(name: string, options?: ResolveOptions): Promise<string[]> {
+    if (this.#loop.closed) return Promise.reject(new ManagerClosedError());
+    return resolve(this.#loop, this.#dns, name, options);
+  }
+
+  /**
+   * Asks an SNTP server for the time (RFC 4330) from a UDP socket of this
+   * manager's loop, and computes the clock offset and round-trip delay from
+   * the four timestamps.
+   *
+   * @param server `udp://host:port`, `host:port` or `host` (port 123); a
+   *   name is resolved with {@linkcode resolve} first.
+   * @param options `timeout` (ms, default 5000), `signal`.
+   * @returns `offset` (ms the server is ahead), `delay` (ms), `time` (the
+   *   server's time in ms since the epoch), `stratum`, `server`.
+   * @throws {SntpError} with `kind` `timeout`, `kod`, `unsynchronized` or `io`.
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Manager } from "../mod.ts";
+   *
+   * await using mgr = new Manager();
+   * // A responder whose clock is exactly 1 s ahead of the request's T1.
+   * const ntp = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+   * (async () => {
+   *   const [req, from] = await ntp.receive();
+   *   const res = new Uint8Array(48);
+   *   const dv = new DataView(res.buffer);
+   *   res[0] = 0x24; // version 4, server
+   *   res[1] = 1; // stratum
+   *   res.set(req.subarray(40, 48), 24); // originate = the request's T1
+   *   const t1 = new DataView(req.buffer, req.byteOffset).getBigUint64(40);
+   *   dv.setBigUint64(32, t1 + (1n << 32n)); // T2 = T1 + 1 s
+   *   dv.setBigUint64(40, t1 + (1n << 32n)); // T3 = T2
+   *   await ntp.send(res, from);
+   * })();
+   * const { offset, delay } = await mgr.sntp(`udp://127.0.0.1:${(ntp.addr as Deno.NetAddr).port}`);
+   * assert.ok(Math.abs(offset + delay / 2 - 1000) < 0.01);
+   * ntp.close();
+   * ```
+   */
+  sntp(server: string, options?: SntpOptions): Promise<SntpResult> {
+    if (this.#loop.closed) return Promise.reject(new ManagerClosedError());
+    return sntpQuery(this.#loop, this.#sntp, this.#dns, server, options);
   }
 
   async #nextSlow(): Promise<IteratorResult<MgEvent>> {

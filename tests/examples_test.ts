@@ -347,3 +347,34 @@ test("examples/line_chat.ts relays lines between clients, with /nick, /who and /
     assert.equal((await stop()).code, 0);
   }
 });
+
+test("examples/udp_echo.ts echoes datagrams from nc and a Deno socket, and exits cleanly on SIGTERM", async () => {
+  const { url, stop } = await startExample("udp_echo.ts");
+  try {
+    const m = /^udp:\/\/127\.0\.0\.1:(\d+)\/$/.exec(url);
+    assert.ok(m, url);
+    const port = Number(m[1]);
+    // netcat-openbsd: send a line, print what comes back, quit 1 s after.
+    const nc = new Deno.Command("nc", {
+      args: ["-u", "-w1", "127.0.0.1", String(port)],
+      stdin: "piped",
+      stdout: "piped",
+    }).spawn();
+    const w = nc.stdin.getWriter();
+    await w.write(new TextEncoder().encode("hello from nc\n"));
+    await w.close();
+    assert.equal(new TextDecoder().decode((await nc.output()).stdout), "hello from nc\n");
+    const peer = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+    try {
+      const bytes = new Uint8Array([0, 255, 1, 254]);
+      await peer.send(bytes, { transport: "udp", hostname: "127.0.0.1", port });
+      const [got, from] = await peer.receive();
+      assert.deepEqual([...got], [...bytes]);
+      assert.equal((from as Deno.NetAddr).port, port);
+    } finally {
+      peer.close();
+    }
+  } finally {
+    assert.equal((await stop("SIGTERM")).code, 0);
+  }
+});

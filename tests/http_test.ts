@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConnectionClosedError, type HttpRequestEvent } from "../mod.ts";
+import { ConnectionClosedError, type HttpRequestEvent, MgnetError } from "../mod.ts";
 import { echoPath, exchange, readResponses, serve, test, toolEnv, until, writeAll } from "./helpers.ts";
 
 const enc = new TextEncoder();
@@ -286,6 +286,10 @@ test("reply validates its arguments", async () => {
   assert.ok(errors.slice(0, 3).every((e) => e instanceof RangeError));
   assert.ok(errors.slice(3, 7).every((e) => e instanceof TypeError));
   assert.match(String(errors[7]), /already answered/);
+  assert.ok(
+    errors[7] instanceof MgnetError && errors[7].code === "State",
+    "answering twice is a typed misuse",
+  );
 });
 
 test("a handler's own date header replaces mgnet's", async () => {

@@ -13,7 +13,7 @@
 //! This file holds the exports only. Below it: `manager.rs` (the protocols
 //! registered on a core), `core/` (loop, connections, flush, event
 //! records; no protocol), `http/` (the HTTP server and client protocols),
-//! `net/` (raw TCP), `sys.rs` (Mongoose bindings).
+//! `net/` (raw TCP; UDP, DNS, SNTP), `sys.rs` (Mongoose bindings).
 
 pub mod core;
 pub mod http;
@@ -713,6 +713,201 @@ pub extern "C" fn mgnet_wait(fd: i32, timeout_ms: i32) -> i32 {
             return Status::Io as i32;
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// UDP, DNS and SNTP (`net/udp.rs`, `net/dns.rs`, `net/sntp.rs`)
+// ---------------------------------------------------------------------------
+
+/// `mgnet_udp_send`/`mgnet_dns_query`/`mgnet_sntp_query` address flag: the
+/// 16 address bytes are IPv6 (else IPv4 in the first 4).
+pub const ADDR_IPV6: u32 = 1;
+/// `mgnet_dns_query` flag: ask the system's nameserver (/etc/resolv.conf),
+/// ignoring the given address.
+pub const DNS_SYSTEM_SERVER: u32 = 2;
+/// `mgnet_dns_query` types: bit 0 asks for A, bit 1 for AAAA.
+pub const DNS_WANT_A: u32 = 1;
+pub const DNS_WANT_AAAA: u32 = 2;
+
+/// Reads a peer address: 16 bytes at `addr[off..]` plus `port` and `flags`.
+///
+/// # Safety
+/// `addr` is valid for `off + 16` bytes.
+unsafe fn peer_arg(addr: *const u8, off: u32, port: u32, flags: u32) -> Result<net::udp::Peer, i32> {
+    if addr.is_null() || port > u16::MAX as u32 {
+        return Err(fail(Status::Invalid, "bad address or port"));
+    }
+    let b = bytes(addr.add(off as usize), 16);
+    net::udp::Peer::from_bytes(b, port as u16, flags & ADDR_IPV6 != 0)
+        .ok_or_else(|| fail(Status::Invalid, "bad address"))
+}
+
+/// Binds a UDP socket on `url` (`udp://host:port`, port 0 picks a free
+/// one). `max` is the largest datagram delivered or sent (larger received
+/// ones are reported with their size and no bytes), `flags` bit 0 allows
+/// broadcast, `rcvbuf` > 0 asks for that receive buffer size. Writes the
+/// socket's id (f64) at `out[0..8]`, its port (u16 LE) at `out[8..10]`, 1 at
+/// `out[10]` if it is IPv6, the granted receive and send buffer sizes (u32
+/// LE) at `out[12..16]` and `out[16..20]`; returns its slot. DATAGRAM
+/// events follow, then CLOSE.
+///
+/// # Safety
+/// `url` is valid for `url_len` bytes; `out` for 24 bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_udp_bind(
+    h: u32,
+    url: *const u8,
+    url_len: u32,
+    max: u32,
+    flags: u32,
+    rcvbuf: u32,
+    out: *mut u8,
+) -> i32 {
+    let url = bytes(url, url_len as usize);
+    with_manager(h, |m| {
+        let Ok(url) = std::str::from_utf8(url) else {
+            return fail(Status::Invalid, "URL is not UTF-8");
+        };
+        match (*m).bind_udp(url, max as usize, flags, rcvbuf) {
+            Ok(b) => {
+                let out = std::slice::from_raw_parts_mut(out, 24);
+                out[..8].copy_from_slice(&(b.id as f64).to_le_bytes());
+                out[8..10].copy_from_slice(&b.port.to_le_bytes());
+                out[10] = b.v6 as u8;
+                out[12..16].copy_from_slice(&b.rcvbuf.to_le_bytes());
+                out[16..20].copy_from_slice(&b.sndbuf.to_le_bytes());
+                b.slot as i32
+            }
+            Err(e) => e,
+        }
+    })
+}
+
+/// Sends `data[off..off+len]` as one datagram from UDP socket (`slot`,
+/// `id`) to the address at `addr[addr_off..addr_off+16]` (`flags`:
+/// [`ADDR_IPV6`]) and `port`, at once. Returns 1 if the kernel took it, 0 if
+/// the socket's send buffer was full (dropped), or a negative status
+/// (`Invalid` over the socket's size limit or for an address the socket
+/// cannot reach, `Io` with the reason the kernel gave).
+///
+/// # Safety
+/// `addr` is valid for `addr_off + 16` bytes, `data` for `off + len`.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn mgnet_udp_send(
+    h: u32,
+    slot: u32,
+    id: f64,
+    addr: *const u8,
+    addr_off: u32,
+    port: u32,
+    flags: u32,
+    data: *const u8,
+    off: u32,
+    len: u32,
+) -> i32 {
+    let data = if data.is_null() {
+        &[][..]
+    } else {
+        bytes(data.add(off as usize), len as usize)
+    };
+    with_manager(h, |m| {
+        let to = match peer_arg(addr, addr_off, port, flags) {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
+        match (*m).udp(|u, core| u.send(core, slot, id as u64, &to, data)) {
+            Ok(sent) => sent as i32,
+            Err(e) => e,
+        }
+    })
+}
+
+/// Resolves `name` with DNS: sends an A query (`types` bit 0) and/or an
+/// AAAA query (bit 1) from a fresh UDP socket to the server at
+/// `addr[0..16]`:`port` (`flags`: [`ADDR_IPV6`]; with [`DNS_SYSTEM_SERVER`]
+/// the first nameserver of /etc/resolv.conf on port 53 instead). Writes the
+/// socket's id (f64) at `out[0..8]`; returns its slot. One DNS event per
+/// answered query follows; close the socket when done (or on timeout).
+///
+/// # Safety
+/// `addr` is valid for 16 bytes, `name` for `name_len`, `out` for 8.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn mgnet_dns_query(
+    h: u32,
+    addr: *const u8,
+    port: u32,
+    flags: u32,
+    name: *const u8,
+    name_len: u32,
+    types: u32,
+    out: *mut u8,
+) -> i32 {
+    let name = bytes(name, name_len as usize);
+    with_manager(h, |m| {
+        let server = if flags & DNS_SYSTEM_SERVER != 0 {
+            match net::dns::system_nameserver() {
+                Ok(p) => p,
+                Err(why) => return fail(Status::Io, why),
+            }
+        } else {
+            match peer_arg(addr, 0, port, flags) {
+                Ok(p) => p,
+                Err(e) => return e,
+            }
+        };
+        let Ok(name) = std::str::from_utf8(name) else {
+            return fail(Status::Invalid, "name is not UTF-8");
+        };
+        let mut qtypes = Vec::new();
+        if types & DNS_WANT_A != 0 {
+            qtypes.push(net::dns::TYPE_A);
+        }
+        if types & DNS_WANT_AAAA != 0 {
+            qtypes.push(net::dns::TYPE_AAAA);
+        }
+        if qtypes.is_empty() {
+            return fail(Status::Invalid, "no query type");
+        }
+        match (*m).dns_query(server, name, &qtypes) {
+            Ok((slot, id)) => {
+                std::slice::from_raw_parts_mut(out, 8).copy_from_slice(&(id as f64).to_le_bytes());
+                slot as i32
+            }
+            Err(e) => e,
+        }
+    })
+}
+
+/// Asks the SNTP server at `addr[0..16]`:`port` (`flags`: [`ADDR_IPV6`])
+/// for the time from a fresh UDP socket. Writes the socket's id (f64) at
+/// `out[0..8]`; returns its slot. One SNTP event follows when a valid reply
+/// arrives; close the socket when done (or on timeout).
+///
+/// # Safety
+/// `addr` is valid for 16 bytes, `out` for 8.
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_sntp_query(
+    h: u32,
+    addr: *const u8,
+    port: u32,
+    flags: u32,
+    out: *mut u8,
+) -> i32 {
+    with_manager(h, |m| {
+        let server = match peer_arg(addr, 0, port, flags) {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
+        match (*m).sntp_query(server) {
+            Ok((slot, id)) => {
+                std::slice::from_raw_parts_mut(out, 8).copy_from_slice(&(id as f64).to_le_bytes());
+                slot as i32
+            }
+            Err(e) => e,
+        }
+    })
 }
 
 // ---------------------------------------------------------------------------

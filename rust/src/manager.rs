@@ -8,6 +8,8 @@
 use crate::core::outbound::ClientTls;
 use crate::core::{error, Core};
 use crate::http::{HttpClient, HttpServer, Limits};
+use crate::net::udp::{Bound, Mode, Peer};
+use crate::net::Udp;
 use crate::net::{FrameSpec, Tcp};
 
 /// A core plus the indices of its registered protocols.
@@ -17,21 +19,24 @@ pub struct Manager {
     http: usize,
     client: usize,
     tcp: usize,
+    udp: usize,
 }
 
 impl Manager {
-    /// Creates a manager with the HTTP server (request `limits`), the HTTP
-    /// client and the TCP protocols.
+    /// Creates a manager with the HTTP server (request `limits`) and the
+    /// HTTP client protocols.
     pub fn new(limits: Limits) -> Result<Box<Manager>, String> {
         let mut core = Core::new()?;
         let http = core.register(Box::new(HttpServer::new(limits)));
         let client = core.register(Box::new(HttpClient::default()));
         let tcp = core.register(Box::new(Tcp::default()));
+        let udp = core.register(Box::new(Udp::default()));
         Ok(Box::new(Manager {
             core: Box::into_raw(core),
             http,
             client,
             tcp,
+            udp,
         }))
     }
 
@@ -66,6 +71,29 @@ impl Manager {
     pub fn tcp<R>(&mut self, f: impl FnOnce(&mut Tcp, &mut Core) -> R) -> R {
         let idx = self.tcp;
         self.core().with_protocol(idx, f)
+    }
+
+    /// Runs `f` with the UDP protocol and the core.
+    pub fn udp<R>(&mut self, f: impl FnOnce(&mut Udp, &mut Core) -> R) -> R {
+        let idx = self.udp;
+        self.core().with_protocol(idx, f)
+    }
+
+    /// Binds a UDP socket (`udp://host:port`) whose datagrams go to JS.
+    pub fn bind_udp(&mut self, url: &str, max: usize, flags: u32, rcvbuf: u32) -> Result<Bound, i32> {
+        unsafe { Udp::bind(self.core, self.udp, url, max, flags, rcvbuf, Mode::Datagrams) }
+    }
+
+    /// Sends DNS queries for `name` (one per type) to `server` from a fresh
+    /// socket; its DNS records follow. Returns (slot, id).
+    pub fn dns_query(&mut self, server: Peer, name: &str, types: &[u16]) -> Result<(u32, u64), i32> {
+        unsafe { Udp::dns_query(self.core, self.udp, server, name, types) }
+    }
+
+    /// Sends an SNTP request to `server` from a fresh socket; its SNTP
+    /// record follows. Returns (slot, id).
+    pub fn sntp_query(&mut self, server: Peer) -> Result<(u32, u64), i32> {
+        unsafe { Udp::sntp_query(self.core, self.udp, server) }
     }
 
     /// Listens on a URL whose scheme names the protocol (`http://host:port`,

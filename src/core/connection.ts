@@ -13,8 +13,8 @@ import type { Symbols } from "./ffi.ts";
 
 /** An IP address and port, shaped like `Deno.NetAddr`. */
 export interface NetAddr {
-  /** Always `"tcp"` for now. */
-  transport: "tcp";
+  /** `"tcp"` for connections, `"udp"` for datagram sockets and their peers. */
+  transport: "tcp" | "udp";
   /** IPv4 dotted quad or IPv6 text. */
   hostname: string;
   /** Port number. */

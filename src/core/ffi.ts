@@ -129,6 +129,25 @@ export const symbols = {
   mgnet_tcp_end: { parameters: ["u32", "u32", "f64"], result: "i32" },
   // int32_t mgnet_tcp_pause(uint32_t h, uint32_t slot, double id, uint32_t paused)
   mgnet_tcp_pause: { parameters: ["u32", "u32", "f64", "u32"], result: "i32" },
+
+  // --- UDP, DNS, SNTP (src/net/, rust/src/net/) ---
+  // int32_t mgnet_udp_bind(uint32_t h, const uint8_t *url, uint32_t url_len, uint32_t max, uint32_t flags,
+  //   uint32_t rcvbuf, uint8_t out[24])
+  mgnet_udp_bind: { parameters: ["u32", "buffer", "u32", "u32", "u32", "u32", "buffer"], result: "i32" },
+  // int32_t mgnet_udp_send(uint32_t h, uint32_t slot, double id, const uint8_t *addr, uint32_t addr_off,
+  //   uint32_t port, uint32_t flags, const uint8_t *data, uint32_t off, uint32_t len)
+  mgnet_udp_send: {
+    parameters: ["u32", "u32", "f64", "buffer", "u32", "u32", "u32", "buffer", "u32", "u32"],
+    result: "i32",
+  },
+  // int32_t mgnet_dns_query(uint32_t h, const uint8_t addr[16], uint32_t port, uint32_t flags,
+  //   const uint8_t *name, uint32_t name_len, uint32_t types, uint8_t out[8])
+  mgnet_dns_query: {
+    parameters: ["u32", "buffer", "u32", "u32", "buffer", "u32", "u32", "buffer"],
+    result: "i32",
+  },
+  // int32_t mgnet_sntp_query(uint32_t h, const uint8_t addr[16], uint32_t port, uint32_t flags, uint8_t out[8])
+  mgnet_sntp_query: { parameters: ["u32", "buffer", "u32", "u32", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded library's symbols. */

@@ -278,6 +278,39 @@ export class Loop {
   }
 
   /**
+   * Registers a connection a protocol created with its own native call
+   * (e.g. a bound datagram socket), in `slot`: its records decode through
+   * `protocol`, and its ERROR and CLOSE records reach the consumer as for
+   * an accepted connection.
+   *
+   * @param conn The connection object (not yet bound).
+   * @param slot Its native slot.
+   * @param protocol The protocol its records belong to.
+   */
+  adopt(conn: Connection, slot: number, protocol: Protocol): void {
+    connInternals.bind(conn, this.host, slot);
+    this.#conns[slot] = conn;
+    this.#connProto[slot] = protocol;
+  }
+
+  /**
+   * Registers an outbound connection a protocol created with its own
+   * native call, in `slot`: as for {@linkcode openClient}, its core records
+   * go to `sink` (never upward) and the loop is driven while it is open;
+   * records of the protocol's own kinds still go to that protocol.
+   *
+   * @param conn The connection object (not yet bound).
+   * @param slot Its native slot.
+   * @param sink The receiver of its core events.
+   */
+  adoptClient(conn: Connection, slot: number, sink: ClientSink): void {
+    connInternals.bind(conn, this.host, slot);
+    this.#clients.set(conn.id, { conn, sink });
+    this.sym.mgnet_wake(this.handle); // a waiting loop must see the new socket
+    this.#drive().catch(() => {}); // a failing poll surfaces in the loop itself
+  }
+
+  /**
    * Marks an outbound connection idle (parked in a pool: it no longer
    * keeps the loop running) or busy.
    *

@@ -21,8 +21,14 @@ import { headerEntries, type ReplyHeaders } from "./headers.ts";
 
 /** Private parts of a client connection, for code inside `src/` (not re-exported by `mod.ts`). */
 export interface ClientInternals {
-  /** Connects; resolves once open (TLS handshake done). */
-  open(c: HttpClientConnection, addr: string, tls: ClientTls | undefined, ms: number): Promise<void>;
+  /** Connects through `loop`; resolves once open (TLS handshake done). */
+  open(
+    c: HttpClientConnection,
+    loop: Loop,
+    addr: string,
+    tls: ClientTls | undefined,
+    ms: number,
+  ): Promise<void>;
   /** Marks the connection idle (it then does not keep the loop running) or busy again. */
   setIdle(c: HttpClientConnection, idle: boolean): void;
   /** Sets what runs whenever the connection can take another request. */
@@ -267,7 +273,7 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
 export class HttpClientConnection implements AsyncDisposable {
   /** `scheme://host:port` of the server. */
   readonly origin: string;
-  #loop: Loop;
+  #loop: Loop | undefined;
   #conn!: Connection;
   #hostHeader: string;
   #buf: Uint8Array = new Uint8Array(0);
@@ -286,23 +292,25 @@ export class HttpClientConnection implements AsyncDisposable {
 
   static {
     clientInternals = {
-      open: (c, addr, tls, ms) => c.#open(addr, tls, ms),
+      open: (c, loop, addr, tls, ms) => {
+        c.#loop = loop;
+        return c.#open(addr, tls, ms);
+      },
       setIdle: (c, idle) => {
-        if (!c.#closed) c.#loop.setClientIdle(c.#conn, idle);
+        if (!c.#closed) c.#loop!.setClientIdle(c.#conn, idle);
       },
       onIdle: (c, f) => void (c.#onIdle = f),
     };
   }
 
   /**
-   * Made by `Manager.connect`; not constructed by users.
+   * Made by `Manager.connect`; not constructed by users (one made by hand is
+   * never connected).
    *
-   * @param loop The manager's loop.
    * @param origin The origin.
    * @param hostHeader The `host` header value.
    */
-  constructor(loop: Loop, origin: string, hostHeader: string) {
-    this.#loop = loop;
+  constructor(origin: string, hostHeader: string) {
     this.origin = origin;
     this.#hostHeader = hostHeader;
   }
@@ -332,7 +340,7 @@ export class HttpClientConnection implements AsyncDisposable {
       onError: (message) => this.#lastError = message,
       onClose: () => this.#onClose(),
     };
-    this.#conn = this.#loop.openClient(addr, tls, sink);
+    this.#conn = this.#loop!.openClient(addr, tls, sink);
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       await Promise.race([
@@ -425,13 +433,13 @@ export class HttpClientConnection implements AsyncDisposable {
         if (this.#closed) return;
         if (!(chunk instanceof Uint8Array)) throw new TypeError("request body chunks must be Uint8Array");
         if (chunk.length === 0) continue;
-        this.#loop.sendClient(this.#conn, utf8Encoder.encode(`${chunk.length.toString(16)}\r\n`));
-        this.#loop.sendClient(this.#conn, chunk);
-        if (this.#loop.sendClient(this.#conn, CRLF) > UPLOAD_HIGH) {
-          await this.#loop.clientDrained(this.#conn, UPLOAD_LOW);
+        this.#loop!.sendClient(this.#conn, utf8Encoder.encode(`${chunk.length.toString(16)}\r\n`));
+        this.#loop!.sendClient(this.#conn, chunk);
+        if (this.#loop!.sendClient(this.#conn, CRLF) > UPLOAD_HIGH) {
+          await this.#loop!.clientDrained(this.#conn, UPLOAD_LOW);
         }
       }
-      if (!this.#closed) this.#loop.sendClient(this.#conn, LAST_CHUNK);
+      if (!this.#closed) this.#loop!.sendClient(this.#conn, LAST_CHUNK);
     } catch (e) {
       if (this.#closed) return; // the connection ended; the response (or its failure) tells why
       fail(new ClientError("aborted", `the request body failed: ${e}`, { cause: e }));
@@ -479,7 +487,7 @@ export class HttpClientConnection implements AsyncDisposable {
     }
     this.#queue.push(p);
     try {
-      this.#loop.sendClient(this.#conn, bytes);
+      this.#loop!.sendClient(this.#conn, bytes);
     } catch (e) {
       // Closed natively before JS saw the close (a reused idle connection).
       if (!(e instanceof ConnectionClosedError)) throw e;
@@ -527,7 +535,7 @@ export class HttpClientConnection implements AsyncDisposable {
     const queued = this.#body ? Math.max(0, BODY_HWM - (this.#body.desiredSize ?? BODY_HWM)) : 0;
     const consumed = this.#received - this.#buf.length - queued;
     if (consumed > this.#acked) {
-      this.#loop.ackClient(this.#conn, consumed - this.#acked);
+      this.#loop!.ackClient(this.#conn, consumed - this.#acked);
       this.#acked = consumed;
     }
   }
@@ -792,7 +800,7 @@ export async function openHttpConnection(
   // The host without an IPv6 literal's brackets.
   const name = u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname;
   const addr = await resolveAddr(name, port);
-  const conn = new HttpClientConnection(loop, u.origin, u.host);
+  const conn = new HttpClientConnection(u.origin, u.host);
   const ca = typeof options.ca === "string"
     ? utf8Encoder.encode(options.ca)
     : options.ca ?? (tls && !options.insecure ? systemCa() : undefined);
@@ -800,6 +808,7 @@ export async function openHttpConnection(
   // an insecure connection goes without.
   await clientInternals.open(
     conn,
+    loop,
     addr,
     tls ? { name: options.insecure ? "" : name, ca, insecure: options.insecure } : undefined,
     options.connectTimeout ?? 10_000,

@@ -7,6 +7,7 @@
 
 import { asciiEqualsLower, latin1, streamFrom, utf8Decoder } from "../core/bytes.ts";
 import { connInternals } from "../core/connection.ts";
+import { MgnetError } from "../core/errors.ts";
 import { Status } from "../core/abi.ts";
 import { METHODS, Req, ReqFlag } from "./abi.ts";
 import { type Credentials, parseAuthorization } from "./auth.ts";
@@ -350,7 +351,7 @@ export class HttpRequestEvent {
   }
 
   #answer(status: number, body: ReplyBody, headers: ReplyHeaders | undefined, trusted: boolean): boolean {
-    if (this.#replied) throw new Error("this request was already answered");
+    if (this.#replied) throw new MgnetError("this request was already answered", "State");
     const sent = sendReply(this.conn, this.#seq(), status, body, headers, trusted);
     this.#replied = true;
     return sent;
@@ -392,7 +393,7 @@ export class HttpRequestEvent {
    * ```
    */
   respond(status: number, headers?: ReplyHeaders, contentLength?: number): ResponseWriter {
-    if (this.#replied) throw new Error("this request was already answered");
+    if (this.#replied) throw new MgnetError("this request was already answered", "State");
     checkStatus(status);
     if (contentLength !== undefined && !(Number.isSafeInteger(contentLength) && contentLength >= 0)) {
       throw new RangeError(`contentLength must be a non-negative integer, got ${contentLength}`);

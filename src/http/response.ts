@@ -6,7 +6,7 @@
  */
 
 import { Connection, connInternals } from "../core/connection.ts";
-import { ConnectionClosedError } from "../core/errors.ts";
+import { ConnectionClosedError, MgnetError } from "../core/errors.ts";
 import { Status } from "../core/abi.ts";
 import { Reply } from "./abi.ts";
 import {
@@ -40,37 +40,21 @@ export function sendReply(
   const data = bodyBytes(body);
   const host = connInternals.host(conn);
   const slot = connInternals.slot(conn);
-  let rc: number;
-  if (typeof data === "string") {
-    const buf = encodeString(data);
-    rc = host.sym.mgnet_http_reply(
-      host.handle,
-      slot,
-      conn.id,
-      seq,
-      status,
-      head.flags,
-      head.bytes,
-      head.bytes.length,
-      buf,
-      0,
-      encodedLen,
-    );
-  } else {
-    rc = host.sym.mgnet_http_reply(
-      host.handle,
-      slot,
-      conn.id,
-      seq,
-      status,
-      head.flags,
-      head.bytes,
-      head.bytes.length,
-      data,
-      0,
-      data.length,
-    );
-  }
+  const bytes = typeof data === "string" ? encodeString(data) : data;
+  const len = typeof data === "string" ? encodedLen : data.length;
+  const rc = host.sym.mgnet_http_reply(
+    host.handle,
+    slot,
+    conn.id,
+    seq,
+    status,
+    head.flags,
+    head.bytes,
+    head.bytes.length,
+    bytes,
+    0,
+    len,
+  );
   if (rc === Status.Closed) return false; // closed natively; its close event is on its way
   if (rc < 0) host.check(rc);
   host.queued();
@@ -157,7 +141,7 @@ export class ResponseWriter {
   async write(chunk: string | Uint8Array): Promise<void> {
     const conn = this.#conn;
     if (this.#gone) throw new ConnectionClosedError(`connection ${conn.id} closed`);
-    if (this.#ended) throw new Error("write() after end()");
+    if (this.#ended) throw new MgnetError("write() after end()", "State");
     connInternals.assertOpen(conn);
     const host = connInternals.host(conn);
     const slot = connInternals.slot(conn);

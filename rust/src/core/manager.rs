@@ -55,6 +55,9 @@ pub enum Role {
     Accepted,
     /// Opened by [`Core::connect`].
     Outbound,
+    /// A bound datagram socket ([`Core::bind_datagram`]): its protocol reads
+    /// the socket itself (`Protocol::on_read`), Mongoose never does.
+    Datagram,
 }
 
 struct Slot {
@@ -70,6 +73,8 @@ struct Slot {
     half_close: bool,
     /// Id of the listener that accepted the connection (0: none).
     listener: u64,
+    /// Closed by [`Core::close_quietly`]: no CLOSE record.
+    quiet: bool,
     /// TLS settings of an outbound connection (used once it connects).
     tls: Option<Box<ClientTls>>,
 }
@@ -284,6 +289,7 @@ impl Core {
             lingering: false,
             half_close: false,
             listener: 0,
+            quiet: false,
             tls: None,
         };
         match self.free.pop() {
@@ -425,6 +431,44 @@ impl Core {
         (*info_ptr).id = id;
         let m = &mut *this;
         let slot = m.alloc_slot(id, c, Role::Listener, proto);
+        set_slot_of(c, slot);
+        Ok((slot, id, u16::from_be((*c).loc.port)))
+    }
+
+    /// Binds a datagram socket on `url` (`udp://host:port`) for protocol
+    /// `proto`. Mongoose owns the socket (epoll registration, close) but
+    /// never reads it: when it is readable the protocol's `on_read` runs
+    /// and reads the socket itself (Mongoose would read one datagram per
+    /// poll into a fixed buffer). No OPEN record; ERROR and CLOSE as for
+    /// any connection. Returns (slot, id, port).
+    ///
+    /// # Safety
+    /// `this` is a live core, no `&mut` to it is held.
+    pub unsafe fn bind_datagram(this: *mut Core, url: &str, proto: usize) -> Result<(u32, u64, u16), i32> {
+        let rest = url.strip_prefix("udp://").unwrap_or("");
+        if rest.is_empty() || rest.contains('/') {
+            return Err(fail(Status::Invalid, format!("invalid datagram URL {url:?}")));
+        }
+        let curl = std::ffi::CString::new(url).map_err(|_| fail(Status::Invalid, "URL contains NUL"))?;
+        *libc::__errno_location() = 0;
+        let c = sys::mg_listen(
+            ptr::addr_of_mut!((*this).mgr),
+            curl.as_ptr(),
+            Some(on_datagram),
+            this as *mut c_void,
+        );
+        if c.is_null() {
+            let err = std::io::Error::last_os_error();
+            let why = if err.raw_os_error().unwrap_or(0) != 0 {
+                err.to_string()
+            } else {
+                "invalid address".to_string()
+            };
+            return Err(fail(Status::Io, format!("cannot bind {url}: {why}")));
+        }
+        let m = &mut *this;
+        let id = (*c).id;
+        let slot = m.alloc_slot(id, c, Role::Datagram, proto);
         set_slot_of(c, slot);
         Ok((slot, id, u16::from_be((*c).loc.port)))
     }
@@ -629,7 +673,7 @@ impl Core {
     /// (Some of) a connection's output left: its protocol does the rest.
     fn after_send(&mut self, slot: u32) {
         let s = &self.slots[slot as usize];
-        if matches!(s.role, Role::Accepted | Role::Outbound) {
+        if matches!(s.role, Role::Accepted | Role::Outbound | Role::Datagram) {
             let proto = s.proto;
             self.dispatch(proto, |p, core| p.on_sent(core, slot));
         }
@@ -676,6 +720,18 @@ impl Core {
         self.needs_poll |= expired;
     }
 
+    /// Closes a connection JS never learnt of (its set-up failed after the
+    /// socket existed): no CLOSE record follows.
+    pub fn close_quietly(&mut self, slot: u32) {
+        let s = &mut self.slots[slot as usize];
+        if s.id == 0 {
+            return;
+        }
+        s.quiet = true;
+        unsafe { (*s.c).set_is_closing(1) };
+        self.needs_poll = true;
+    }
+
     /// Graceful shutdown, step by step: closes every listener and lets each
     /// protocol wind its connections down. Calling it again only counts.
     /// Returns the connections that protocols count as still open.
@@ -689,7 +745,7 @@ impl Core {
                 continue;
             }
             match role {
-                Role::Listener => unsafe { (*c).set_is_closing(1) },
+                Role::Listener | Role::Datagram => unsafe { (*c).set_is_closing(1) },
                 Role::Accepted | Role::Outbound => {
                     let mut still_open = false;
                     self.dispatch(proto, |p, core| still_open = p.on_shutdown(core, slot));
@@ -822,8 +878,9 @@ impl Core {
                 if self.slots[slot as usize].half_close {
                     take_half_close((*c).fd as usize as c_int, None);
                 }
-                // Only connections announce their end: a listener is not one.
-                if role != Role::Listener {
+                // Only connections announce their end: a listener is not one,
+                // nor a socket whose creation failed before JS learnt of it.
+                if role != Role::Listener && !self.slots[slot as usize].quiet {
                     self.events.close(id, slot);
                     self.dispatch(proto, |p, core| p.on_closed(core, slot));
                 }
@@ -854,6 +911,28 @@ unsafe extern "C" fn on_listener(c: *mut sys::mg_connection, ev: c_int, ev_data:
     if (*c).is_listening() == 0 {
         if ev == sys::MG_EV_ACCEPT as c_int {
             guard(|| (*m).on_accept(c, m, proto, id));
+        }
+        return;
+    }
+    guard(|| (*m).on_event(c, ev, ev_data));
+}
+
+/// Handler of bound datagram sockets: before Mongoose would read one
+/// datagram, the protocol drains the socket itself and Mongoose's read is
+/// skipped.
+unsafe extern "C" fn on_datagram(c: *mut sys::mg_connection, ev: c_int, ev_data: *mut c_void) {
+    let m = (*c).fn_data as *mut Core;
+    if ev == sys::MG_EV_POLL as c_int {
+        if (*c).is_readable() != 0 && (*c).is_closing() == 0 {
+            (*c).set_is_readable(0);
+            guard(|| {
+                let slot = slot_of(c);
+                let core = &mut *m;
+                if let Some(s) = core.slots.get(slot as usize).filter(|s| s.c == c && s.id != 0) {
+                    let proto = s.proto;
+                    core.dispatch(proto, |p, core| p.on_read(core, slot));
+                }
+            });
         }
         return;
     }

@@ -39,11 +39,15 @@ pub trait Protocol {
         let _ = (core, slot);
     }
 
-    /// Bytes wait in the connection's receive buffer.
+    /// Bytes wait in the connection's receive buffer. For a datagram
+    /// socket ([`Core::bind_datagram`]): the socket is readable and Mongoose
+    /// did not read it; the protocol reads it (until EAGAIN, or a budget:
+    /// epoll reports it again while datagrams wait).
     fn on_read(&mut self, core: &mut Core, slot: u32);
 
     /// Some queued output left (after a flush or Mongoose's write); also
-    /// called for a dirty connection whose flush had nothing to send.
+    /// called for a dirty connection whose flush had nothing to send (a
+    /// dirty datagram socket: the protocol sends what it queued).
     fn on_sent(&mut self, core: &mut Core, slot: u32);
 
     /// JS asked to close the connection (`drain`: send what is queued

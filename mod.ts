@@ -66,6 +66,17 @@ export {
 } from "./src/http/client.ts";
 export { type SaveBodyOptions, saveBodyToFile } from "./src/http/save_body.ts";
 export {
+  TcpConnection,
+  type TcpConnectOptions,
+  type TcpConnEvent,
+  TcpDataEvent,
+  type TcpEndEvent,
+  type TcpFraming,
+  type TcpFramingOptions,
+  type TcpHandlers,
+  type TcpListenOptions,
+} from "./src/net/tcp.ts";
+export {
   DatagramEvent,
   DatagramTooLargeError,
   type OversizedDatagramEvent,

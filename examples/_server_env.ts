@@ -11,14 +11,14 @@ export const port: number = Number(Deno.env.get("PORT") ?? "8000");
 /** The host as it appears in a URL (IPv6 in brackets). */
 export const urlHost: string = hostname.includes(":") ? `[${hostname}]` : hostname;
 
-/** The URL for `Manager.listen()`. */
-export function listenUrl(): string {
-  return `http://${urlHost}:${port}`;
+/** The URL for `Manager.listen()` (`scheme` defaults to `http`). */
+export function listenUrl(scheme = "http"): string {
+  return `${scheme}://${urlHost}:${port}`;
 }
 
 /** Prints the ready line for the port actually bound. */
-export function announce(boundPort: number): void {
-  console.log(`Listening on http://${urlHost}:${boundPort}/`);
+export function announce(boundPort: number, scheme = "http"): void {
+  console.log(`Listening on ${scheme}://${urlHost}:${boundPort}/`);
 }
 
 /** Calls `stop` on SIGINT or SIGTERM. */

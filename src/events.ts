@@ -7,6 +7,8 @@
  * | `http`  | a complete HTTP request arrived        | {@linkcode HttpRequestEvent} |
  * | `error` | a connection failed (it closes next)   | `conn`, `message`            |
  * | `close` | a connection closed                    | `conn`                       |
+ * | `data`  | bytes (or a frame) arrived on TCP      | {@linkcode TcpDataEvent}     |
+ * | `end`   | a TCP peer ended its side (half-close) | `conn`                       |
  * | `datagram` | a UDP socket received a datagram    | {@linkcode DatagramEvent}: `socket`, `bytes`, `from` |
  * | `datagram-oversized` | a datagram over the socket's `maxDatagram` was dropped | `socket`, `from`, `size`, `limit` |
  * | `timer` | a timer of the manager fired           | `timer` (no `conn`)          |
@@ -19,6 +21,7 @@
 
 import type { ConnCloseEvent, ConnErrorEvent, OpenEvent } from "./core/events.ts";
 import type { HttpRequestEvent } from "./http/request_event.ts";
+import type { TcpDataEvent, TcpEndEvent } from "./net/tcp.ts";
 import type { DatagramEvent, OversizedDatagramEvent } from "./net/udp.ts";
 import type { TimerEvent } from "./net/timer.ts";
 import type { PostEvent } from "./net/post.ts";
@@ -31,6 +34,8 @@ export type MgEvent =
   | HttpRequestEvent
   | ConnCloseEvent
   | ConnErrorEvent
+  | TcpDataEvent
+  | TcpEndEvent
   | DatagramEvent
   | OversizedDatagramEvent
   | TimerEvent

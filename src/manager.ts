@@ -42,6 +42,20 @@ import {
   TimerProtocol,
 } from "./net/timer.ts";
 import { type PostEvent, type PostPort, PostProtocol } from "./net/post.ts";
+import { ClientError, resolveAddr } from "./http/client.ts";
+import { TCP_SCHEMES, TcpProtocol } from "./net/protocol.ts";
+import {
+  framingArgs,
+  openTcpConnection,
+  setListenerFraming,
+  type TcpConnection,
+  type TcpConnectOptions,
+  type TcpHandlers,
+  type TcpListenOptions,
+} from "./net/tcp.ts";
+
+/** The schemes `listen` takes for connection listeners (`udp://` binds a socket). */
+const LISTEN_SCHEMES: readonly string[] = [...HTTP_SCHEMES, ...TCP_SCHEMES];
 
 /**
  * Callbacks for a listener's connections, for those who prefer handlers to
@@ -181,9 +195,10 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
   #sntp = new SntpProtocol();
   #iterating = false;
   #pumping: Promise<void> | undefined;
-  #handlers = new Map<number, ListenHandlers>();
+  #tcp = new TcpProtocol();
+  #handlers = new Map<number, ListenHandlers | TcpHandlers>();
   /** Handlers of each open connection accepted by a listener with handlers (or UDP socket), by id. */
-  #connHandlers = new Map<number, ListenHandlers | UdpHandlers>();
+  #connHandlers = new Map<number, ListenHandlers | TcpHandlers | UdpHandlers>();
   #shutdown: Promise<void> | undefined;
   #shutdownTimeout: number;
   #pool: ClientPool | undefined;
@@ -208,6 +223,7 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
     this.#shutdownTimeout = timeout;
     this.#loop = new Loop(newNativeManager(lib(), options));
     this.#loop.register(this.#http);
+    this.#loop.register(this.#tcp);
     this.#loop.register(this.#udp);
     this.#loop.register(this.#dns);
     this.#loop.register(this.#sntp);
@@ -247,11 +263,32 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
    */
   listen(url: `udp://${string}`, options?: UdpListenOptions): UdpSocket;
   /**
+   * Starts listening for raw TCP connections ({@linkcode TcpConnection}s,
+   * with `data` and `end` events). See the `http://` form for URLs.
+   *
+   * @param url e.g. `"tcp://0.0.0.0:7000"`, `"tcp://[::1]:0"`.
+   * @param options Framing (`"raw"`, `"line"`, `{ lengthPrefix }`), `maxFrame`;
+   *   callbacks instead of `for await` if any `on…` is given.
+   * @returns The listener, with its real `port`.
+   * @throws {MgnetError} (`Invalid`) for a bad URL; {RangeError} or
+   *   {TypeError} for bad framing options.
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Manager } from "../mod.ts";
+   *
+   * await using mgr = new Manager();
+   * const lines = mgr.listen("tcp://127.0.0.1:0", { framing: "line", maxFrame: 1024 });
+   * assert.ok(lines.port > 0);
+   * ```
+   */
+  listen(url: `tcp://${string}`, options?: TcpListenOptions): Listener;
+  /**
    * Starts listening. The URL scheme picks the protocol: `http://` serves
-   * HTTP/1.1, `udp://` binds a {@linkcode UdpSocket} (see the overload).
-   * Port 0 binds a free port; read it from the result. The URL is
-   * checked part by part (scheme, an IP address or `localhost`, a port from
-   * 0 to 65535, nothing after it but an optional `/`).
+   * HTTP/1.1, `tcp://` raw TCP and `udp://` binds a {@linkcode UdpSocket}
+   * (see the overloads). Port 0 binds a free port; read it from the result.
+   * The URL is checked part by part (scheme, an IP address or `localhost`, a
+   * port from 0 to 65535, nothing after it but an optional `/`).
    *
    * @param url e.g. `"http://127.0.0.1:8000"` or `"http://[::1]:0"`.
    * @param handlers Callbacks for this listener's connections, instead of `for await`.
@@ -271,9 +308,9 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
    * ```
    */
   listen(url: string, handlers?: ListenHandlers): Listener;
-  listen(url: string, handlers?: ListenHandlers | UdpListenOptions): Listener | UdpSocket {
+  listen(url: string, handlers?: ListenHandlers | TcpListenOptions | UdpListenOptions): Listener | UdpSocket {
     if (/^udp:\/\//i.test(url)) return this.#listenUdp(url, handlers as UdpListenOptions | undefined);
-    return this.#listenHttp(url, handlers as ListenHandlers | undefined);
+    return this.#listenConn(url, handlers as ListenHandlers | TcpListenOptions | undefined);
   }
 
   #listenUdp(url: string, options: UdpListenOptions = {}): UdpSocket {
@@ -297,11 +334,23 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
     return sock;
   }
 
-  #listenHttp(url: string, handlers?: ListenHandlers): Listener {
+  /** An `http://` or `tcp://` listener. */
+  #listenConn(url: string, handlers?: ListenHandlers | TcpListenOptions): Listener {
     if (this.#loop.closed) throw new ManagerClosedError();
     if (this.#shutdown) throw new MgnetError("the manager is shutting down", "State");
-    if (handlers !== undefined) {
-      if (typeof handlers?.onRequest !== "function") {
+    const tcp = /^tcp:\/\//i.test(url);
+    let h: ListenHandlers | TcpHandlers | undefined = handlers;
+    if (tcp && handlers !== undefined) {
+      const t = handlers as TcpListenOptions;
+      framingArgs(t); // bad framing options throw before anything is bound
+      const names = ["onOpen", "onData", "onEnd", "onError", "onClose"] as const;
+      for (const n of names) {
+        if (t[n] !== undefined && typeof t[n] !== "function") throw new TypeError(`${n} must be a function`);
+      }
+      if (!names.some((n) => t[n] !== undefined)) h = undefined; // options only: for await
+    }
+    if (h !== undefined) {
+      if (!tcp && typeof (h as ListenHandlers)?.onRequest !== "function") {
         throw new TypeError("handlers.onRequest must be a function");
       }
       if (this.#iterating) {
@@ -311,10 +360,18 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
       throw new MgnetError("this manager runs handlers: give this listener handlers too", "State");
     }
     const loop = this.#loop;
-    const bound = loop.listen(url, HTTP_SCHEMES, this.#http);
+    const bound = loop.listen(url, LISTEN_SCHEMES, tcp ? this.#tcp : this.#http);
+    if (tcp && handlers !== undefined) {
+      try {
+        setListenerFraming(loop, bound.slot, bound.id, handlers as TcpListenOptions);
+      } catch (e) {
+        loop.unlisten(bound);
+        throw e;
+      }
+    }
     const listener = new Listener(bound.id, bound.port, url, () => loop.unlisten(bound), () => loop.closed);
-    if (handlers !== undefined) {
-      this.#handlers.set(listener.id, handlers);
+    if (h !== undefined) {
+      this.#handlers.set(listener.id, h);
       this.#startPump();
     }
     return listener;
@@ -448,7 +505,7 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
       const h = this.#handlers.get(ev.listenerId);
       if (h === undefined) return;
       this.#connHandlers.set(ev.conn.id, h);
-      return h.onOpen?.(ev);
+      return (h.onOpen as ((ev: OpenEvent) => void) | undefined)?.(ev);
     }
     const h = this.#connHandlers.get(ev.conn.id);
     if (h === undefined) return;
@@ -465,11 +522,15 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
           this.#handlerFailed(h as ListenHandlers, e, ev);
         }
         return;
+      case "data":
+        return (h as TcpHandlers).onData?.(ev);
+      case "end":
+        return (h as TcpHandlers).onEnd?.(ev);
       case "error":
-        return h.onError?.(ev);
+        return (h as ListenHandlers).onError?.(ev);
       case "close":
         this.#connHandlers.delete(ev.conn.id);
-        return h.onClose?.(ev);
+        return (h as ListenHandlers).onClose?.(ev);
     }
   }
 
@@ -609,7 +670,40 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
   }
 
   /**
-   * Opens a keep-alive HTTP connection to a server for several requests.
+   * Opens a raw TCP connection (`tcp://host:port`, `tcp://[::1]:7000` for
+   * IPv6): a {@linkcode TcpConnection} whose events go to its own iterator.
+   *
+   * @param url The server.
+   * @param options Connect timeout (ms, default 10 000) and framing.
+   * @returns The connection, once connected.
+   * @throws {ClientError} if the name does not resolve or the connection
+   *   fails (`kind` `refused` when nobody listens); {TypeError} for a bad URL.
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Manager } from "../mod.ts";
+   *
+   * const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+   * const served = server.accept().then(async (c) => {
+   *   await c.write(new TextEncoder().encode("hi\n"));
+   *   c.close();
+   * });
+   * await using mgr = new Manager();
+   * const conn = await mgr.connect(`tcp://127.0.0.1:${server.addr.port}`, { framing: "line" });
+   * const lines = [];
+   * for await (const ev of conn) {
+   *   if (ev.type === "data") lines.push(ev.text());
+   *   if (ev.type === "end") conn.end();
+   * }
+   * assert.deepEqual(lines, ["hi"]);
+   * await served;
+   * server.close();
+   * ```
+   */
+  connect(url: `tcp://${string}`, options?: TcpConnectOptions): Promise<TcpConnection>;
+  /**
+   * Opens a keep-alive HTTP connection to a server for several requests
+   * (`http://` or `https://`); see the `tcp://` form for raw TCP.
    *
    * @param url The server (`http://host:port` or `https://...`); a path is ignored.
    * @param options Connect timeout and TLS trust.
@@ -628,10 +722,27 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
    * assert.deepEqual(bodies, ["/a", "/b"]);
    * ```
    */
-  connect(url: string | URL, options?: ClientConnectOptions): Promise<HttpClientConnection> {
+  connect(url: string | URL, options?: ClientConnectOptions): Promise<HttpClientConnection>;
+  connect(
+    url: string | URL,
+    options?: ClientConnectOptions | TcpConnectOptions,
+  ): Promise<HttpClientConnection | TcpConnection> {
     if (this.#loop.closed) return Promise.reject(new ManagerClosedError());
     if (this.#shutdown) return Promise.reject(new MgnetError("the manager is shutting down", "State"));
-    return openHttpConnection(this.#loop, url, options);
+    if (typeof url === "string" && /^tcp:\/\//i.test(url)) {
+      return openTcpConnection(
+        this.#loop,
+        url,
+        (options ?? {}) as TcpConnectOptions,
+        resolveAddr,
+        (message, timedOut) => {
+          if (timedOut) return new ClientError("timeout", `connecting to ${url} timed out`);
+          const msg = message ?? "the connection closed";
+          return new ClientError(/refused/i.test(msg) ? "refused" : "connect", `${url}: ${msg}`);
+        },
+      );
+    }
+    return openHttpConnection(this.#loop, url, options as ClientConnectOptions);
   }
 
   /**

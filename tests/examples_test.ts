@@ -280,6 +280,74 @@ test("examples/http_client.ts prints a response; a refused connection exits 1 wi
   assert.match(new TextDecoder().decode(refused.stderr), /request failed \(refused\)/);
 });
 
+/** A TCP client of an example: `line()` reads the next `\n`-terminated line. */
+async function tcpClient(port: number) {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const reader = conn.readable.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = "";
+  return {
+    conn,
+    send: (text: string) => conn.write(new TextEncoder().encode(text)),
+    async line(): Promise<string> {
+      buffered = await readUntil(reader, (t) => t.includes("\n"), "a line", 10_000, buffered);
+      const i = buffered.indexOf("\n");
+      const l = buffered.slice(0, i);
+      buffered = buffered.slice(i + 1);
+      return l;
+    },
+    async rest(): Promise<string> {
+      let text = buffered;
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return text;
+        text += value;
+      }
+    },
+  };
+}
+
+test("examples/tcp_echo.ts echoes bytes, answers a half-close with its own, exits cleanly", async () => {
+  const { url, stop } = await startExample("tcp_echo.ts");
+  try {
+    assert.match(url, /^tcp:\/\/127\.0\.0\.1:\d+\/$/);
+    const c = await tcpClient(Number(new URL(url).port));
+    await c.send("hello\n");
+    assert.equal(await c.line(), "hello");
+    await c.send("bye");
+    await c.conn.closeWrite();
+    assert.equal(await c.rest(), "bye"); // then EOF: the server ended too
+  } finally {
+    assert.equal((await stop()).code, 0);
+  }
+});
+
+test("examples/line_chat.ts relays lines between clients, with /nick, /who and /quit", async () => {
+  const { url, stop } = await startExample("line_chat.ts");
+  try {
+    const port = Number(new URL(url).port);
+    const a = await tcpClient(port);
+    assert.match(await a.line(), /^welcome, guest1!/);
+    const b = await tcpClient(port);
+    assert.match(await b.line(), /^welcome, guest2!/);
+    assert.equal(await a.line(), "* guest2 joined");
+    await a.send("/nick ann\r\n");
+    assert.equal(await a.line(), "you are ann");
+    assert.equal(await b.line(), "* guest1 is now ann");
+    await b.send("hi ");
+    await b.send("all\n"); // a line split across writes arrives whole
+    assert.equal(await a.line(), "guest2: hi all");
+    await b.send("/who\n");
+    assert.equal(await b.line(), "here: ann, guest2");
+    await a.send("/quit\n");
+    assert.equal(await a.line(), "bye");
+    assert.equal(await a.rest(), "");
+    assert.equal(await b.line(), "* ann left");
+    b.conn.close();
+  } finally {
+    assert.equal((await stop()).code, 0);
+  }
+});
+
 test("examples/udp_echo.ts echoes datagrams from nc and a Deno socket, and exits cleanly on SIGTERM", async () => {
   const { url, stop } = await startExample("udp_echo.ts");
   try {

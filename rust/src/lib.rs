@@ -13,7 +13,7 @@
 //! This file holds the exports only. Below it: `manager.rs` (the protocols
 //! registered on a core), `core/` (loop, connections, flush, event
 //! records; no protocol), `http/` (the HTTP server and client protocols),
-//! `net/` (UDP, DNS, SNTP, timers, posting), `util/` (JSON lookup, glob), `sys.rs` (Mongoose bindings).
+//! `net/` (raw TCP; UDP, DNS, SNTP; timers, posting), `util/` (JSON lookup, glob), `sys.rs` (Mongoose bindings).
 
 pub mod core;
 pub mod http;
@@ -1120,6 +1120,199 @@ pub unsafe extern "C" fn mgnet_glob_match(
         1
     })
 }
+
+// ---------------------------------------------------------------------------
+// TCP (`tcp://`, rust/src/net/): framing, connect, send, drain, end, pause.
+// ---------------------------------------------------------------------------
+
+/// `mgnet_tcp_framing` / `mgnet_tcp_connect` framing codes.
+pub const TCP_FRAMING_RAW: u32 = 0;
+/// One record per line.
+pub const TCP_FRAMING_LINE: u32 = 1;
+/// One record per length-prefixed frame (the prefix width in `prefix`).
+pub const TCP_FRAMING_PREFIX: u32 = 2;
+
+/// Checks a framing given by JS.
+fn tcp_spec(kind: u32, prefix: u32, max_frame: u32) -> Result<net::FrameSpec, i32> {
+    let framing = match (kind, prefix) {
+        (TCP_FRAMING_RAW, _) => net::Framing::Raw,
+        (TCP_FRAMING_LINE, _) => net::Framing::Line,
+        (TCP_FRAMING_PREFIX, 1 | 2 | 4) => net::Framing::Prefix(prefix as u8),
+        (TCP_FRAMING_PREFIX, _) => return Err(fail(Status::Invalid, "lengthPrefix must be 1, 2 or 4")),
+        _ => return Err(fail(Status::Invalid, format!("unknown framing {kind}"))),
+    };
+    let max = if max_frame == 0 {
+        net::DEFAULT_MAX_FRAME
+    } else {
+        max_frame as usize
+    };
+    if max > net::MAX_MAX_FRAME {
+        return Err(fail(
+            Status::Invalid,
+            format!("maxFrame is at most {} bytes", net::MAX_MAX_FRAME),
+        ));
+    }
+    Ok(net::FrameSpec { framing, max })
+}
+
+/// Sets how input is cut into DATA records: for a TCP listener (its future
+/// connections) or one TCP connection. `kind`: 0 raw, 1 lines, 2 length
+/// prefix of `prefix` (1, 2, 4) bytes; `max_frame` 0 keeps 64 KiB.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
+#[no_mangle]
+pub extern "C" fn mgnet_tcp_framing(
+    h: u32,
+    slot: u32,
+    id: f64,
+    kind: u32,
+    prefix: u32,
+    max_frame: u32,
+) -> i32 {
+    with_manager(h, |m| unsafe {
+        let spec = match tcp_spec(kind, prefix, max_frame) {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        match (*m).tcp(|t, core| t.set_framing(core, slot, id as u64, spec)) {
+            Ok(()) => 0,
+            Err(e) => e,
+        }
+    })
+}
+
+/// Opens an outbound TCP connection to `addr` (`tcp://IP:port` or
+/// `tcp://[IPv6]:port`, resolved already) with a framing as in
+/// `mgnet_tcp_framing`. Writes the connection id (f64) at `out[0..8]`;
+/// returns its slot. OPEN (listener id 0), TCP DATA/END, DRAIN, ERROR and
+/// CLOSE records follow.
+///
+/// # Safety
+/// `addr` is valid for `addr_len` bytes; `out` for 8 bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_tcp_connect(
+    h: u32,
+    addr: *const u8,
+    addr_len: u32,
+    kind: u32,
+    prefix: u32,
+    max_frame: u32,
+    out: *mut u8,
+) -> i32 {
+    let addr = bytes(addr, addr_len as usize);
+    with_manager(h, |m| {
+        let Ok(addr) = std::str::from_utf8(addr) else {
+            return fail(Status::Invalid, "address is not UTF-8");
+        };
+        let spec = match tcp_spec(kind, prefix, max_frame) {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        match (*m).connect_tcp(addr, spec) {
+            Ok((slot, id)) => {
+                std::slice::from_raw_parts_mut(out, 8).copy_from_slice(&(id as f64).to_le_bytes());
+                slot as i32
+            }
+            Err(e) => e,
+        }
+    })
+}
+
+/// Queues `data[off..off+len]` on a TCP connection (sent on the next
+/// flush). Returns the bytes queued and not yet sent (capped at i32::MAX).
+///
+/// # Safety
+/// `data` is valid for `off + len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_tcp_send(
+    h: u32,
+    slot: u32,
+    id: f64,
+    data: *const u8,
+    off: u32,
+    len: u32,
+) -> i32 {
+    let data = if data.is_null() {
+        &[][..]
+    } else {
+        bytes(data.add(off as usize), len as usize)
+    };
+    with_manager(h, |m| {
+        match (*m).tcp(|t, core| t.send(core, slot, id as u64, data)) {
+            Ok(n) => n.min(i32::MAX as usize) as i32,
+            Err(e) => e,
+        }
+    })
+}
+
+/// The bytes queued on a TCP connection and not yet taken by the socket
+/// (capped at i32::MAX).
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
+#[no_mangle]
+pub extern "C" fn mgnet_tcp_queued(h: u32, slot: u32, id: f64) -> i32 {
+    with_manager(h, |m| unsafe {
+        match (*m).tcp(|t, core| t.queued(core, slot, id as u64)) {
+            Ok(n) => n.min(i32::MAX as usize) as i32,
+            Err(e) => e,
+        }
+    })
+}
+
+/// Asks for a DRAIN record once at most `mark` bytes remain unsent on a TCP
+/// connection. Returns 0 if that already holds (no record follows), else
+/// the bytes queued now (capped at i32::MAX).
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
+#[no_mangle]
+pub extern "C" fn mgnet_tcp_want_drain(h: u32, slot: u32, id: f64, mark: u32) -> i32 {
+    with_manager(h, |m| unsafe {
+        match (*m).tcp(|t, core| t.want_drain(core, slot, id as u64, mark as usize)) {
+            Ok(n) => n.min(i32::MAX as usize) as i32,
+            Err(e) => e,
+        }
+    })
+}
+
+/// Half-closes a TCP connection: our FIN follows the queued output; reading
+/// goes on. Returns 0.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
+#[no_mangle]
+pub extern "C" fn mgnet_tcp_end(h: u32, slot: u32, id: f64) -> i32 {
+    with_manager(h, |m| unsafe {
+        match (*m).tcp(|t, core| t.end(core, slot, id as u64)) {
+            Ok(()) => 0,
+            Err(e) => e,
+        }
+    })
+}
+
+/// Stops (`paused` != 0) or resumes reading a TCP connection's socket.
+/// Returns 1 if reading resumed (wake the loop), else 0.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
+#[no_mangle]
+pub extern "C" fn mgnet_tcp_pause(h: u32, slot: u32, id: f64, paused: u32) -> i32 {
+    with_manager(h, |m| unsafe {
+        match (*m).tcp(|t, core| t.pause(core, slot, id as u64, paused != 0)) {
+            Ok(resumed) => resumed as i32,
+            Err(e) => e,
+        }
+    })
+}
+
+// ------------------------------- end of TCP --------------------------------
 
 #[cfg(test)]
 #[path = "lib_tests.rs"]

@@ -12,6 +12,7 @@ use crate::net::post::Posts;
 use crate::net::timer::Timers;
 use crate::net::udp::{Bound, Mode, Peer};
 use crate::net::Udp;
+use crate::net::{FrameSpec, Tcp};
 
 /// A core plus the indices of its registered protocols.
 pub struct Manager {
@@ -19,6 +20,7 @@ pub struct Manager {
     core: *mut Core,
     http: usize,
     client: usize,
+    tcp: usize,
     udp: usize,
     // net: timers and posting (not connection protocols: no registry index)
     timers: Timers,
@@ -32,11 +34,13 @@ impl Manager {
         let mut core = Core::new()?;
         let http = core.register(Box::new(HttpServer::new(limits)));
         let client = core.register(Box::new(HttpClient::default()));
+        let tcp = core.register(Box::new(Tcp::default()));
         let udp = core.register(Box::new(Udp::default()));
         Ok(Box::new(Manager {
             core: Box::into_raw(core),
             http,
             client,
+            tcp,
             udp,
             timers: Timers::default(),
             posts: Posts::default(),
@@ -73,6 +77,12 @@ impl Manager {
         self.core().with_protocol(idx, f)
     }
 
+    /// Runs `f` with the TCP protocol and the core.
+    pub fn tcp<R>(&mut self, f: impl FnOnce(&mut Tcp, &mut Core) -> R) -> R {
+        let idx = self.tcp;
+        self.core().with_protocol(idx, f)
+    }
+
     /// Runs `f` with the UDP protocol and the core.
     pub fn udp<R>(&mut self, f: impl FnOnce(&mut Udp, &mut Core) -> R) -> R {
         let idx = self.udp;
@@ -96,15 +106,17 @@ impl Manager {
         unsafe { Udp::sntp_query(self.core, self.udp, server) }
     }
 
-    /// Listens on a URL whose scheme names the protocol (`http://host:port`).
-    /// Returns (slot, id, port).
+    /// Listens on a URL whose scheme names the protocol (`http://host:port`,
+    /// `tcp://host:port`). Returns (slot, id, port).
     pub fn listen(&mut self, url: &str) -> Result<(u32, u64, u16), i32> {
         let proto = if url.starts_with("http://") {
             self.http
+        } else if url.starts_with("tcp://") {
+            self.tcp
         } else {
             return Err(error::fail(
                 error::Status::Invalid,
-                format!("unsupported listen URL {url:?}: expected http://host:port"),
+                format!("unsupported listen URL {url:?}: expected http://host:port or tcp://host:port"),
             ));
         };
         unsafe { Core::listen(self.core, url, proto) }
@@ -113,6 +125,16 @@ impl Manager {
     /// Opens an outbound connection for the HTTP client. Returns (slot, id).
     pub fn connect(&mut self, addr: &str, tls: Option<ClientTls>) -> Result<(u32, u64), i32> {
         unsafe { Core::connect(self.core, addr, tls, self.client) }
+    }
+
+    /// Opens an outbound TCP connection (`tcp://IP:port`) whose input is cut
+    /// by `spec`. Returns (slot, id).
+    pub fn connect_tcp(&mut self, addr: &str, spec: FrameSpec) -> Result<(u32, u64), i32> {
+        let (slot, id) = unsafe { Core::connect(self.core, addr, None, self.tcp)? };
+        // The connection is at most connecting: no byte has been read yet.
+        // (If it already failed, its ERROR and CLOSE records tell JS.)
+        let _ = self.tcp(|t, core| t.set_framing(core, slot, id, spec));
+        Ok((slot, id))
     }
 
     /// Flushes, polls once without blocking, flushes; returns the event

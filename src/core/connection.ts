@@ -38,6 +38,14 @@ export interface ConnectionHost {
    * ConnectionClosedError when it closes first.
    */
   drained(conn: Connection): Promise<void>;
+  /**
+   * Keeps the loop running (polling) until the returned function is called,
+   * even when nobody iterates the manager: for a consumer waiting on one
+   * connection's own events.
+   */
+  hold(): () => void;
+  /** Makes a waiting loop poll again (after reading resumed). */
+  wake(): void;
 }
 
 /**
@@ -77,6 +85,8 @@ export interface ConnInternals {
   markClosed(conn: Connection): void;
   /** Throws ConnectionClosedError if the connection is closed. */
   assertOpen(conn: Connection): void;
+  /** Sets the addresses of an outbound connection once it is connected. */
+  setAddrs(conn: Connection, remote: NetAddr, local: NetAddr): void;
 }
 
 /** Accessors of private connection state; not re-exported by `mod.ts`. */
@@ -115,6 +125,11 @@ export class Connection {
   readonly remoteAddr: NetAddr | undefined;
   /** Our side's address. */
   readonly localAddr: NetAddr | undefined;
+  /**
+   * Whatever the application wants to keep with this connection (a user
+   * name, a session, a parser): mgnet never reads it. `undefined` at first.
+   */
+  data: unknown = undefined;
   #slot = -1;
   #host: ConnectionHost | undefined;
   #closed = false;
@@ -130,6 +145,11 @@ export class Connection {
       markClosed: (c) => void (c.#closed = true),
       assertOpen: (c) => {
         if (c.closed) throw new ConnectionClosedError(`connection ${c.id} is closed`);
+      },
+      setAddrs: (c, remote, local) => {
+        const w = c as { remoteAddr: NetAddr | undefined; localAddr: NetAddr | undefined };
+        w.remoteAddr = remote;
+        w.localAddr = local;
       },
     };
   }

@@ -112,6 +112,23 @@ export const symbols = {
   mgnet_awaiting: { parameters: ["u32"], result: "i32" },
   // int32_t mgnet_stats(uint32_t h, uint8_t out[32]) -- polls, accepted, requests, cache hits as doubles
   mgnet_stats: { parameters: ["u32", "buffer"], result: "i32" },
+  // --- TCP (src/net/, rust/src/net/) ---
+  // int32_t mgnet_tcp_framing(uint32_t h, uint32_t slot, double id, uint32_t kind, uint32_t prefix,
+  //   uint32_t max_frame)
+  mgnet_tcp_framing: { parameters: ["u32", "u32", "f64", "u32", "u32", "u32"], result: "i32" },
+  // int32_t mgnet_tcp_connect(uint32_t h, const uint8_t *addr, uint32_t addr_len, uint32_t kind,
+  //   uint32_t prefix, uint32_t max_frame, uint8_t *out)
+  mgnet_tcp_connect: { parameters: ["u32", "buffer", "u32", "u32", "u32", "u32", "buffer"], result: "i32" },
+  // int32_t mgnet_tcp_send(uint32_t h, uint32_t slot, double id, const uint8_t *data, uint32_t off, uint32_t len)
+  mgnet_tcp_send: { parameters: ["u32", "u32", "f64", "buffer", "u32", "u32"], result: "i32" },
+  // int32_t mgnet_tcp_queued(uint32_t h, uint32_t slot, double id)
+  mgnet_tcp_queued: { parameters: ["u32", "u32", "f64"], result: "i32" },
+  // int32_t mgnet_tcp_want_drain(uint32_t h, uint32_t slot, double id, uint32_t mark)
+  mgnet_tcp_want_drain: { parameters: ["u32", "u32", "f64", "u32"], result: "i32" },
+  // int32_t mgnet_tcp_end(uint32_t h, uint32_t slot, double id)
+  mgnet_tcp_end: { parameters: ["u32", "u32", "f64"], result: "i32" },
+  // int32_t mgnet_tcp_pause(uint32_t h, uint32_t slot, double id, uint32_t paused)
+  mgnet_tcp_pause: { parameters: ["u32", "u32", "f64", "u32"], result: "i32" },
 
   // --- UDP, DNS, SNTP (src/net/, rust/src/net/) ---
   // int32_t mgnet_udp_bind(uint32_t h, const uint8_t *url, uint32_t url_len, uint32_t max, uint32_t flags,

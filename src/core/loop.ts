@@ -103,6 +103,8 @@ export class Loop {
   #conns: (Connection | undefined)[] = [];
   #connProto: (Protocol | undefined)[] = [];
   #drainWaiters = new Map<Connection, PromiseWithResolvers<void>>();
+  /** Consumers of single connections waiting for events (see `ConnectionHost.hold`). */
+  #holds = 0;
   #backlog: LoopEvent[] = [];
   #backlogPos = 0;
   #filling: Promise<boolean> | undefined;
@@ -157,6 +159,18 @@ export class Loop {
           this.#drive().catch(() => {}); // a failing poll surfaces in the loop itself
         }
         return w.promise;
+      },
+      hold: () => {
+        this.#holds++;
+        this.#drive().catch(() => {});
+        let held = true;
+        return () => {
+          if (held) this.#holds--;
+          held = false;
+        };
+      },
+      wake: () => {
+        if (!this.#closed) this.sym.mgnet_wake(handle);
       },
     };
   }
@@ -228,25 +242,40 @@ export class Loop {
 
   /**
    * Opens an outbound TCP (or TLS) connection to a resolved address; its
-   * events go to `sink`, not upward. The loop is driven while such
-   * connections are open.
+   * OPEN, DATA, ERROR and CLOSE events go to `sink`, not upward (records of
+   * a protocol's own kinds go to that protocol, which finds the connection
+   * by its id). The loop is driven while such connections are open.
    *
    * @param addr `tcp://IP:port` or `tcp://[IPv6]:port`.
    * @param tls TLS settings, for an encrypted connection.
    * @param sink The receiver of the connection's events.
+   * @param native A protocol's own connect call (`connect`: writes the id
+   *   as f64 to `out`, returns the slot) and connection object (`make`);
+   *   by default `mgnet_connect` and a plain `Connection`.
    * @returns The connection.
    */
-  openClient(addr: string, tls: ClientTls | undefined, sink: ClientSink): Connection {
+  openClient(
+    addr: string,
+    tls: ClientTls | undefined,
+    sink: ClientSink,
+    native?: { connect(addr: Uint8Array, out: Uint8Array): number; make(id: number): Connection },
+  ): Connection {
     if (this.#closed) throw new ManagerClosedError();
     const a = utf8Encoder.encode(addr);
-    const name = utf8Encoder.encode(tls?.name ?? "");
-    const ca = tls?.ca ?? new Uint8Array(0);
-    const flags = tls ? ConnectFlag.Tls | (tls.insecure ? ConnectFlag.Insecure : 0) : 0;
     const out = new Uint8Array(8);
-    const slot = check(
-      this.sym.mgnet_connect(this.handle, a, a.length, flags, name, name.length, ca, ca.length, out),
-    );
-    const conn = new Connection(new DataView(out.buffer).getFloat64(0, true));
+    let slot: number;
+    if (native) {
+      slot = check(native.connect(a, out));
+    } else {
+      const name = utf8Encoder.encode(tls?.name ?? "");
+      const ca = tls?.ca ?? new Uint8Array(0);
+      const flags = tls ? ConnectFlag.Tls | (tls.insecure ? ConnectFlag.Insecure : 0) : 0;
+      slot = check(
+        this.sym.mgnet_connect(this.handle, a, a.length, flags, name, name.length, ca, ca.length, out),
+      );
+    }
+    const id = new DataView(out.buffer).getFloat64(0, true);
+    const conn = native ? native.make(id) : new Connection(id);
     connInternals.bind(conn, this.host, slot);
     this.#clients.set(conn.id, { conn, sink });
     this.kick(); // a waiting loop must add the new socket
@@ -377,7 +406,11 @@ export class Loop {
     id: 0,
   };
 
-  #connOf = (slot: number, id: number): Connection => this.#conn(slot, id, this.#connProto[slot]);
+  #connOf = (slot: number, id: number): Connection => {
+    const c = this.#conns[slot];
+    if (c !== undefined && c.id === id) return c;
+    return this.#clients.get(id)?.conn ?? this.#conn(slot, id, this.#connProto[slot]);
+  };
 
   /** Decodes the next event of the current batch, or undefined. */
   #decode(): LoopEvent | undefined {
@@ -615,7 +648,10 @@ export class Loop {
     if (this.#driving || this.pumping) return;
     this.#driving = true;
     try {
-      while ((this.#drainWaiters.size > 0 || this.#clients.size > this.#idleClients.size) && !this.#closed) {
+      while (
+        (this.#drainWaiters.size > 0 || this.#holds > 0 || this.#clients.size > this.#idleClients.size) &&
+        !this.#closed
+      ) {
         this.#toBacklog();
         if (!(await this.fill())) break;
         this.#toBacklog();

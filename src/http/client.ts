@@ -755,8 +755,16 @@ function systemCa(): Uint8Array {
   );
 }
 
-/** Resolves a host name (IPv6 literals without brackets) to a Mongoose address (`tcp://IP:port`). */
-async function resolveAddr(bare: string, port: number): Promise<string> {
+/**
+ * Resolves a host name (IPv6 literals without brackets) to a Mongoose
+ * address (`tcp://IP:port`).
+ *
+ * @param bare The host.
+ * @param port The port.
+ * @returns The address.
+ * @throws {ClientError} (kind `dns`) if the name does not resolve.
+ */
+export async function resolveAddr(bare: string, port: number): Promise<string> {
   if (/^\d+\.\d+\.\d+\.\d+$/.test(bare)) return `tcp://${bare}:${port}`;
   if (bare.includes(":")) return `tcp://[${bare}]:${port}`;
   let found: { address: string; family: number };

@@ -24,7 +24,9 @@ use super::error::{fail, Status};
 use super::event::EventBuf;
 use super::outbound::{connect_errno, ClientTls};
 use super::protocol::Protocol;
-use super::sys_io::{epoll_mode, iobuf_consume, set_read_paused, sys_send, DATA_FIN};
+use super::sys_io::{
+    epoll_mode, has_fins, iobuf_consume, set_read_paused, sys_send, take_fins, take_half_close, DATA_FIN,
+};
 use crate::sys;
 
 /// Most extra Mongoose polls one `poll()` runs while each accepts a
@@ -67,6 +69,10 @@ struct Slot {
     proto: usize,
     dirty: bool,
     lingering: bool,
+    /// The connection takes half-closes (see [`Core::take_half_close`]).
+    half_close: bool,
+    /// Id of the listener that accepted the connection (0: none).
+    listener: u64,
     /// Closed by [`Core::close_quietly`]: no CLOSE record.
     quiet: bool,
     /// TLS settings of an outbound connection (used once it connects).
@@ -91,6 +97,8 @@ pub struct Core {
     pub events: EventBuf,
     dirty: Vec<u32>,
     lingering: Vec<(u32, u64, u64)>,
+    /// Connections to close (draining) at the start of the next poll.
+    close_soon: Vec<(u32, u64)>,
     /// Boxed: each is a listener's `fn_data`, so its address must not move.
     #[allow(clippy::vec_box)]
     listeners: Vec<Box<ListenerInfo>>,
@@ -182,6 +190,7 @@ impl Core {
             events: EventBuf::default(),
             dirty: Vec::new(),
             lingering: Vec::new(),
+            close_soon: Vec::new(),
             listeners: Vec::new(),
             protocols: Vec::new(),
             wake_tx: fds[1],
@@ -285,6 +294,8 @@ impl Core {
             proto,
             dirty: false,
             lingering: false,
+            half_close: false,
+            listener: 0,
             quiet: false,
             tls: None,
         };
@@ -307,6 +318,8 @@ impl Core {
         s.c = ptr::null_mut();
         s.role = Role::Free;
         s.lingering = false;
+        s.half_close = false;
+        s.listener = 0;
         s.tls = None;
         self.free.push(i);
         self.live_slots -= 1;
@@ -371,6 +384,49 @@ impl Core {
     /// True once the slot's connection is in its lingering close.
     pub fn is_lingering(&self, slot: u32) -> bool {
         self.slots[slot as usize].lingering
+    }
+
+    /// What the slot holds.
+    pub fn role(&self, slot: u32) -> Role {
+        self.slots.get(slot as usize).map_or(Role::Free, |s| s.role)
+    }
+
+    /// Id of the listener that accepted the connection in `slot` (0 for an
+    /// outbound one).
+    pub fn slot_listener(&self, slot: u32) -> u64 {
+        self.slots[slot as usize].listener
+    }
+
+    /// Half-close, for a protocol that wants it (a facility of the core,
+    /// knowing no protocol): the peer's end of stream no longer closes the
+    /// connection. Reading stops (so level-triggered epoll does not report
+    /// the end again and again) and the protocol's
+    /// [`Protocol::on_peer_end`] decides what follows; the connection may
+    /// go on writing. Call it from `on_accept`/`on_connect`.
+    pub fn take_half_close(&mut self, slot: u32) {
+        let s = &mut self.slots[slot as usize];
+        s.half_close = true;
+        let fd = unsafe { (*s.c).fd as usize as c_int };
+        take_half_close(fd, Some(slot));
+    }
+
+    /// Hands the ends of stream `mgnet_sys_recv` recorded during the last
+    /// Mongoose poll to the connections' protocols.
+    fn peer_ends(&mut self) {
+        if !has_fins() {
+            return;
+        }
+        for (fd, slot) in take_fins() {
+            let Some(s) = self.slots.get(slot as usize) else {
+                continue;
+            };
+            if s.id == 0 || !s.half_close || unsafe { (*s.c).fd as usize as c_int } != fd {
+                continue;
+            }
+            let (c, proto) = (s.c, s.proto);
+            unsafe { set_read_paused(c, true) };
+            self.dispatch(proto, |p, core| p.on_peer_end(core, slot));
+        }
     }
 
     /// Starts listening on `url` (`scheme://host:port`, the scheme already
@@ -514,6 +570,11 @@ impl Core {
     /// `this` is a live core, no `&mut` to it is held.
     pub unsafe fn poll(this: *mut Core) -> usize {
         (*this).flush();
+        if !(*this).close_soon.is_empty() {
+            for (slot, id) in std::mem::take(&mut (*this).close_soon) {
+                let _ = (*this).close(slot, id, true); // already gone: nothing to do
+            }
+        }
         if (*this).events.is_empty() {
             (*this).needs_poll = false;
             for p in (*this).protocols.iter_mut().flatten() {
@@ -522,6 +583,7 @@ impl Core {
             (*this).accepted = false;
             (*this).stats.polls += 1;
             sys::mg_mgr_poll(ptr::addr_of_mut!((*this).mgr), 0);
+            (*this).peer_ends();
             // Mongoose accepts one connection per listener per poll. A burst
             // of connections (every client of a load test connecting at once)
             // then waited one JS batch per connection: the last of 100 was
@@ -531,6 +593,7 @@ impl Core {
             while (*this).accepted && extra < ACCEPT_POLLS {
                 (*this).accepted = false;
                 sys::mg_mgr_poll(ptr::addr_of_mut!((*this).mgr), 0);
+                (*this).peer_ends();
                 extra += 1;
             }
             let m = &mut *this;
@@ -558,6 +621,17 @@ impl Core {
             due = due.min(deadline);
         }
         due.saturating_sub(now) as i32
+    }
+
+    /// Closes the connection in `slot` (draining, as `close(.., true)`) at
+    /// the start of the next poll: after JS has read the batch being made
+    /// now and the output it queued meanwhile was flushed. For a protocol
+    /// that fails a connection while records of it are still on their way
+    /// to JS (which may answer them).
+    pub fn close_soon(&mut self, slot: u32) {
+        let id = self.slots[slot as usize].id;
+        self.close_soon.push((slot, id));
+        self.needs_poll = true;
     }
 
     /// The next wait must not sleep: a poll is due (e.g. Mongoose must
@@ -752,6 +826,7 @@ impl Core {
             self.stats.accepted += 1;
             let id = (*c).id;
             let slot = self.alloc_slot(id, c, Role::Accepted, proto);
+            self.slots[slot as usize].listener = listener;
             set_slot_of(c, slot);
             if (*c).is_tls() == 0 {
                 epoll_mode(c, true);
@@ -813,10 +888,15 @@ impl Core {
                 }
             }
             sys::MG_EV_WRITE => self.after_send(slot),
-            sys::MG_EV_CONNECT if role == Role::Outbound => match self.slots[slot as usize].tls.as_deref() {
-                Some(t) => t.init(c),
-                None => self.open_record(slot, c, 0),
-            },
+            sys::MG_EV_CONNECT if role == Role::Outbound => {
+                if self.slots[slot as usize].half_close {
+                    take_half_close((*c).fd as usize as c_int, Some(slot));
+                }
+                match self.slots[slot as usize].tls.as_deref() {
+                    Some(t) => t.init(c),
+                    None => self.open_record(slot, c, 0),
+                }
+            }
             sys::MG_EV_TLS_HS if role == Role::Outbound => self.open_record(slot, c, 0),
             sys::MG_EV_ERROR => {
                 let msg = if ev_data.is_null() {
@@ -834,6 +914,9 @@ impl Core {
                 }
             }
             sys::MG_EV_CLOSE => {
+                if self.slots[slot as usize].half_close {
+                    take_half_close((*c).fd as usize as c_int, None);
+                }
                 // Only connections announce their end: a listener is not one,
                 // nor a socket whose creation failed before JS learnt of it.
                 if role != Role::Listener && !self.slots[slot as usize].quiet {

@@ -58,6 +58,15 @@ pub trait Protocol {
         false
     }
 
+    /// The peer ended its side of a connection that takes half-closes
+    /// ([`Core::take_half_close`]); reading has stopped. By default the
+    /// connection closes, as Mongoose does at an end of stream.
+    fn on_peer_end(&mut self, core: &mut Core, slot: u32) {
+        let (_, c) = core.slot_conn(slot);
+        unsafe { (*c).set_is_closing(1) };
+        core.request_poll();
+    }
+
     /// One step of a graceful shutdown (listeners are closed by the core).
     /// Returns whether the connection counts as still open.
     fn on_shutdown(&mut self, core: &mut Core, slot: u32) -> bool {

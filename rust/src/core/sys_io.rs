@@ -8,6 +8,7 @@
 //! epoll wrapper also implements read pausing and the FIN mark that make
 //! edge-triggered sockets safe (docs/architecture.md sections 5 and 11).
 
+use std::cell::RefCell;
 use std::ffi::{c_int, c_void};
 use std::ptr;
 
@@ -71,11 +72,16 @@ pub unsafe fn sys_send(fd: c_int, buf: *const u8, len: usize) -> isize {
 /// `recv(2)` as a raw system call, for the same reason; Mongoose's reads
 /// are routed here by a compile-time define in build.rs.
 ///
+/// It also implements half-close (see [`take_half_close`]): the end of
+/// stream (`recv` returning 0) of a socket registered for it is recorded
+/// and reported to Mongoose as "nothing to read yet" instead of the 0 that
+/// makes Mongoose close the connection.
+///
 /// # Safety
 /// The arguments of `recv(2)`: `buf` is valid for `len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn mgnet_sys_recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_int) -> isize {
-    libc::syscall(
+    let n = libc::syscall(
         libc::SYS_recvfrom,
         fd,
         buf,
@@ -83,12 +89,95 @@ pub unsafe extern "C" fn mgnet_sys_recv(fd: c_int, buf: *mut c_void, len: usize,
         flags,
         ptr::null::<c_void>(),
         ptr::null::<c_void>(),
-    ) as isize
+    ) as isize;
+    if n == 0 && len > 0 && half_close_fin(fd) {
+        *libc::__errno_location() = libc::EAGAIN;
+        return -1;
+    }
+    n
+}
+
+thread_local! {
+    /// Half-close registrations of this thread's sockets, by file
+    /// descriptor: 0, or `(slot + 1) << 1 | fin`, where `fin` says the
+    /// peer's end of stream was already seen. File descriptors are unique
+    /// among a process's open sockets, so the managers of one thread share
+    /// the table; each clears its entries when its connections close.
+    static HALF_CLOSE: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    /// Ends of stream seen by `mgnet_sys_recv` and not yet taken by the
+    /// core: (fd, slot).
+    static FINS: RefCell<Vec<(c_int, u32)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Registers (or, with `slot` None, unregisters) socket `fd` for half-close:
+/// its peer's end of stream no longer closes the connection; the core takes
+/// it with [`take_fins`] after each Mongoose poll instead.
+pub fn take_half_close(fd: c_int, slot: Option<u32>) {
+    if fd < 0 {
+        return;
+    }
+    let i = fd as usize;
+    HALF_CLOSE.with(|t| {
+        let Ok(mut t) = t.try_borrow_mut() else { return };
+        if t.len() <= i {
+            if slot.is_none() {
+                return;
+            }
+            t.resize(i + 1, 0);
+        }
+        t[i] = slot.map_or(0, |s| (s + 1) << 1);
+    });
+}
+
+/// Called for a `recv` that returned 0 on `fd`: true if the socket takes
+/// half-closes (the end of stream is then recorded once).
+fn half_close_fin(fd: c_int) -> bool {
+    if fd < 0 {
+        return false;
+    }
+    HALF_CLOSE.with(|t| {
+        let Ok(mut t) = t.try_borrow_mut() else {
+            return false;
+        };
+        let Some(e) = t.get_mut(fd as usize) else {
+            return false;
+        };
+        if *e == 0 {
+            return false;
+        }
+        if *e & 1 == 0 {
+            *e |= 1;
+            let slot = (*e >> 1) - 1;
+            FINS.with(|f| {
+                if let Ok(mut f) = f.try_borrow_mut() {
+                    f.push((fd, slot));
+                }
+            });
+        }
+        true
+    })
+}
+
+/// The ends of stream seen since the last call: (fd, slot) pairs.
+pub fn take_fins() -> Vec<(c_int, u32)> {
+    FINS.with(|f| {
+        f.try_borrow_mut()
+            .map(|mut f| std::mem::take(&mut *f))
+            .unwrap_or_default()
+    })
+}
+
+/// True if [`take_fins`] has something (cheap; checked after every poll).
+pub fn has_fins() -> bool {
+    FINS.with(|f| f.try_borrow().is_ok_and(|f| !f.is_empty()))
 }
 
 /// Index in `mg_connection.data` of the "peer sent FIN" mark (the slot
 /// number takes bytes 0..4).
 pub const DATA_FIN: usize = 4;
+/// Index in `mg_connection.data` of the "parked" mark: a paused socket
+/// that reported EPOLLHUP was taken out of the epoll set (see below).
+pub const DATA_PARKED: usize = 5;
 
 /// `epoll_wait(2)` for Mongoose's loop (routed here by a define in build.rs):
 /// a raw system call, plus one job. Accepted HTTP sockets are registered
@@ -122,6 +211,24 @@ pub unsafe extern "C" fn mgnet_sys_epoll_wait(
     for i in 0..n as usize {
         let mut ev = *events.add(i);
         let c = ev.u64 as *mut sys::mg_connection;
+        if !c.is_null()
+            && (*c).is_full() != 0
+            && ev.events & (libc::EPOLLERR | libc::EPOLLHUP) as u32 == libc::EPOLLHUP as u32
+            && (*c).send.len == 0
+        {
+            // Paused, nothing to send, and both directions are shut (our
+            // half-close and the peer's): EPOLLHUP cannot be masked and
+            // would be reported on every wait. Park the socket outside the
+            // set until reading resumes ([`epoll_mode`] adds it back).
+            libc::epoll_ctl(
+                epfd,
+                libc::EPOLL_CTL_DEL,
+                (*c).fd as usize as c_int,
+                ptr::null_mut(),
+            );
+            (*c).data[DATA_PARKED] = 1;
+            continue;
+        }
         if !c.is_null() && (*c).is_full() != 0 && ev.events & (libc::EPOLLERR | libc::EPOLLHUP) as u32 == 0 {
             // Reads are paused (backpressure): a level-triggered EPOLLIN
             // would be reported on every wait, and Mongoose would not read.
@@ -169,12 +276,13 @@ pub unsafe fn epoll_mode(c: *mut sys::mg_connection, edge: bool) {
     if edge {
         ev.events |= (libc::EPOLLET | libc::EPOLLRDHUP) as u32;
     }
-    libc::epoll_ctl(
-        (*(*c).mgr).epoll_fd,
-        libc::EPOLL_CTL_MOD,
-        (*c).fd as usize as c_int,
-        &mut ev,
-    );
+    let op = if (*c).data[DATA_PARKED] != 0 {
+        (*c).data[DATA_PARKED] = 0;
+        libc::EPOLL_CTL_ADD
+    } else {
+        libc::EPOLL_CTL_MOD
+    };
+    libc::epoll_ctl((*(*c).mgr).epoll_fd, op, (*c).fd as usize as c_int, &mut ev);
 }
 
 /// Stops (or resumes) reading a connection's socket: backpressure reaches

@@ -1,0 +1,190 @@
+/**
+ * TCP benchmark: mgnet's echo server against an idiomatic `Deno.listen` echo
+ * server, in one run.
+ *
+ *   deno task bench:net [--duration=10] [--rounds=3] [--connections=100] [--inflight=8] [--size=64]
+ *
+ * The load generator (`bench/servers/tcp_load.c`, compiled here with cc)
+ * opens `connections` connections and keeps `inflight` messages of `size`
+ * bytes in flight on each: every message echoed back whole is counted and
+ * answered with a new one. Each server is pinned to core 0, the load
+ * generator to core 1. Per round and server: 2 s of warm-up, then
+ * `duration` seconds measured; server CPU time (user + system, all threads,
+ * from /proc/PID/stat) divided by the messages echoed gives CPU µs per
+ * message. Rounds alternate the servers; the table shows medians, and the
+ * ratio column is the median of per-round ratios.
+ *
+ * Servers: `Deno.listen` (bench/servers/deno_tcp_echo.ts: `for await` over
+ * the listener, a read/write loop per connection) and mgnet
+ * (examples/tcp_echo.ts: `for await` over the manager, `send(ev.bytes)`).
+ */
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const BUILD = `${ROOT}bench/.build`;
+const DENO = Deno.execPath();
+
+interface Args {
+  duration: number;
+  rounds: number;
+  connections: number;
+  inflight: number;
+  size: number;
+}
+
+function parseArgs(): Args {
+  const a: Record<string, string> = {};
+  for (const arg of Deno.args) {
+    const m = /^--([a-z]+)=(.*)$/.exec(arg);
+    if (!m) throw new Error(`unknown argument ${arg}`);
+    a[m[1]] = m[2];
+  }
+  return {
+    duration: Number(a.duration ?? 10),
+    rounds: Number(a.rounds ?? 3),
+    connections: Number(a.connections ?? 100),
+    inflight: Number(a.inflight ?? 8),
+    size: Number(a.size ?? 64),
+  };
+}
+
+const SERVERS: Record<string, string[]> = {
+  "Deno.listen": [DENO, "run", "-A", `${ROOT}bench/servers/deno_tcp_echo.ts`],
+  "mgnet": [DENO, "run", "-A", `${ROOT}examples/tcp_echo.ts`],
+};
+
+async function run(cmd: string[]): Promise<string> {
+  const out = await new Deno.Command(cmd[0], { args: cmd.slice(1), stdout: "piped", stderr: "piped" })
+    .output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`${cmd.join(" ")} failed:\n${text}`);
+  return text;
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+async function startServer(cmd: string[], port: number): Promise<Deno.ChildProcess> {
+  const child = new Deno.Command("taskset", {
+    args: ["-c", "0", ...cmd],
+    env: { PORT: String(port), HOSTNAME: "127.0.0.1" },
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  const deadline = Date.now() + 30_000;
+  while (!seen.includes("Listening on")) {
+    const { value, done } = await reader.read();
+    if (done || Date.now() > deadline) throw new Error(`${cmd.join(" ")} did not start: ${seen}`);
+    seen += value;
+  }
+  (async () => {
+    while (!(await reader.read()).done) { /* discard */ }
+  })();
+  return child;
+}
+
+function cpuTicks(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+async function load(port: number, a: Args, seconds: number) {
+  const out = await run([
+    "taskset",
+    "-c",
+    "1",
+    `${BUILD}/tcp_load`,
+    "127.0.0.1",
+    String(port),
+    String(a.connections),
+    String(a.inflight),
+    String(a.size),
+    String(seconds),
+  ]);
+  const m = /messages (\d+) seconds ([\d.]+) errors (\d+)/.exec(out);
+  if (!m) throw new Error(`cannot read tcp_load output: ${out}`);
+  return { messages: Number(m[1]), seconds: Number(m[2]), errors: Number(m[3]) };
+}
+
+interface Row {
+  server: string;
+  round: number;
+  rate: number;
+  cpuUs: number;
+  errors: number;
+}
+
+function median(xs: number[]): number {
+  const v = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+}
+
+const fmt = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : "–");
+
+if (import.meta.main) {
+  const a = parseArgs();
+  await Deno.mkdir(BUILD, { recursive: true });
+  await run(["cc", "-O2", "-o", `${BUILD}/tcp_load`, `${ROOT}bench/servers/tcp_load.c`]);
+  const CLK_TCK = Number((await run(["getconf", "CLK_TCK"])).trim()) || 100;
+  const rows: Row[] = [];
+  console.error(
+    `TCP echo, ${a.size} B messages, ${a.connections} connections × ${a.inflight} in flight; ` +
+      `${a.rounds} round(s) of ${a.duration} s`,
+  );
+  for (let round = 0; round < a.rounds; round++) {
+    for (const [server, cmd] of Object.entries(SERVERS)) {
+      const port = freePort();
+      const child = await startServer(cmd, port);
+      try {
+        await load(port, a, 2); // warm-up (JIT, buffers)
+        const before = cpuTicks(child.pid);
+        const r = await load(port, a, a.duration);
+        const cpu = (cpuTicks(child.pid) - before) / CLK_TCK;
+        const row = {
+          server,
+          round,
+          rate: r.messages / r.seconds,
+          cpuUs: (cpu * 1e6) / r.messages,
+          errors: r.errors,
+        };
+        rows.push(row);
+        console.error(
+          `round ${round + 1}: ${server}: ${fmt(row.rate, 0)} msg/s, ${
+            fmt(row.cpuUs, 3)
+          } µs/msg, errors ${r.errors}`,
+        );
+      } finally {
+        child.kill("SIGTERM");
+        await child.status;
+      }
+    }
+  }
+  const lines = [
+    `| scenario | server | msg/s | server CPU µs/msg | CPU × Deno.listen | msg/s × Deno.listen | errors |`,
+    "|---|---|---:|---:|---:|---:|---:|",
+  ];
+  const scenario = `TCP echo ${a.size} B, ${a.connections} conns × ${a.inflight} in flight`;
+  for (const server of Object.keys(SERVERS)) {
+    const mine = rows.filter((r) => r.server === server);
+    const ratio = (f: (r: Row) => number) =>
+      median(mine.map((r) => {
+        const o = rows.find((x) => x.server === "Deno.listen" && x.round === r.round);
+        return o ? f(r) / f(o) : NaN;
+      }));
+    lines.push(
+      `| ${scenario} | ${server} | ${fmt(median(mine.map((r) => r.rate)), 0)} | ${
+        fmt(median(mine.map((r) => r.cpuUs)), 3)
+      } | ${fmt(ratio((r) => r.cpuUs))} | ${fmt(ratio((r) => r.rate))} | ${
+        mine.reduce((s, r) => s + r.errors, 0)
+      } |`,
+    );
+  }
+  console.log(lines.join("\n"));
+}

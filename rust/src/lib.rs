@@ -66,6 +66,21 @@ unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
     }
 }
 
+/// Writes a new connection's id (f64) at `out[0..8]` and returns its slot,
+/// or passes a failure status through.
+///
+/// # Safety
+/// `out` is valid for 8 bytes of writes.
+unsafe fn slot_and_id(out: *mut u8, r: Result<(u32, u64), i32>) -> i32 {
+    match r {
+        Ok((slot, id)) => {
+            std::slice::from_raw_parts_mut(out, 8).copy_from_slice(&(id as f64).to_le_bytes());
+            slot as i32
+        }
+        Err(e) => e,
+    }
+}
+
 /// Returns [`ABI_VERSION`].
 ///
 /// # Safety
@@ -234,13 +249,7 @@ pub unsafe extern "C" fn mgnet_connect(
         let Ok(addr) = std::str::from_utf8(addr) else {
             return fail(Status::Invalid, "address is not UTF-8");
         };
-        match (*m).connect(addr, tls) {
-            Ok((slot, id)) => {
-                std::slice::from_raw_parts_mut(out, 8).copy_from_slice(&(id as f64).to_le_bytes());
-                slot as i32
-            }
-            Err(e) => e,
-        }
+        slot_and_id(out, (*m).connect(addr, tls))
     })
 }
 
@@ -871,13 +880,7 @@ pub unsafe extern "C" fn mgnet_dns_query(
         if qtypes.is_empty() {
             return fail(Status::Invalid, "no query type");
         }
-        match (*m).dns_query(server, name, &qtypes) {
-            Ok((slot, id)) => {
-                std::slice::from_raw_parts_mut(out, 8).copy_from_slice(&(id as f64).to_le_bytes());
-                slot as i32
-            }
-            Err(e) => e,
-        }
+        slot_and_id(out, (*m).dns_query(server, name, &qtypes))
     })
 }
 
@@ -901,13 +904,7 @@ pub unsafe extern "C" fn mgnet_sntp_query(
             Ok(p) => p,
             Err(e) => return e,
         };
-        match (*m).sntp_query(server) {
-            Ok((slot, id)) => {
-                std::slice::from_raw_parts_mut(out, 8).copy_from_slice(&(id as f64).to_le_bytes());
-                slot as i32
-            }
-            Err(e) => e,
-        }
+        slot_and_id(out, (*m).sntp_query(server))
     })
 }
 
@@ -1210,13 +1207,7 @@ pub unsafe extern "C" fn mgnet_tcp_connect(
             Ok(s) => s,
             Err(e) => return e,
         };
-        match (*m).connect_tcp(addr, spec) {
-            Ok((slot, id)) => {
-                std::slice::from_raw_parts_mut(out, 8).copy_from_slice(&(id as f64).to_le_bytes());
-                slot as i32
-            }
-            Err(e) => e,
-        }
+        slot_and_id(out, (*m).connect_tcp(addr, spec))
     })
 }
 

@@ -10,6 +10,9 @@
  * rust/target/asan/ (see scripts/test.ts --asan).
  */
 import { ensureMongoose, SetupError } from "../vendor/mongoose/fetch.ts";
+import { platform } from "../src/core/native.ts";
+
+export { SetupError };
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -118,16 +121,23 @@ async function ensureLibclang(): Promise<void> {
   );
 }
 
-/** Runs cargo to build the native library. */
-async function cargoBuild(): Promise<void> {
+/**
+ * Runs cargo to build the native library.
+ *
+ * @param root The package folder (holding `rust/` and `vendor/mongoose/`), ending in a slash.
+ * @param targetDir cargo's `--target-dir`.
+ * @returns The path of the built library.
+ */
+export async function cargoBuild(root: string = ROOT, targetDir?: string): Promise<string> {
   if (!await tryRun("cargo", ["--version"])) {
     throw new SetupError(
       "cargo is missing: install Rust (https://rustup.rs) to build mgnet's native library",
     );
   }
   const asan = env("MGNET_SANITIZE") === "address";
-  const targetDir = asan ? `${ROOT}rust/target/asan` : `${ROOT}rust/target`;
-  if (!await exists(`${targetDir}/release/libmgnet.so`)) {
+  targetDir ??= asan ? `${root}rust/target/asan` : `${root}rust/target`;
+  const built = `${targetDir}/release/${platform().cargoName}`;
+  if (!await exists(built)) {
     console.error("mgnet: building the native library (the first build takes about a minute)...");
   }
   const ok = await tryRun("cargo", [
@@ -135,18 +145,30 @@ async function cargoBuild(): Promise<void> {
     "--release",
     "--quiet",
     "--manifest-path",
-    `${ROOT}rust/Cargo.toml`,
+    `${root}rust/Cargo.toml`,
     "--target-dir",
     targetDir,
   ], true);
   if (!ok) throw new SetupError("cargo build failed (see the errors above)");
+  return built;
+}
+
+/**
+ * Everything `deno task build` does: the Mongoose sources, libclang, cargo.
+ *
+ * @param root The package folder, ending in a slash.
+ * @param targetDir cargo's `--target-dir` (default `rust/target`).
+ * @returns The path of the built library.
+ */
+export async function buildNative(root: string = ROOT, targetDir?: string): Promise<string> {
+  await ensureMongoose(`${root}vendor/mongoose`);
+  await ensureLibclang();
+  return await cargoBuild(root, targetDir);
 }
 
 if (import.meta.main) {
   try {
-    await ensureMongoose();
-    await ensureLibclang();
-    await cargoBuild();
+    await buildNative();
   } catch (e) {
     if (e instanceof SetupError) {
       console.error(`mgnet setup: ${e.message}`);

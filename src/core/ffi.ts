@@ -3,13 +3,15 @@
  * prototype beside it) and the loader. Nothing here is re-exported to users;
  * handles and file descriptors stay inside `src/`.
  *
- * Loading order: `MGNET_LIB_PATH` (an explicit path to `libmgnet.so`), else
- * the local build at `rust/target/release/`. Run `deno task build` to make it.
+ * Loading order (see src/core/native.ts): `MGNET_LIB_PATH`, a checkout's
+ * `rust/target/release/` build, a from-source build in the cache, a cached
+ * download, a verified download from this version's release assets.
  *
  * @module
  */
 
 import { errorFromStatus } from "./errors.ts";
+import { BUILD_COMMAND, type Located, locateLibrary, NativeLibraryError } from "./native.ts";
 
 /** The ABI version this TypeScript expects (`mgnet_abi_version`). */
 export const ABI_VERSION = 4;
@@ -180,20 +182,27 @@ export type Symbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
 
 let loaded: Symbols | undefined;
 
-function readEnv(name: string): string | undefined {
-  try {
-    return Deno.env.get(name) || undefined;
-  } catch {
-    return undefined; // --allow-env not granted: fall back to the default path
-  }
-}
+/**
+ * Where the library is, found once when this module is first imported. The
+ * one await costs nothing when `MGNET_LIB_PATH` or a checkout build is there
+ * (it resolves synchronously) and a hash of the file when it is cached; only
+ * a first run on a machine waits for a download. A failure is kept, not
+ * thrown: importing mgnet never fails, the first `lib()` (the first
+ * `new Manager()`) throws it.
+ */
+const located: { ok: true; value: Located } | { ok: false; error: unknown } = await locateLibrary().then(
+  (value) => ({ ok: true as const, value }),
+  (error) => ({ ok: false as const, error }),
+);
 
-/** Where the library is looked for, in order. */
-export function libraryCandidates(): string[] {
-  const explicit = readEnv("MGNET_LIB_PATH");
-  if (explicit) return [explicit];
-  const local = new URL("../../rust/target/release/libmgnet.so", import.meta.url);
-  return local.protocol === "file:" ? [decodeURIComponent(local.pathname)] : [];
+/**
+ * Where the native library was found, or the error that says why not.
+ *
+ * @returns The location.
+ */
+export function libraryLocation(): Located {
+  if (!located.ok) throw located.error;
+  return located.value;
 }
 
 /**
@@ -203,32 +212,32 @@ export function libraryCandidates(): string[] {
  */
 export function lib(): Symbols {
   if (loaded) return loaded;
-  const candidates = libraryCandidates();
-  let dl: Deno.DynamicLibrary<typeof symbols> | undefined;
-  let lastError: unknown;
-  for (const path of candidates) {
-    try {
-      dl = Deno.dlopen(path, symbols);
-      break;
-    } catch (e) {
-      // A denied permission is the user's to fix with a flag, not a build:
-      // it reaches them as itself.
-      if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) throw e;
-      lastError = e;
+  const { path, source } = libraryLocation();
+  let dl: Deno.DynamicLibrary<typeof symbols>;
+  try {
+    dl = Deno.dlopen(path, symbols);
+  } catch (e) {
+    // A denied permission is the user's to fix with a flag, not a build:
+    // it reaches them as itself.
+    if (e instanceof Deno.errors.NotCapable) {
+      throw new Deno.errors.NotCapable(`${e.message}\nmgnet: add --allow-ffi (it loads ${path})`, {
+        cause: e,
+      });
     }
-  }
-  if (!dl) {
-    throw new Error(
-      `mgnet: cannot load the native library (tried ${candidates.join(", ") || "nothing"}). ` +
-        "Build it with `deno task build`, or set MGNET_LIB_PATH to libmgnet.so.",
-      { cause: lastError },
+    throw new NativeLibraryError(
+      `mgnet: cannot load the native library ${path} (found by ${source}): ` +
+        (source === "checkout"
+          ? "rebuild it with `deno task build`"
+          : `check the file, or build one with \`${BUILD_COMMAND}\``),
+      { cause: e },
     );
   }
   const abi = dl.symbols.mgnet_abi_version();
   if (abi !== ABI_VERSION) {
     dl.close();
-    throw new Error(
-      `mgnet: native library ABI ${abi} does not match ${ABI_VERSION}: rebuild it with \`deno task build\``,
+    throw new NativeLibraryError(
+      `mgnet: native library ${path} has ABI ${abi}, this code needs ${ABI_VERSION}: rebuild it with ` +
+        (source === "checkout" ? "`deno task build`" : `\`${BUILD_COMMAND}\``),
     );
   }
   loaded = dl.symbols;

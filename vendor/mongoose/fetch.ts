@@ -25,10 +25,10 @@ export class SetupError extends Error {
   override name = "SetupError";
 }
 
+import lockJson from "./mongoose.lock.json" with { type: "json" };
+
 const HERE = new URL(".", import.meta.url);
-const lock: MongooseLock = JSON.parse(
-  await Deno.readTextFile(new URL("mongoose.lock.json", HERE)),
-);
+const lock: MongooseLock = lockJson;
 
 /** Hex sha256 of a byte array. */
 export async function sha256Hex(data: Uint8Array<ArrayBuffer>): Promise<string> {
@@ -63,6 +63,12 @@ export function mongooseDir(): string {
   return custom ?? new URL(".", HERE).pathname.replace(/\/$/, "");
 }
 
+/** `into` (a folder path) or this file's folder, as a URL ending in a slash. */
+function targetFolder(into?: string): URL {
+  if (into === undefined) return HERE;
+  return new URL(`file://${into.replace(/\/*$/, "/")}`);
+}
+
 function readEnv(name: string): string | undefined {
   try {
     return Deno.env.get(name) || undefined;
@@ -75,8 +81,12 @@ function readEnv(name: string): string | undefined {
  * Makes sure mongoose.c and mongoose.h are present and are the pinned ones.
  * Does nothing when MGNET_MONGOOSE_DIR points at a user's own copy (only
  * checks the files exist there). Throws SetupError with a one-line message.
+ *
+ * @param into The folder to write them into (default: this file's folder,
+ *   which is what rust/build.rs reads as `../vendor/mongoose/`).
  */
-export async function ensureMongoose(): Promise<void> {
+export async function ensureMongoose(into?: string): Promise<void> {
+  const dest = targetFolder(into);
   const custom = readEnv("MGNET_MONGOOSE_DIR");
   if (custom) {
     for (const f of ["mongoose.c", "mongoose.h"]) {
@@ -92,7 +102,7 @@ export async function ensureMongoose(): Promise<void> {
   }
   let allPresent = true;
   for (const [name, sha] of Object.entries(lock.files)) {
-    if (!(await fileMatches(new URL(name, HERE), sha))) allPresent = false;
+    if (!(await fileMatches(new URL(name, dest), sha))) allPresent = false;
   }
   if (allPresent) return;
 
@@ -138,7 +148,7 @@ export async function ensureMongoose(): Promise<void> {
       if (got !== sha) {
         throw new SetupError(`${name} from ${lock.source.archive} has sha256 ${got}, expected ${sha}`);
       }
-      await Deno.writeFile(new URL(name, HERE), data);
+      await Deno.writeFile(new URL(name, dest), data);
     }
   } finally {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});

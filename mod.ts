@@ -64,3 +64,22 @@ export {
   HttpClientConnection,
 } from "./src/http/client.ts";
 export { type SaveBodyOptions, saveBodyToFile } from "./src/http/save_body.ts";
+export {
+  MgWebSocket,
+  type WebSocketData,
+  type WebSocketOptions,
+  type WsCloseEvent,
+  type WsControlEvent,
+  type WsEvent,
+  WsMessageEvent,
+  type WsOpenEvent,
+  type WsPingEvent,
+  type WsPongEvent,
+} from "./src/ws/socket.ts";
+export {
+  acceptWebSocket,
+  broadcast,
+  upgradeWebSocket,
+  type WebSocketAcceptOptions,
+} from "./src/ws/accept.ts";
+export type { WebSocketConnectOptions } from "./src/ws/client.ts";

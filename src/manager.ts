@@ -31,6 +31,9 @@ import {
   openHttpConnection,
 } from "./http/client.ts";
 import { ClientPool, httpRequest } from "./http/client_pool.ts";
+import { WsProtocol } from "./ws/protocol.ts";
+import { connectWebSocket, type WebSocketConnectOptions } from "./ws/client.ts";
+import type { MgWebSocket } from "./ws/socket.ts";
 
 /**
  * Callbacks for a listener's connections, for those who prefer handlers to
@@ -165,6 +168,7 @@ export let managerLoop: (mgr: Manager) => Loop;
 export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
   #loop: Loop;
   #http = new HttpProtocol();
+  #ws: WsProtocol;
   #iterating = false;
   #pumping: Promise<void> | undefined;
   #handlers = new Map<number, ListenHandlers>();
@@ -190,6 +194,8 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
     this.#shutdownTimeout = timeout;
     this.#loop = new Loop(newNativeManager(lib(), options));
     this.#loop.register(this.#http);
+    this.#ws = new WsProtocol(this.#loop);
+    this.#loop.register(this.#ws);
     this.#loop.onClosed(() => this.#pool?.clear()); // its connections are closed by now: this drops their timers
     options.signal?.addEventListener("abort", () => void this.shutdown(), { once: true });
   }
@@ -418,6 +424,40 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
   }
 
   /**
+   * Opens a WebSocket client connection (`ws://` or `wss://`): resolves
+   * once the server accepted the handshake (101, the right
+   * `sec-websocket-accept`, a subprotocol among those offered). Frames
+   * are masked natively. A closed socket stays closed: reconnecting is
+   * up to you.
+   *
+   * @param url The WebSocket URL.
+   * @param options Subprotocols, request headers, TLS trust, limits.
+   * @returns The open socket.
+   * @throws {ClientError} if the connection or the handshake fails (`protocol` for a refusal).
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Manager } from "../mod.ts";
+   *
+   * using server = Deno.serve({ port: 0, onListen() {} }, (req) => {
+   *   const { socket, response } = Deno.upgradeWebSocket(req, { protocol: "echo" });
+   *   socket.onmessage = (e) => socket.send(e.data);
+   *   return response;
+   * });
+   * await using mgr = new Manager();
+   * const ws = await mgr.connect(`ws://127.0.0.1:${server.addr.port}/`, { protocols: ["echo"] });
+   * assert.equal(ws.protocol, "echo");
+   * ws.send("hi");
+   * for await (const ev of ws) {
+   *   if (ev.type === "ws-message") {
+   *     assert.equal(ev.data, "hi");
+   *     ws.close(1000);
+   *   }
+   * }
+   * ```
+   */
+  connect(url: `ws://${string}` | `wss://${string}`, options?: WebSocketConnectOptions): Promise<MgWebSocket>;
+  /**
    * Opens a keep-alive HTTP connection to a server for several requests.
    *
    * @param url The server (`http://host:port` or `https://...`); a path is ignored.
@@ -437,9 +477,14 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
    * assert.deepEqual(bodies, ["/a", "/b"]);
    * ```
    */
-  connect(url: string | URL, options?: ClientConnectOptions): Promise<HttpClientConnection> {
+  connect(url: string | URL, options?: ClientConnectOptions): Promise<HttpClientConnection>;
+  connect(
+    url: string | URL,
+    options?: ClientConnectOptions | WebSocketConnectOptions,
+  ): Promise<HttpClientConnection | MgWebSocket> {
     if (this.#loop.closed) return Promise.reject(new ManagerClosedError());
     if (this.#shutdown) return Promise.reject(new MgnetError("the manager is shutting down", "State"));
+    if (/^wss?:/i.test(String(url))) return connectWebSocket(this.#loop, this.#ws, url, options);
     return openHttpConnection(this.#loop, url, options);
   }
 

@@ -8,6 +8,7 @@
 use crate::core::outbound::ClientTls;
 use crate::core::{error, Core};
 use crate::http::{HttpClient, HttpServer, Limits};
+use crate::ws::{handshake, Options as WsOptions, WsProtocol};
 
 /// A core plus the indices of its registered protocols.
 pub struct Manager {
@@ -15,6 +16,7 @@ pub struct Manager {
     core: *mut Core,
     http: usize,
     client: usize,
+    ws: usize,
 }
 
 impl Manager {
@@ -24,10 +26,12 @@ impl Manager {
         let mut core = Core::new()?;
         let http = core.register(Box::new(HttpServer::new(limits)));
         let client = core.register(Box::new(HttpClient::default()));
+        let ws = core.register(Box::new(WsProtocol::default()));
         Ok(Box::new(Manager {
             core: Box::into_raw(core),
             http,
             client,
+            ws,
         }))
     }
 
@@ -56,6 +60,55 @@ impl Manager {
     pub fn client<R>(&mut self, f: impl FnOnce(&mut HttpClient, &mut Core) -> R) -> R {
         let idx = self.client;
         self.core().with_protocol(idx, f)
+    }
+
+    /// Runs `f` with the WebSocket protocol and the core.
+    pub fn ws<R>(&mut self, f: impl FnOnce(&mut WsProtocol, &mut Core) -> R) -> R {
+        let idx = self.ws;
+        self.core().with_protocol(idx, f)
+    }
+
+    /// Upgrades HTTP request `seq` of (`slot`, `id`) to a WebSocket: the
+    /// connection moves from the HTTP server to the WebSocket protocol,
+    /// which answers 101 (with `protocol`, the extensions it agreed to from
+    /// `offer`, and the header lines `extra`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn ws_accept(
+        &mut self,
+        slot: u32,
+        id: u64,
+        seq: u32,
+        key: &[u8],
+        protocol: &[u8],
+        offer: &[u8],
+        extra: &[u8],
+        opts: WsOptions,
+    ) -> Result<(), i32> {
+        if !handshake::key_valid(key) {
+            return Err(error::fail(error::Status::Invalid, "invalid sec-websocket-key"));
+        }
+        let out = self.http(|h, core| h.take_upgrade(core, slot, id, seq))?;
+        let ws = self.ws;
+        self.core().set_protocol(slot, ws);
+        self.ws(|w, core| w.adopt(core, slot, out, key, protocol, offer, extra, opts))
+    }
+
+    /// Opens a WebSocket client connection: `head` is the handshake request
+    /// without the key, version and extension lines and the blank line.
+    pub fn ws_connect(
+        &mut self,
+        addr: &str,
+        tls: Option<ClientTls>,
+        opts: WsOptions,
+        head: &[u8],
+        offered: Vec<String>,
+    ) -> Result<(u32, u64), i32> {
+        self.ws(|w, _| w.prepare_client(opts, head, offered));
+        let r = unsafe { Core::connect(self.core, addr, tls, self.ws) };
+        if r.is_err() {
+            self.ws(|w, _| w.pending_client_clear());
+        }
+        r
     }
 
     /// Listens on a URL whose scheme names the protocol (`http://host:port`).

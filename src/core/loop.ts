@@ -121,6 +121,8 @@ export class Loop {
   #clients = new Map<number, Client>();
   /** Ids of outbound connections parked in a pool: they do not keep the loop running. */
   #idleClients = new Set<number>();
+  /** Consumers waiting for a connection's events outside the manager's iterator ({@linkcode hold}). */
+  #holds = 0;
   /** Settled by a `close` event while a shutdown waits for connections. */
   #connClosed: PromiseWithResolvers<void> | undefined;
   /** Called once the native manager is freed. */
@@ -249,6 +251,57 @@ export class Loop {
   }
 
   /**
+   * Registers an outbound connection made by a protocol's own native
+   * connect call (its slot and id): its core events go to `sink`, its
+   * protocol records to the protocol registered for their kinds. The loop
+   * is driven while it is open, as for {@linkcode openClient}.
+   *
+   * @param slot The native slot.
+   * @param id The connection id.
+   * @param sink The receiver of the connection's core events.
+   * @returns The connection.
+   */
+  attachClient(slot: number, id: number, sink: ClientSink): Connection {
+    const conn = new Connection(id);
+    connInternals.bind(conn, this.host, slot);
+    this.#clients.set(conn.id, { conn, sink });
+    this.sym.mgnet_wake(this.handle); // a waiting loop must add the new socket
+    this.#drive().catch(() => {});
+    return conn;
+  }
+
+  /**
+   * Hands a connection to another protocol (an upgrade): its close is
+   * reported to that protocol from now on.
+   *
+   * @param conn A connection accepted by one of this loop's listeners.
+   * @param protocol Its new protocol.
+   */
+  setProtocol(conn: Connection, protocol: Protocol): void {
+    const slot = connInternals.slot(conn);
+    if (this.#conns[slot] === conn) this.#connProto[slot] = protocol;
+  }
+
+  /**
+   * Keeps the loop driven while something outside the manager's iterator
+   * waits for events (a per-connection iterator): events that arrive
+   * meanwhile for the iterator wait in its backlog.
+   *
+   * @returns Ends the hold (call once).
+   */
+  hold(): () => void {
+    this.#holds++;
+    this.#drive().catch(() => {});
+    let held = true;
+    return () => {
+      if (held) {
+        held = false;
+        this.#holds--;
+      }
+    };
+  }
+
+  /**
    * Marks an outbound connection idle (parked in a pool: it no longer
    * keeps the loop running) or busy.
    *
@@ -338,7 +391,8 @@ export class Loop {
     id: 0,
   };
 
-  #connOf = (slot: number, id: number): Connection => this.#conn(slot, id, this.#connProto[slot]);
+  #connOf = (slot: number, id: number): Connection =>
+    this.#clients.get(id)?.conn ?? this.#conn(slot, id, this.#connProto[slot]);
 
   /** Decodes the next event of the current batch, or undefined. */
   #decode(): LoopEvent | undefined {
@@ -541,7 +595,10 @@ export class Loop {
     if (this.#driving || this.pumping) return;
     this.#driving = true;
     try {
-      while ((this.#drainWaiters.size > 0 || this.#clients.size > this.#idleClients.size) && !this.#closed) {
+      while (
+        (this.#drainWaiters.size > 0 || this.#holds > 0 || this.#clients.size > this.#idleClients.size) &&
+        !this.#closed
+      ) {
         this.#toBacklog();
         if (!(await this.fill())) break;
         this.#toBacklog();

@@ -732,7 +732,7 @@ let systemBundle: Uint8Array | undefined;
  * The system's trusted CAs, used for `https:` when no `ca` is given
  * (Mongoose verifies nothing without one).
  */
-function systemCa(): Uint8Array {
+export function systemCa(): Uint8Array {
   if (systemBundle) return systemBundle;
   for (const path of CA_BUNDLES) {
     try {
@@ -748,7 +748,7 @@ function systemCa(): Uint8Array {
 }
 
 /** Resolves a host name (IPv6 literals without brackets) to a Mongoose address (`tcp://IP:port`). */
-async function resolveAddr(bare: string, port: number): Promise<string> {
+export async function resolveAddr(bare: string, port: number): Promise<string> {
   if (/^\d+\.\d+\.\d+\.\d+$/.test(bare)) return `tcp://${bare}:${port}`;
   if (bare.includes(":")) return `tcp://[${bare}]:${port}`;
   let found: { address: string; family: number };

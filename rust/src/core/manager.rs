@@ -86,6 +86,8 @@ pub struct Core {
     pub events: EventBuf,
     dirty: Vec<u32>,
     lingering: Vec<(u32, u64, u64)>,
+    /// Protocol deadlines: (slot, id, due ms), see [`Core::set_deadline`].
+    deadlines: Vec<(u32, u64, u64)>,
     /// Boxed: each is a listener's `fn_data`, so its address must not move.
     #[allow(clippy::vec_box)]
     listeners: Vec<Box<ListenerInfo>>,
@@ -172,6 +174,7 @@ impl Core {
             events: EventBuf::default(),
             dirty: Vec::new(),
             lingering: Vec::new(),
+            deadlines: Vec::new(),
             listeners: Vec::new(),
             protocols: Vec::new(),
             wake_tx: fds[1],
@@ -452,6 +455,7 @@ impl Core {
             }
             let m = &mut *this;
             m.expire_lingering();
+            m.expire_deadlines();
             m.flush();
         }
         (*this).events.len()
@@ -471,7 +475,7 @@ impl Core {
                 t = (*t).next;
             }
         }
-        for &(_, _, deadline) in &self.lingering {
+        for &(_, _, deadline) in self.lingering.iter().chain(&self.deadlines) {
             due = due.min(deadline);
         }
         due.saturating_sub(now) as i32
@@ -600,6 +604,52 @@ impl Core {
             true
         });
         self.needs_poll |= expired;
+    }
+
+    /// Hands connection `slot` to protocol `proto` (e.g. an HTTP connection
+    /// upgraded to another protocol): its later events go there. The caller
+    /// moves the per-connection state from one protocol to the other.
+    pub fn set_protocol(&mut self, slot: u32, proto: usize) {
+        if let Some(s) = self.slots.get_mut(slot as usize) {
+            s.proto = proto;
+        }
+    }
+
+    /// Calls the slot's protocol's `on_deadline` once `due_ms` (Mongoose's
+    /// clock, [`now_ms`]) has passed, unless the connection is gone by
+    /// then. One deadline per slot: a new one replaces the old.
+    pub fn set_deadline(&mut self, slot: u32, due_ms: u64) {
+        let id = self.slots[slot as usize].id;
+        self.deadlines.retain(|&(s, _, _)| s != slot);
+        self.deadlines.push((slot, id, due_ms));
+    }
+
+    /// Removes the slot's deadline.
+    pub fn clear_deadline(&mut self, slot: u32) {
+        self.deadlines.retain(|&(s, _, _)| s != slot);
+    }
+
+    fn expire_deadlines(&mut self) {
+        if self.deadlines.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        let mut due = Vec::new();
+        let slots = &self.slots;
+        self.deadlines.retain(|&(slot, id, at)| {
+            if slots[slot as usize].id != id {
+                return false;
+            }
+            if now >= at {
+                due.push(slot);
+                return false;
+            }
+            true
+        });
+        for slot in due {
+            let proto = self.slots[slot as usize].proto;
+            self.dispatch(proto, |p, core| p.on_deadline(core, slot));
+        }
     }
 
     /// Graceful shutdown, step by step: closes every listener and lets each
@@ -741,6 +791,7 @@ impl Core {
             sys::MG_EV_CLOSE => {
                 // Only connections announce their end: a listener is not one.
                 if role != Role::Listener {
+                    self.dispatch(proto, |p, core| p.before_close(core, slot));
                     self.events.close(id, slot);
                     self.dispatch(proto, |p, core| p.on_closed(core, slot));
                 }

@@ -286,7 +286,10 @@ test("reply validates its arguments", async () => {
   assert.ok(errors.slice(0, 3).every((e) => e instanceof RangeError));
   assert.ok(errors.slice(3, 7).every((e) => e instanceof TypeError));
   assert.match(String(errors[7]), /already answered/);
-  assert.ok(errors[7] instanceof MgnetError && errors[7].code === "State", "answering twice is a typed misuse");
+  assert.ok(
+    errors[7] instanceof MgnetError && errors[7].code === "State",
+    "answering twice is a typed misuse",
+  );
 });
 
 test("a handler's own date header replaces mgnet's", async () => {

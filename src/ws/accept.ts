@@ -13,7 +13,7 @@ import { encodedLen, encodeHead, encodeString, type ReplyHeaders } from "../http
 import { type HttpRequestEvent, requestInternals } from "../http/request_event.ts";
 import { Opcode, WsOpt } from "./abi.ts";
 import { wsProtocolOf } from "./protocol.ts";
-import { MgWebSocket, socketInternals, type WebSocketData, type WebSocketOptions } from "./socket.ts";
+import { type MgWebSocket, socketInternals, type WebSocketData, type WebSocketOptions } from "./socket.ts";
 
 /** How to accept a WebSocket upgrade. */
 export interface WebSocketAcceptOptions extends WebSocketOptions {

@@ -88,28 +88,33 @@ export async function connectWebSocket(
   const out = new Uint8Array(8);
   const flags = tls ? ConnectFlag.Tls | (options.insecure ? ConnectFlag.Insecure : 0) : 0;
   const wsFlags = (options.autoPong === false ? WsOpt.NoAutoPong : 0) | (options.deflate ? WsOpt.Deflate : 0);
-  const slot = check(
-    loop.sym.mgnet_ws_connect(
-      loop.handle,
-      a,
-      a.length,
-      flags,
-      tlsName,
-      tlsName.length,
-      ca,
-      ca.length,
-      h,
-      h.length,
-      p,
-      p.length,
-      options.maxMessageSize ?? 0,
-      options.closeTimeout ?? 0,
-      wsFlags,
-      out,
-    ),
+  const rc = loop.sym.mgnet_ws_connect(
+    loop.handle,
+    a,
+    a.length,
+    flags,
+    tlsName,
+    tlsName.length,
+    ca,
+    ca.length,
+    h,
+    h.length,
+    p,
+    p.length,
+    options.maxMessageSize ?? 0,
+    options.closeTimeout ?? 0,
+    wsFlags,
+    out,
   );
+  let slot: number;
+  try {
+    slot = check(rc);
+  } catch (e) {
+    const msg = (e as Error).message;
+    throw new ClientError(/refused/i.test(msg) ? "refused" : "connect", `${u.origin}: ${msg}`, { cause: e });
+  }
   const id = new DataView(out.buffer).getFloat64(0, true);
-  let socket: MgWebSocket | undefined;
+  const holder: { socket?: MgWebSocket } = {};
   let error: string | undefined;
   const conn = loop.attachClient(slot, id, {
     onOpen() {},
@@ -118,14 +123,14 @@ export async function connectWebSocket(
       error = message;
     },
     onClose() {
+      const socket = holder.socket;
       if (!socket) return;
       if (socket.readyState === 0) {
         const msg = error ?? "the connection closed before the handshake completed";
-        const kind = /refused/i.test(msg)
-          ? "refused"
-          : /refused the WebSocket|handshake|subprotocol|extensions/
-              .test(msg)
+        const kind = /handshake|the server|subprotocol|extensions/.test(msg)
           ? "protocol"
+          : /refused/i.test(msg)
+          ? "refused"
           : /tls|certificate/i.test(msg)
           ? "tls"
           : "connect";
@@ -134,7 +139,7 @@ export async function connectWebSocket(
       ws.gone(socket);
     },
   });
-  socket = socketInternals.create(conn, loop, true, u.href);
+  const socket = holder.socket = socketInternals.create(conn, loop, true, u.href);
   ws.add(socket);
   const timeout = options.connectTimeout ?? 10_000;
   let timer: ReturnType<typeof setTimeout> | undefined;

@@ -58,10 +58,13 @@ fn bits(v: Option<&str>) -> Option<u8> {
 }
 
 /// Parses `name; a; b=1` into (name, params); None on a duplicate param.
-fn split_offer(offer: &str) -> Option<(&str, Vec<(&str, Option<&str>)>)> {
+/// An extension's parameters: (name, value).
+type Params<'a> = Vec<(&'a str, Option<&'a str>)>;
+
+fn split_offer(offer: &str) -> Option<(&str, Params<'_>)> {
     let mut parts = offer.split(';').map(str::trim);
     let name = parts.next()?;
-    let mut params: Vec<(&str, Option<&str>)> = Vec::new();
+    let mut params: Params = Vec::new();
     for p in parts {
         let (k, v) = match p.split_once('=') {
             Some((k, v)) => (k.trim(), Some(v.trim())),

@@ -734,6 +734,9 @@ impl Protocol for WsProtocol {
     }
 
     fn before_close(&mut self, core: &mut Core, slot: u32) {
+        if self.sock(slot).is_some_and(|s| s.handshake.is_some()) {
+            return; // a client that never opened: its ERROR says why
+        }
         self.report_close(core, slot, frame::CLOSE_ABNORMAL, b"", false);
     }
 

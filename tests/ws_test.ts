@@ -857,3 +857,31 @@ test("a request event that is not an upgrade cannot be accepted", async () => {
   assert.ok(err instanceof TypeError);
   assert.match((err as Error).message, /not a WebSocket upgrade/);
 });
+
+test("deflate with clientNoContextTakeover asks the client to reset its context", async () => {
+  await using s = echoServer({ deflate: { clientNoContextTakeover: true } });
+  const raw = await RawWs.open(
+    s.port,
+    "sec-websocket-extensions: permessage-deflate; client_max_window_bits\r\n",
+  );
+  assert.match(
+    raw.head,
+    /\r\nsec-websocket-extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n/,
+  );
+  // RFC 7692 7.2.3.1: "Hello" compressed, sent twice without context.
+  const hello = new Uint8Array([0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+  await raw.write(frame(1, hello, true, 0x40));
+  await raw.write(frame(1, hello, true, 0x40));
+  for (let i = 0; i < 2; i++) {
+    const [op, payload] = (await raw.read())!;
+    assert.equal(op, 1);
+    const ds = new DecompressionStream("deflate-raw");
+    const w = ds.writable.getWriter();
+    void w.write(new Uint8Array([...payload, 0, 0, 0xff, 0xff])).then(() => w.close()).catch(() => {});
+    const r = ds.readable.getReader();
+    const { value } = await r.read();
+    void r.cancel().catch(() => {});
+    assert.equal(dec.decode(value), "Hello");
+  }
+  raw.conn.close();
+});

@@ -29,7 +29,7 @@ export const WsFlag = { Binary: 1, Ping: 1, Pong: 2, Clean: 1 } as const;
 export const Opcode = { Text: 1, Binary: 2, Ping: 9, Pong: 10 } as const;
 
 /** Socket option flags (`rust/src/ws/socket.rs`, `OPT_*`). */
-export const WsOpt = { NoAutoPong: 1, Deflate: 2 } as const;
+export const WsOpt = { NoAutoPong: 1, Deflate: 2, DeflateClientReset: 4 } as const;
 
 /** Defaults (`rust/src/ws/socket.rs`, `DEFAULT_MAX_MESSAGE`, `DEFAULT_CLOSE_TIMEOUT_MS`). */
 export const WsDefault = { MaxMessage: 16 << 20, CloseTimeoutMs: 5000 } as const;

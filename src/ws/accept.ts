@@ -68,7 +68,9 @@ function nativeAccept(ev: HttpRequestEvent, socket: MgWebSocket, options: WebSoc
   const proto = utf8Encoder.encode(options.protocol ?? "");
   const offer = utf8Encoder.encode(options.deflate ? ev.header("sec-websocket-extensions") ?? "" : "");
   const head = encodeHead(options.headers);
-  const flags = (options.autoPong === false ? WsOpt.NoAutoPong : 0) | (options.deflate ? WsOpt.Deflate : 0);
+  const d = options.deflate;
+  const flags = (options.autoPong === false ? WsOpt.NoAutoPong : 0) | (d ? WsOpt.Deflate : 0) |
+    (typeof d === "object" && d.clientNoContextTakeover ? WsOpt.DeflateClientReset : 0);
   const rc = host.sym.mgnet_ws_accept(
     host.handle,
     connInternals.slot(conn),

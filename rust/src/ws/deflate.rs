@@ -79,7 +79,10 @@ fn split_offer(offer: &str) -> Option<(&str, Params<'_>)> {
 }
 
 /// The server's choice among a client's offers (the first acceptable one).
-pub fn negotiate_server(header: &[u8]) -> Option<Negotiated> {
+/// `force_client_reset`: answer with `client_no_context_takeover` even if
+/// the client did not offer it (RFC 7692 7.1.1.2 allows it), so the
+/// client's messages can be inflated by the manager's shared inflater.
+pub fn negotiate_server(header: &[u8], force_client_reset: bool) -> Option<Negotiated> {
     let header = std::str::from_utf8(header).ok()?;
     'offers: for offer in header.split(',') {
         let Some((name, params)) = split_offer(offer) else {
@@ -111,6 +114,10 @@ pub fn negotiate_server(header: &[u8]) -> Option<Negotiated> {
                 }
                 _ => continue 'offers,
             }
+        }
+        if force_client_reset {
+            n.client_no_context = true;
+            n.peer_no_context = true;
         }
         return Some(n);
     }
@@ -264,27 +271,34 @@ mod tests {
 
     #[test]
     fn offers_are_negotiated_or_declined() {
-        let n = negotiate_server(b"permessage-deflate; client_max_window_bits").unwrap();
+        let n = negotiate_server(b"permessage-deflate; client_max_window_bits", false).unwrap();
         assert_eq!(n.response(), "permessage-deflate; server_no_context_takeover");
         assert!(!n.peer_no_context);
-        let n =
-            negotiate_server(b"permessage-deflate; client_no_context_takeover; server_max_window_bits=10")
-                .unwrap();
+        let n = negotiate_server(
+            b"permessage-deflate; client_no_context_takeover; server_max_window_bits=10",
+            false,
+        )
+        .unwrap();
         assert_eq!(
             n.response(),
             "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10"
         );
         assert!(n.peer_no_context);
         assert_eq!(
-            negotiate_server(b"permessage-deflate; server_max_window_bits=7"),
+            negotiate_server(b"permessage-deflate; server_max_window_bits=7", false),
             None
         );
-        assert_eq!(negotiate_server(b"permessage-deflate; x=1"), None);
-        assert_eq!(negotiate_server(b"x-webkit-deflate-frame"), None);
+        assert_eq!(negotiate_server(b"permessage-deflate; x=1", false), None);
+        assert_eq!(negotiate_server(b"x-webkit-deflate-frame", false), None);
         // The first acceptable offer wins.
-        let n =
-            negotiate_server(b"permessage-deflate; bogus, permessage-deflate; client_no_context_takeover");
+        let n = negotiate_server(
+            b"permessage-deflate; bogus, permessage-deflate; client_no_context_takeover",
+            false,
+        );
         assert!(n.unwrap().peer_no_context);
+        let forced = negotiate_server(b"permessage-deflate", true).unwrap();
+        assert!(forced.peer_no_context);
+        assert!(forced.response().ends_with("; client_no_context_takeover"));
         assert!(
             accept_client("permessage-deflate; server_no_context_takeover")
                 .unwrap()
@@ -299,7 +313,7 @@ mod tests {
     #[test]
     fn messages_round_trip_with_and_without_context() {
         let mut shared = Shared::default();
-        let n = negotiate_server(b"permessage-deflate").unwrap();
+        let n = negotiate_server(b"permessage-deflate", false).unwrap();
         let mut d = Deflate::new(&n, false, 1 << 20);
         for msg in [&b"hello hello hello hello"[..], b"", &[7u8; 100_000]] {
             let z = compress_shared(&mut shared, msg).unwrap();
@@ -318,7 +332,7 @@ mod tests {
         let mut shared = Shared::default();
         let bomb = compress_shared(&mut shared, &vec![0u8; 10 << 20]).unwrap();
         assert!(bomb.len() < 100_000, "{}", bomb.len());
-        let n = negotiate_server(b"permessage-deflate").unwrap();
+        let n = negotiate_server(b"permessage-deflate", false).unwrap();
         let mut d = Deflate::new(&n, false, 1 << 20);
         assert_eq!(d.inflate(&mut shared, &bomb).unwrap_err().0, CLOSE_TOO_BIG);
         assert!(d.out.capacity() <= (1 << 20) + 8192, "{}", d.out.capacity());

@@ -47,6 +47,9 @@ const RECV_BIG: usize = 256 * 1024;
 pub const OPT_NO_AUTO_PONG: u32 = 1;
 /// Offer (client) or accept (server) permessage-deflate.
 pub const OPT_DEFLATE: u32 = 2;
+/// Server: make clients reset their compression context per message
+/// (`client_no_context_takeover`): no inflater per socket.
+pub const OPT_DEFLATE_CLIENT_RESET: u32 = 4;
 
 /// Settings of one socket.
 #[derive(Clone, Copy)]
@@ -287,7 +290,7 @@ impl WsProtocol {
         s.out = out;
         let mut ext = String::new();
         if opts.flags & OPT_DEFLATE != 0 {
-            if let Some(n) = deflate::negotiate_server(offer) {
+            if let Some(n) = deflate::negotiate_server(offer, opts.flags & OPT_DEFLATE_CLIENT_RESET != 0) {
                 ext = n.response();
                 s.deflate = Some(Box::new(Deflate::new(&n, false, opts.max_message)));
                 s.parser.deflate = true;

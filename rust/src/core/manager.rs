@@ -441,6 +441,9 @@ impl Core {
             }
             (*this).accepted = false;
             (*this).stats.polls += 1;
+            // Deadlines first: one set during the previous poll (due "now")
+            // runs after JS handled that poll's events.
+            (*this).expire_deadlines();
             sys::mg_mgr_poll(ptr::addr_of_mut!((*this).mgr), 0);
             // Mongoose accepts one connection per listener per poll. A burst
             // of connections (every client of a load test connecting at once)
@@ -455,7 +458,6 @@ impl Core {
             }
             let m = &mut *this;
             m.expire_lingering();
-            m.expire_deadlines();
             m.flush();
         }
         (*this).events.len()
@@ -617,7 +619,9 @@ impl Core {
 
     /// Calls the slot's protocol's `on_deadline` once `due_ms` (Mongoose's
     /// clock, [`now_ms`]) has passed, unless the connection is gone by
-    /// then. One deadline per slot: a new one replaces the old.
+    /// then. One deadline per slot: a new one replaces the old. Deadlines
+    /// run at the start of a poll, so one due at once runs after JS handled
+    /// the events of the current poll.
     pub fn set_deadline(&mut self, slot: u32, due_ms: u64) {
         let id = self.slots[slot as usize].id;
         self.deadlines.retain(|&(s, _, _)| s != slot);

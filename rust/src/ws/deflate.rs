@@ -19,7 +19,7 @@
 //! - inflated output is limited to the socket's message limit: a
 //!   decompression bomb fails with 1009 after at most that many bytes.
 
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 
 use super::frame::{CLOSE_INVALID_DATA, CLOSE_TOO_BIG};
 
@@ -164,18 +164,22 @@ pub fn compress_shared(shared: &mut Shared, data: &[u8]) -> Result<Vec<u8>, Stri
         .comp
         .get_or_insert_with(|| Compress::new(Compression::fast(), false));
     c.reset();
-    let mut out = Vec::with_capacity(data.len() / 2 + 64);
+    // Room for the worst case (stored blocks) up front. miniz may return
+    // with some room left and output still pending, so "the buffer is not
+    // full" does not mean done: a sync flush is complete once all input is
+    // in and the output ends with the empty stored block (00 00 ff ff).
+    // Autobahn 12.2.9 caught a 65,536-byte message cut to 61,548.
+    let mut out = Vec::with_capacity(data.len() + data.len() / 16 + 128);
     let start_in = c.total_in();
     loop {
         let done = (c.total_in() - start_in) as usize;
-        if out.capacity() - out.len() < 64 {
+        if out.capacity() - out.len() < 1024 {
             out.reserve(out.capacity().max(1024));
         }
-        let st = c
-            .compress_vec(&data[done..], &mut out, FlushCompress::Sync)
+        c.compress_vec(&data[done..], &mut out, FlushCompress::Sync)
             .map_err(|e| format!("deflate: {e}"))?;
         let done = (c.total_in() - start_in) as usize;
-        if done == data.len() && out.len() < out.capacity() && st != Status::BufError {
+        if done == data.len() && out.ends_with(&[0, 0, 0xff, 0xff]) {
             break;
         }
     }
@@ -234,23 +238,23 @@ impl Deflate {
         for input in [data, &[0, 0, 0xff, 0xff][..]] {
             let start = d.total_in();
             loop {
-                let done = (d.total_in() - start) as usize;
-                if done == input.len() && self.out.len() < self.out.capacity() {
-                    break;
-                }
-                if self.out.len() > self.max {
-                    return Err((CLOSE_TOO_BIG, "message too big"));
-                }
                 if self.out.capacity() - self.out.len() < 1024 {
                     // Grow by doubling, never past the limit (+1 to see it crossed).
                     let want = (self.out.capacity().max(4096)).min(self.max + 1 - self.out.len());
                     self.out.reserve_exact(want.max(1));
                 }
                 let before = (d.total_in(), self.out.len());
-                let st = d
-                    .decompress_vec(&input[done..], &mut self.out, FlushDecompress::Sync)
-                    .map_err(|_| (CLOSE_INVALID_DATA, "invalid deflate data"))?;
-                if (d.total_in(), self.out.len()) == before && st == Status::BufError {
+                d.decompress_vec(
+                    &input[(d.total_in() - start) as usize..],
+                    &mut self.out,
+                    FlushDecompress::Sync,
+                )
+                .map_err(|_| (CLOSE_INVALID_DATA, "invalid deflate data"))?;
+                if self.out.len() > self.max {
+                    return Err((CLOSE_TOO_BIG, "message too big"));
+                }
+                // Done once a call with room to spare makes no progress.
+                if (d.total_in(), self.out.len()) == before {
                     if (d.total_in() - start) as usize == input.len() {
                         break;
                     }
@@ -325,6 +329,78 @@ mod tests {
         // The same again, with context takeover (the second refers to the first).
         let again = [0xf2, 0x00, 0x11, 0x00, 0x00];
         assert_eq!(d.inflate(&mut shared, &again).unwrap(), b"Hello");
+    }
+
+    #[test]
+    fn many_large_messages_with_the_peers_context_inflate_whole() {
+        // As a browser or Autobahn sends them: one compressor kept across messages.
+        let mut peer = Compress::new(Compression::default(), false);
+        let mut shared = Shared::default();
+        let n = negotiate_server(b"permessage-deflate", false).unwrap();
+        let mut d = Deflate::new(&n, false, 1 << 20);
+        let mut x: u32 = 1;
+        for round in 0..50 {
+            let msg: Vec<u8> = (0..65536)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    b"abcdefgh ijklmnop"[(x >> 16) as usize % 17]
+                })
+                .collect();
+            let mut z = Vec::with_capacity(70_000);
+            peer.compress_vec(&msg, &mut z, FlushCompress::Sync).unwrap();
+            while z.len() == z.capacity() {
+                z.reserve(z.capacity());
+                peer.compress_vec(&[], &mut z, FlushCompress::Sync).unwrap();
+            }
+            assert!(z.ends_with(&[0, 0, 0xff, 0xff]));
+            z.truncate(z.len() - 4);
+            assert_eq!(d.inflate(&mut shared, &z).unwrap(), &msg[..], "round {round}");
+        }
+    }
+
+    #[test]
+    fn a_payload_that_cut_miniz_output_short_compresses_whole() {
+        // Like Autobahn 12.2.9's payload (bitmap bytes: runs of equal bytes).
+        let mut shared = Shared::default();
+        let msg: Vec<u8> = (0..65536u32)
+            .map(|i| ((i / 3) % 256) as u8 ^ ((i / 4099) as u8))
+            .collect();
+        for _ in 0..3 {
+            let z = compress_shared(&mut shared, &msg).unwrap();
+            let mut d = Decompress::new(false);
+            let mut out = Vec::with_capacity(msg.len() + 1024);
+            d.decompress_vec(
+                &[&z[..], &[0, 0, 0xff, 0xff]].concat(),
+                &mut out,
+                FlushDecompress::Sync,
+            )
+            .unwrap();
+            assert_eq!(out, msg);
+        }
+    }
+
+    #[test]
+    fn our_compression_of_large_messages_inflates_whole() {
+        let mut shared = Shared::default();
+        let mut x: u32 = 7;
+        for size in [65536usize, 131072, 262144] {
+            for alphabet in [&b"abcdefgh ijklmnop"[..], &(0..=255).collect::<Vec<u8>>()[..]] {
+                let msg: Vec<u8> = (0..size)
+                    .map(|_| {
+                        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                        alphabet[(x >> 16) as usize % alphabet.len()]
+                    })
+                    .collect();
+                let z = compress_shared(&mut shared, &msg).unwrap();
+                let mut d = Decompress::new(false);
+                let mut out = Vec::with_capacity(size + 1024);
+                let mut input = z.clone();
+                input.extend_from_slice(&[0, 0, 0xff, 0xff]);
+                d.decompress_vec(&input, &mut out, FlushDecompress::Sync).unwrap();
+                assert_eq!(out.len(), size, "size {size}, alphabet {}", alphabet.len());
+                assert_eq!(out, msg);
+            }
+        }
     }
 
     #[test]

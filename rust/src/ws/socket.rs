@@ -84,6 +84,9 @@ struct Socket {
     reported: bool,
     /// Reading stopped for backpressure.
     paused: bool,
+    /// The peer closed (or broke the protocol): our close frame, sent at
+    /// the next poll.
+    pending_close: Option<(u16, Vec<u8>)>,
     deflate: Option<Box<Deflate>>,
 }
 
@@ -101,6 +104,7 @@ impl Socket {
             close_received: false,
             reported: false,
             paused: false,
+            pending_close: None,
             deflate: None,
         }
     }
@@ -459,7 +463,7 @@ impl WsProtocol {
         let lingering = core.is_lingering(slot);
         let Some(s) = self.sock(slot) else { return };
         unsafe {
-            if lingering || (s.close_received && s.close_sent) {
+            if lingering || s.close_received {
                 (*c).recv.len = 0; // the handshake is over: discard
                 return;
             }
@@ -614,24 +618,28 @@ impl WsProtocol {
             let Some(s) = self.sock(slot) else { return };
             s.close_received = true;
             unsafe { (*c).recv.len = 0 };
-            if peer_closed {
-                // Answer with the same code (none for 1005), then close TCP.
-                let echo = if code == frame::CLOSE_NO_STATUS { 0 } else { code };
-                self.send_close(core, slot, c, echo, &reason);
-                self.report_close(core, slot, code, &reason, true);
-            } else {
-                self.send_close(core, slot, c, code, &reason);
-                self.report_close(core, slot, code, &reason, false);
-            }
-            self.finish(core, slot, c);
+            // Our close frame (the same code; none for 1005) goes out at the
+            // start of the next poll, after the replies JS makes to the
+            // messages of this batch: an echo of the last message before a
+            // close must not be cut off by our close frame.
+            let echo = if code == frame::CLOSE_NO_STATUS { 0 } else { code };
+            s.pending_close = Some((echo, reason.clone()));
+            self.report_close(core, slot, code, &reason, peer_closed);
+            core.set_deadline(slot, now_ms());
             return;
         }
         self.backpressure(slot, c);
     }
 
-    /// Pauses or resumes reading to match the unsent output.
+    /// Pauses or resumes reading to match the unsent output. Server
+    /// sockets only: a client that stopped reading because its own
+    /// messages wait would deadlock with a server doing the same (seen
+    /// with mgnet's client sending 200 messages of 64 KiB to mgnet's echo).
     fn backpressure(&mut self, slot: u32, c: *mut sys::mg_connection) -> bool {
         let Some(s) = self.sock(slot) else { return false };
+        if s.client {
+            return false;
+        }
         let q = s.unsent(c);
         if !s.paused && q > SEND_HIGH {
             s.paused = true;
@@ -750,6 +758,12 @@ impl Protocol for WsProtocol {
     }
 
     fn on_deadline(&mut self, core: &mut Core, slot: u32) {
+        let (_, c) = core.slot_conn(slot);
+        if let Some((code, reason)) = self.sock(slot).and_then(|s| s.pending_close.take()) {
+            self.send_close(core, slot, c, code, &reason);
+            self.finish(core, slot, c);
+            return;
+        }
         // Our close frame got no answer in time.
         self.report_close(core, slot, frame::CLOSE_ABNORMAL, b"", false);
         let (_, c) = core.slot_conn(slot);

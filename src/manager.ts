@@ -439,7 +439,7 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
    * import assert from "node:assert/strict";
    * import { Manager } from "../mod.ts";
    *
-   * using server = Deno.serve({ port: 0, onListen() {} }, (req) => {
+   * await using server = Deno.serve({ port: 0, onListen() {} }, (req) => {
    *   const { socket, response } = Deno.upgradeWebSocket(req, { protocol: "echo" });
    *   socket.onmessage = (e) => socket.send(e.data);
    *   return response;

@@ -100,3 +100,22 @@ export {
 } from "./src/net/post.ts";
 // util: JSON lookup by path (native; measured faster than JSON.parse, see docs/architecture.md)
 export { jsonGet, jsonGetRaw } from "./src/util/json.ts";
+export {
+  MgWebSocket,
+  type WebSocketData,
+  type WebSocketOptions,
+  type WsCloseEvent,
+  type WsControlEvent,
+  type WsEvent,
+  WsMessageEvent,
+  type WsOpenEvent,
+  type WsPingEvent,
+  type WsPongEvent,
+} from "./src/ws/socket.ts";
+export {
+  acceptWebSocket,
+  broadcast,
+  upgradeWebSocket,
+  type WebSocketAcceptOptions,
+} from "./src/ws/accept.ts";
+export type { WebSocketConnectOptions } from "./src/ws/client.ts";

@@ -13,6 +13,10 @@
  * | `datagram-oversized` | a datagram over the socket's `maxDatagram` was dropped | `socket`, `from`, `size`, `limit` |
  * | `timer` | a timer of the manager fired           | `timer` (no `conn`)          |
  * | `post`  | a message was posted into the manager  | {@linkcode PostEvent} (no `conn`) |
+ * | `ws-open` | a WebSocket opened                   | `socket`, `conn`             |
+ * | `ws-message` | a WebSocket message arrived       | {@linkcode WsMessageEvent}   |
+ * | `ws-ping`, `ws-pong` | a ping or pong arrived    | `socket`, `data`             |
+ * | `ws-close` | a WebSocket closed (a `close` of its connection follows) | `code`, `reason`, `wasClean` |
  *
  * Each protocol adds its own members; the core's are in `core/events.ts`.
  *
@@ -25,6 +29,7 @@ import type { TcpDataEvent, TcpEndEvent } from "./net/tcp.ts";
 import type { DatagramEvent, OversizedDatagramEvent } from "./net/udp.ts";
 import type { TimerEvent } from "./net/timer.ts";
 import type { PostEvent } from "./net/post.ts";
+import type { WsCloseEvent, WsMessageEvent, WsOpenEvent, WsPingEvent, WsPongEvent } from "./ws/socket.ts";
 
 export type { ConnCloseEvent, ConnErrorEvent, OpenEvent, PostEvent, TimerEvent };
 
@@ -39,4 +44,9 @@ export type MgEvent =
   | DatagramEvent
   | OversizedDatagramEvent
   | TimerEvent
-  | PostEvent;
+  | PostEvent
+  | WsOpenEvent
+  | WsMessageEvent
+  | WsPingEvent
+  | WsPongEvent
+  | WsCloseEvent;

@@ -56,6 +56,9 @@ import {
 
 /** The schemes `listen` takes for connection listeners (`udp://` binds a socket). */
 const LISTEN_SCHEMES: readonly string[] = [...HTTP_SCHEMES, ...TCP_SCHEMES];
+import { WsProtocol } from "./ws/protocol.ts";
+import { connectWebSocket, type WebSocketConnectOptions } from "./ws/client.ts";
+import type { MgWebSocket } from "./ws/socket.ts";
 
 /**
  * Callbacks for a listener's connections, for those who prefer handlers to
@@ -193,6 +196,7 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
   #udp = new UdpProtocol();
   #dns = new DnsProtocol();
   #sntp = new SntpProtocol();
+  #ws: WsProtocol;
   #iterating = false;
   #pumping: Promise<void> | undefined;
   #tcp = new TcpProtocol();
@@ -229,6 +233,8 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
     this.#loop.register(this.#sntp);
     this.#loop.register(this.#timers);
     this.#loop.register(this.#posts);
+    this.#ws = new WsProtocol(this.#loop);
+    this.#loop.register(this.#ws);
     this.#loop.onClosed(() => this.#pool?.clear()); // its connections are closed by now: this drops their timers
     options.signal?.addEventListener("abort", () => void this.shutdown(), { once: true });
   }
@@ -702,6 +708,40 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
    */
   connect(url: `tcp://${string}`, options?: TcpConnectOptions): Promise<TcpConnection>;
   /**
+   * Opens a WebSocket client connection (`ws://` or `wss://`): resolves
+   * once the server accepted the handshake (101, the right
+   * `sec-websocket-accept`, a subprotocol among those offered). Frames
+   * are masked natively. A closed socket stays closed: reconnecting is
+   * up to you.
+   *
+   * @param url The WebSocket URL.
+   * @param options Subprotocols, request headers, TLS trust, limits.
+   * @returns The open socket.
+   * @throws {ClientError} if the connection or the handshake fails (`protocol` for a refusal).
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Manager } from "../mod.ts";
+   *
+   * await using server = Deno.serve({ port: 0, onListen() {} }, (req) => {
+   *   const { socket, response } = Deno.upgradeWebSocket(req, { protocol: "echo" });
+   *   socket.onmessage = (e) => socket.send(e.data);
+   *   return response;
+   * });
+   * await using mgr = new Manager();
+   * const ws = await mgr.connect(`ws://127.0.0.1:${server.addr.port}/`, { protocols: ["echo"] });
+   * assert.equal(ws.protocol, "echo");
+   * ws.send("hi");
+   * for await (const ev of ws) {
+   *   if (ev.type === "ws-message") {
+   *     assert.equal(ev.data, "hi");
+   *     ws.close(1000);
+   *   }
+   * }
+   * ```
+   */
+  connect(url: `ws://${string}` | `wss://${string}`, options?: WebSocketConnectOptions): Promise<MgWebSocket>;
+  /**
    * Opens a keep-alive HTTP connection to a server for several requests
    * (`http://` or `https://`); see the `tcp://` form for raw TCP.
    *
@@ -725,10 +765,13 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
   connect(url: string | URL, options?: ClientConnectOptions): Promise<HttpClientConnection>;
   connect(
     url: string | URL,
-    options?: ClientConnectOptions | TcpConnectOptions,
-  ): Promise<HttpClientConnection | TcpConnection> {
+    options?: ClientConnectOptions | TcpConnectOptions | WebSocketConnectOptions,
+  ): Promise<HttpClientConnection | TcpConnection | MgWebSocket> {
     if (this.#loop.closed) return Promise.reject(new ManagerClosedError());
     if (this.#shutdown) return Promise.reject(new MgnetError("the manager is shutting down", "State"));
+    if (/^wss?:/i.test(String(url))) {
+      return connectWebSocket(this.#loop, this.#ws, url, options as WebSocketConnectOptions);
+    }
     if (typeof url === "string" && /^tcp:\/\//i.test(url)) {
       return openTcpConnection(
         this.#loop,

@@ -378,3 +378,62 @@ test("examples/udp_echo.ts echoes datagrams from nc and a Deno socket, and exits
     assert.equal((await stop("SIGTERM")).code, 0);
   }
 });
+
+/** Opens a WebSocket and resolves with the first `n` messages. */
+function wsMessages(url: string, send: string[], n: number): Promise<string[]> {
+  const ws = new WebSocket(url);
+  const got: string[] = [];
+  return new Promise((resolve, reject) => {
+    ws.onopen = () => send.forEach((m) => ws.send(m));
+    ws.onerror = () => reject(new Error(`WebSocket ${url} failed`));
+    ws.onmessage = (e) => {
+      got.push(String(e.data));
+      if (got.length === n) {
+        ws.onclose = () => resolve(got);
+        ws.close();
+      }
+    };
+  });
+}
+
+test("examples/ws_echo.ts echoes WebSocket messages and answers plain HTTP", async () => {
+  const { url, stop } = await startExample("ws_echo.ts");
+  assert.match(url, /^ws:\/\/127\.0\.0\.1:\d+\/$/);
+  assert.deepEqual(await wsMessages(url, ["a", "bb"], 2), ["a", "bb"]);
+  const res = await fetch(url.replace("ws:", "http:"));
+  assert.match(await res.text(), /WebSocket echo/);
+  assert.equal((await stop()).success, true);
+});
+
+test("examples/ws_chat.ts serves its page and broadcasts a message to everyone", async () => {
+  const { url, stop } = await startExample("ws_chat.ts");
+  const page = await (await fetch(url)).text();
+  assert.match(page, /new WebSocket/);
+  const wsUrl = url.replace("http:", "ws:") + "ws";
+  const a = new WebSocket(wsUrl);
+  const aGot: string[] = [];
+  await new Promise((r) => a.onopen = r);
+  a.onmessage = (e) => aGot.push(e.data);
+  // b joins and says hello: a sees both lines.
+  const bLines = await wsMessages(wsUrl, ["hello"], 2);
+  assert.match(bLines[0], /^guest\d+ joined$/);
+  assert.match(bLines[1], /^guest\d+: hello$/);
+  const deadline = Date.now() + 5000;
+  while (!aGot.some((l) => l.endsWith(": hello")) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  assert.ok(aGot.some((l) => /^guest\d+: hello$/.test(l)), aGot.join("|"));
+  a.close();
+  await new Promise((r) => a.onclose = r);
+  assert.equal((await stop()).success, true);
+});
+
+test("examples/ws_hono.ts: Hono's upgradeWebSocket helper runs on mgnet", async () => {
+  const { url, stop } = await startExample("ws_hono.ts");
+  assert.equal(await (await fetch(url)).text(), "Hono + mgnet WebSockets: connect to /ws");
+  assert.deepEqual(await wsMessages(url.replace("http:", "ws:") + "ws", ["hi", "there"], 2), [
+    "echo: hi",
+    "echo: there",
+  ]);
+  assert.equal((await stop()).success, true);
+});

@@ -13,7 +13,8 @@
 //! This file holds the exports only. Below it: `manager.rs` (the protocols
 //! registered on a core), `core/` (loop, connections, flush, event
 //! records; no protocol), `http/` (the HTTP server and client protocols),
-//! `net/` (raw TCP; UDP, DNS, SNTP; timers, posting), `util/` (JSON lookup, glob), `sys.rs` (Mongoose bindings).
+//! `net/` (raw TCP; UDP, DNS, SNTP; timers, posting), `util/` (JSON lookup, glob), `ws/` (WebSocket),
+//! `sys.rs` (Mongoose bindings).
 
 pub mod core;
 pub mod http;
@@ -21,6 +22,7 @@ pub mod manager;
 pub mod net;
 pub mod sys;
 pub mod util;
+pub mod ws;
 
 use std::cell::RefCell;
 use std::ffi::c_int;
@@ -1304,6 +1306,246 @@ pub extern "C" fn mgnet_tcp_pause(h: u32, slot: u32, id: f64, paused: u32) -> i3
 }
 
 // ------------------------------- end of TCP --------------------------------
+
+// ---------------------------------------------------------------------------
+// WebSocket (rust/src/ws/): upgrade, send, close, broadcast, drain, connect.
+// ---------------------------------------------------------------------------
+
+/// The settings of a WebSocket from the export arguments.
+fn ws_options(max_message: f64, close_timeout_ms: u32, flags: u32) -> ws::Options {
+    ws::Options {
+        max_message: if max_message > 0.0 {
+            max_message.min(u32::MAX as f64) as usize
+        } else {
+            ws::DEFAULT_MAX_MESSAGE
+        },
+        close_timeout_ms: if close_timeout_ms > 0 {
+            close_timeout_ms
+        } else {
+            ws::DEFAULT_CLOSE_TIMEOUT_MS
+        },
+        flags,
+    }
+}
+
+/// Accepts the WebSocket upgrade asked by HTTP request `seq` of (`slot`,
+/// `id`): answers 101 with the accept value of `key`, the chosen
+/// subprotocol `proto` (empty: none), permessage-deflate when `flags` has
+/// `OPT_DEFLATE` and `offer` (the client's `sec-websocket-extensions`)
+/// allows it, and the header lines in `head`. The connection is a
+/// WebSocket from now on (WS_OPEN follows). `max_message` ≤ 0 and
+/// `close_timeout_ms` 0 keep the defaults. Returns 0.
+///
+/// # Safety
+/// Each pointer is valid for its length.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn mgnet_ws_accept(
+    h: u32,
+    slot: u32,
+    id: f64,
+    seq: u32,
+    key: *const u8,
+    key_len: u32,
+    proto: *const u8,
+    proto_len: u32,
+    offer: *const u8,
+    offer_len: u32,
+    head: *const u8,
+    head_len: u32,
+    max_message: f64,
+    close_timeout_ms: u32,
+    flags: u32,
+) -> i32 {
+    let key = bytes(key, key_len as usize);
+    let proto = bytes(proto, proto_len as usize);
+    let offer = bytes(offer, offer_len as usize);
+    let head = bytes(head, head_len as usize);
+    let opts = ws_options(max_message, close_timeout_ms, flags);
+    with_manager(h, |m| {
+        match (*m).ws_accept(slot, id as u64, seq, key, proto, offer, head, opts) {
+            Ok(()) => 0,
+            Err(e) => e,
+        }
+    })
+}
+
+/// Sends `data[off..off+len]` on a WebSocket as one frame of `opcode` (1
+/// text, 2 binary, 9 ping, 10 pong); `compress` != 0 deflates it when the
+/// socket negotiated permessage-deflate. Returns the bytes queued and not
+/// yet sent (capped at i32::MAX).
+///
+/// # Safety
+/// `data` is valid for `off + len` bytes.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn mgnet_ws_send(
+    h: u32,
+    slot: u32,
+    id: f64,
+    opcode: u32,
+    compress: u32,
+    data: *const u8,
+    off: u32,
+    len: u32,
+) -> i32 {
+    let data = if data.is_null() {
+        &[][..]
+    } else {
+        bytes(data.add(off as usize), len as usize)
+    };
+    with_manager(h, |m| {
+        match (*m).ws(|w, core| w.send(core, slot, id as u64, opcode as u8, data, compress != 0)) {
+            Ok(q) => q.min(i32::MAX as usize) as i32,
+            Err(e) => e,
+        }
+    })
+}
+
+/// Starts a WebSocket's close handshake with `code` (0: no code) and a
+/// UTF-8 `reason` of at most 123 bytes. Idempotent. Returns 0.
+///
+/// # Safety
+/// `reason` is valid for `reason_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_ws_close(
+    h: u32,
+    slot: u32,
+    id: f64,
+    code: u32,
+    reason: *const u8,
+    reason_len: u32,
+) -> i32 {
+    let reason = bytes(reason, reason_len as usize);
+    with_manager(h, |m| {
+        if code > u16::MAX as u32 {
+            return fail(Status::Invalid, format!("invalid close code {code}"));
+        }
+        match (*m).ws(|w, core| w.close(core, slot, id as u64, code as u16, reason)) {
+            Ok(()) => {
+                (*m).core().wake();
+                0
+            }
+            Err(e) => e,
+        }
+    })
+}
+
+/// Sends `data[off..off+len]` as one message of `opcode` to `count`
+/// WebSockets given as (slot, id) pairs of f64 in `targets`, framing it
+/// once. Closed or closing sockets are skipped. Returns how many got it.
+///
+/// # Safety
+/// `targets` is valid for `count * 16` bytes, `data` for `off + len`.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn mgnet_ws_broadcast(
+    h: u32,
+    targets: *const u8,
+    count: u32,
+    opcode: u32,
+    data: *const u8,
+    off: u32,
+    len: u32,
+) -> i32 {
+    let data = if data.is_null() {
+        &[][..]
+    } else {
+        bytes(data.add(off as usize), len as usize)
+    };
+    let raw = bytes(targets, count as usize * 16);
+    with_manager(h, |m| {
+        if opcode != 1 && opcode != 2 {
+            return fail(Status::Invalid, "broadcast sends text (1) or binary (2)");
+        }
+        let pairs: Vec<(u32, u64)> = raw
+            .chunks_exact(16)
+            .map(|p| {
+                let slot = f64::from_le_bytes(p[..8].try_into().unwrap());
+                let id = f64::from_le_bytes(p[8..].try_into().unwrap());
+                (slot as u32, id as u64)
+            })
+            .collect();
+        (*m).ws(|w, core| w.broadcast(core, &pairs, opcode as u8, data))
+            .min(i32::MAX as usize) as i32
+    })
+}
+
+/// Asks for a DRAIN event once at most `mark` bytes remain unsent on a
+/// WebSocket. Returns the bytes unsent now, or 0 if that already holds (no
+/// event follows).
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
+#[no_mangle]
+pub extern "C" fn mgnet_ws_want_drain(h: u32, slot: u32, id: f64, mark: u32) -> i32 {
+    with_manager(h, |m| unsafe {
+        match (*m).ws(|w, core| w.want_drain(core, slot, id as u64, mark as usize)) {
+            Ok(q) => q.min(i32::MAX as usize) as i32,
+            Err(e) => e,
+        }
+    })
+}
+
+/// Opens a WebSocket client connection to `addr` (`tcp://IP:port`, TLS as
+/// in `mgnet_connect`). `head` holds the request line and header lines of
+/// the handshake (mgnet adds the key, the version and an extension offer
+/// when `ws_flags` has `OPT_DEFLATE`); `protocols` the offered subprotocols,
+/// newline-separated. Writes the connection id (f64) at `out[0..8]`;
+/// returns its slot. OPEN (TCP up), then WS_OPEN once the server's 101 is
+/// checked, or ERROR and CLOSE.
+///
+/// # Safety
+/// Each pointer is valid for its length; `out` for 8 bytes.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn mgnet_ws_connect(
+    h: u32,
+    addr: *const u8,
+    addr_len: u32,
+    flags: u32,
+    name: *const u8,
+    name_len: u32,
+    ca: *const u8,
+    ca_len: u32,
+    head: *const u8,
+    head_len: u32,
+    protocols: *const u8,
+    protocols_len: u32,
+    max_message: f64,
+    close_timeout_ms: u32,
+    ws_flags: u32,
+    out: *mut u8,
+) -> i32 {
+    let addr = bytes(addr, addr_len as usize);
+    let tls = (flags & CONNECT_TLS != 0).then(|| {
+        ClientTls::new(
+            bytes(name, name_len as usize),
+            bytes(ca, ca_len as usize),
+            flags & CONNECT_INSECURE != 0,
+        )
+    });
+    let head = bytes(head, head_len as usize);
+    let offered: Vec<String> = String::from_utf8_lossy(bytes(protocols, protocols_len as usize))
+        .split('\n')
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
+    let opts = ws_options(max_message, close_timeout_ms, ws_flags);
+    with_manager(h, |m| {
+        let Ok(addr) = std::str::from_utf8(addr) else {
+            return fail(Status::Invalid, "address is not UTF-8");
+        };
+        match (*m).ws_connect(addr, tls, opts, head, offered) {
+            Ok((slot, id)) => {
+                std::slice::from_raw_parts_mut(out, 8).copy_from_slice(&(id as f64).to_le_bytes());
+                slot as i32
+            }
+            Err(e) => e,
+        }
+    })
+}
 
 #[cfg(test)]
 #[path = "lib_tests.rs"]

@@ -13,6 +13,7 @@ use crate::net::timer::Timers;
 use crate::net::udp::{Bound, Mode, Peer};
 use crate::net::Udp;
 use crate::net::{FrameSpec, Tcp};
+use crate::ws::{handshake, Options as WsOptions, WsProtocol};
 
 /// A core plus the indices of its registered protocols.
 pub struct Manager {
@@ -25,6 +26,7 @@ pub struct Manager {
     // net: timers and posting (not connection protocols: no registry index)
     timers: Timers,
     posts: Posts,
+    ws: usize,
 }
 
 impl Manager {
@@ -36,6 +38,7 @@ impl Manager {
         let client = core.register(Box::new(HttpClient::default()));
         let tcp = core.register(Box::new(Tcp::default()));
         let udp = core.register(Box::new(Udp::default()));
+        let ws = core.register(Box::new(WsProtocol::default()));
         Ok(Box::new(Manager {
             core: Box::into_raw(core),
             http,
@@ -44,6 +47,7 @@ impl Manager {
             udp,
             timers: Timers::default(),
             posts: Posts::default(),
+            ws,
         }))
     }
 
@@ -104,6 +108,55 @@ impl Manager {
     /// record follows. Returns (slot, id).
     pub fn sntp_query(&mut self, server: Peer) -> Result<(u32, u64), i32> {
         unsafe { Udp::sntp_query(self.core, self.udp, server) }
+    }
+
+    /// Runs `f` with the WebSocket protocol and the core.
+    pub fn ws<R>(&mut self, f: impl FnOnce(&mut WsProtocol, &mut Core) -> R) -> R {
+        let idx = self.ws;
+        self.core().with_protocol(idx, f)
+    }
+
+    /// Upgrades HTTP request `seq` of (`slot`, `id`) to a WebSocket: the
+    /// connection moves from the HTTP server to the WebSocket protocol,
+    /// which answers 101 (with `protocol`, the extensions it agreed to from
+    /// `offer`, and the header lines `extra`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn ws_accept(
+        &mut self,
+        slot: u32,
+        id: u64,
+        seq: u32,
+        key: &[u8],
+        protocol: &[u8],
+        offer: &[u8],
+        extra: &[u8],
+        opts: WsOptions,
+    ) -> Result<(), i32> {
+        if !handshake::key_valid(key) {
+            return Err(error::fail(error::Status::Invalid, "invalid sec-websocket-key"));
+        }
+        let out = self.http(|h, core| h.take_upgrade(core, slot, id, seq))?;
+        let ws = self.ws;
+        self.core().set_protocol(slot, ws);
+        self.ws(|w, core| w.adopt(core, slot, out, key, protocol, offer, extra, opts))
+    }
+
+    /// Opens a WebSocket client connection: `head` is the handshake request
+    /// without the key, version and extension lines and the blank line.
+    pub fn ws_connect(
+        &mut self,
+        addr: &str,
+        tls: Option<ClientTls>,
+        opts: WsOptions,
+        head: &[u8],
+        offered: Vec<String>,
+    ) -> Result<(u32, u64), i32> {
+        self.ws(|w, _| w.prepare_client(opts, head, offered));
+        let r = unsafe { Core::connect(self.core, addr, tls, self.ws) };
+        if r.is_err() {
+            self.ws(|w, _| w.pending_client_clear());
+        }
+        r
     }
 
     /// Listens on a URL whose scheme names the protocol (`http://host:port`,

@@ -175,6 +175,67 @@ export const symbols = {
   // int32_t mgnet_glob_match(const uint8_t *s, uint32_t s_len, const uint8_t *pattern, uint32_t pattern_len,
   //   uint8_t *caps /* u32 offset, u32 length pairs */, uint32_t caps_n)
   mgnet_glob_match: { parameters: ["buffer", "u32", "buffer", "u32", "buffer", "u32"], result: "i32" },
+
+  // --- WebSocket (src/ws/, rust/src/ws/) ---
+  // int32_t mgnet_ws_accept(uint32_t h, uint32_t slot, double id, uint32_t seq, const uint8_t *key,
+  //   uint32_t key_len, const uint8_t *proto, uint32_t proto_len, const uint8_t *offer, uint32_t offer_len,
+  //   const uint8_t *head, uint32_t head_len, double max_message, uint32_t close_timeout_ms, uint32_t flags)
+  mgnet_ws_accept: {
+    parameters: [
+      "u32",
+      "u32",
+      "f64",
+      "u32",
+      "buffer",
+      "u32",
+      "buffer",
+      "u32",
+      "buffer",
+      "u32",
+      "buffer",
+      "u32",
+      "f64",
+      "u32",
+      "u32",
+    ],
+    result: "i32",
+  },
+  // int32_t mgnet_ws_send(uint32_t h, uint32_t slot, double id, uint32_t opcode, uint32_t compress,
+  //   const uint8_t *data, uint32_t off, uint32_t len)
+  mgnet_ws_send: { parameters: ["u32", "u32", "f64", "u32", "u32", "buffer", "u32", "u32"], result: "i32" },
+  // int32_t mgnet_ws_close(uint32_t h, uint32_t slot, double id, uint32_t code, const uint8_t *reason,
+  //   uint32_t reason_len)
+  mgnet_ws_close: { parameters: ["u32", "u32", "f64", "u32", "buffer", "u32"], result: "i32" },
+  // int32_t mgnet_ws_broadcast(uint32_t h, const uint8_t *targets /* f64 slot, id pairs */, uint32_t count,
+  //   uint32_t opcode, const uint8_t *data, uint32_t off, uint32_t len)
+  mgnet_ws_broadcast: { parameters: ["u32", "buffer", "u32", "u32", "buffer", "u32", "u32"], result: "i32" },
+  // int32_t mgnet_ws_want_drain(uint32_t h, uint32_t slot, double id, uint32_t mark)
+  mgnet_ws_want_drain: { parameters: ["u32", "u32", "f64", "u32"], result: "i32" },
+  // int32_t mgnet_ws_connect(uint32_t h, const uint8_t *addr, uint32_t addr_len, uint32_t flags,
+  //   const uint8_t *name, uint32_t name_len, const uint8_t *ca, uint32_t ca_len, const uint8_t *head,
+  //   uint32_t head_len, const uint8_t *protocols, uint32_t protocols_len, double max_message,
+  //   uint32_t close_timeout_ms, uint32_t ws_flags, uint8_t *out)
+  mgnet_ws_connect: {
+    parameters: [
+      "u32",
+      "buffer",
+      "u32",
+      "u32",
+      "buffer",
+      "u32",
+      "buffer",
+      "u32",
+      "buffer",
+      "u32",
+      "buffer",
+      "u32",
+      "f64",
+      "u32",
+      "u32",
+      "buffer",
+    ],
+    result: "i32",
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded library's symbols. */

@@ -317,6 +317,57 @@ export class Loop {
   }
 
   /**
+   * Registers an outbound connection made by a protocol's own native
+   * connect call (its slot and id): its core events go to `sink`, its
+   * protocol records to the protocol registered for their kinds. The loop
+   * is driven while it is open, as for {@linkcode openClient}.
+   *
+   * @param slot The native slot.
+   * @param id The connection id.
+   * @param sink The receiver of the connection's core events.
+   * @returns The connection.
+   */
+  attachClient(slot: number, id: number, sink: ClientSink): Connection {
+    const conn = new Connection(id);
+    connInternals.bind(conn, this.host, slot);
+    this.#clients.set(conn.id, { conn, sink });
+    this.sym.mgnet_wake(this.handle); // a waiting loop must add the new socket
+    this.#drive().catch(() => {});
+    return conn;
+  }
+
+  /**
+   * Hands a connection to another protocol (an upgrade): its close is
+   * reported to that protocol from now on.
+   *
+   * @param conn A connection accepted by one of this loop's listeners.
+   * @param protocol Its new protocol.
+   */
+  setProtocol(conn: Connection, protocol: Protocol): void {
+    const slot = connInternals.slot(conn);
+    if (this.#conns[slot] === conn) this.#connProto[slot] = protocol;
+  }
+
+  /**
+   * Keeps the loop driven while something outside the manager's iterator
+   * waits for events (a per-connection iterator): events that arrive
+   * meanwhile for the iterator wait in its backlog.
+   *
+   * @returns Ends the hold (call once).
+   */
+  hold(): () => void {
+    this.#holds++;
+    this.#drive().catch(() => {});
+    let held = true;
+    return () => {
+      if (held) {
+        held = false;
+        this.#holds--;
+      }
+    };
+  }
+
+  /**
    * Marks an outbound connection idle (parked in a pool: it no longer
    * keeps the loop running) or busy.
    *

@@ -740,7 +740,7 @@ let systemBundle: Uint8Array | undefined;
  * The system's trusted CAs, used for `https:` when no `ca` is given
  * (Mongoose verifies nothing without one).
  */
-function systemCa(): Uint8Array {
+export function systemCa(): Uint8Array {
   if (systemBundle) return systemBundle;
   for (const path of CA_BUNDLES) {
     try {

@@ -19,6 +19,8 @@ import { abandonWriter, type HttpConnection, ResponseWriter, sendReply } from ".
 export interface RequestInternals {
   /** The request's position on its connection. */
   seq(ev: HttpRequestEvent): number;
+  /** Marks the request answered by another protocol taking the connection (an upgrade). */
+  markReplied(ev: HttpRequestEvent): void;
   /** Attaches the receiver of a streamed body. */
   attachBody(ev: HttpRequestEvent, sink: BodySink): void;
   /** Answers with header pairs a `Headers` object already validated (`serve()`). */
@@ -75,6 +77,7 @@ export class HttpRequestEvent {
   static {
     requestInternals = {
       seq: (ev) => ev.#seq(),
+      markReplied: (ev) => void (ev.#replied = true),
       attachBody: (ev, sink) => void (ev.#bodySink = sink),
       replyTrusted: (ev, status, body, headers) => ev.#answer(status, body, headers, true),
     };

@@ -11,6 +11,7 @@ import type { NetAddr } from "../core/connection.ts";
 import { ConnectionClosedError } from "../core/errors.ts";
 import { MgRequest, requestAbortController, type RequestContext, staticParts } from "./fetch_bridge.ts";
 import { type HttpRequestEvent, requestInternals } from "../http/request_event.ts";
+import { completeUpgrade } from "../ws/accept.ts";
 import { bodyToBytes, encodeCachedHead } from "../http/headers.ts";
 import { type CacheOptions, cacheSet } from "../http/cache.ts";
 import { Manager, managerLoop, type ManagerOptions } from "../manager.ts";
@@ -262,6 +263,7 @@ class MgServer implements HttpServer {
   /** Sends a response with a static body in one step; false if it must stream. */
   #send(ev: HttpRequestEvent, res: Response): boolean {
     if (!(res instanceof Response)) throw new TypeError("the handler must return a Response");
+    if (completeUpgrade(res)) return true;
     const parts = staticParts(res);
     if (!parts) return false;
     if (ev.conn.closed) {

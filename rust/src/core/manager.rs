@@ -99,6 +99,8 @@ pub struct Core {
     lingering: Vec<(u32, u64, u64)>,
     /// Connections to close (draining) at the start of the next poll.
     close_soon: Vec<(u32, u64)>,
+    /// Protocol deadlines: (slot, id, due ms), see [`Core::set_deadline`].
+    deadlines: Vec<(u32, u64, u64)>,
     /// Boxed: each is a listener's `fn_data`, so its address must not move.
     #[allow(clippy::vec_box)]
     listeners: Vec<Box<ListenerInfo>>,
@@ -191,6 +193,7 @@ impl Core {
             dirty: Vec::new(),
             lingering: Vec::new(),
             close_soon: Vec::new(),
+            deadlines: Vec::new(),
             listeners: Vec::new(),
             protocols: Vec::new(),
             wake_tx: fds[1],
@@ -582,6 +585,9 @@ impl Core {
             }
             (*this).accepted = false;
             (*this).stats.polls += 1;
+            // Deadlines first: one set during the previous poll (due "now")
+            // runs after JS handled that poll's events.
+            (*this).expire_deadlines();
             sys::mg_mgr_poll(ptr::addr_of_mut!((*this).mgr), 0);
             (*this).peer_ends();
             // Mongoose accepts one connection per listener per poll. A burst
@@ -617,7 +623,7 @@ impl Core {
                 t = (*t).next;
             }
         }
-        for &(_, _, deadline) in &self.lingering {
+        for &(_, _, deadline) in self.lingering.iter().chain(&self.deadlines) {
             due = due.min(deadline);
         }
         due.saturating_sub(now) as i32
@@ -771,6 +777,54 @@ impl Core {
         self.needs_poll = true;
     }
 
+    /// Hands connection `slot` to protocol `proto` (e.g. an HTTP connection
+    /// upgraded to another protocol): its later events go there. The caller
+    /// moves the per-connection state from one protocol to the other.
+    pub fn set_protocol(&mut self, slot: u32, proto: usize) {
+        if let Some(s) = self.slots.get_mut(slot as usize) {
+            s.proto = proto;
+        }
+    }
+
+    /// Calls the slot's protocol's `on_deadline` once `due_ms` (Mongoose's
+    /// clock, [`now_ms`]) has passed, unless the connection is gone by
+    /// then. One deadline per slot: a new one replaces the old. Deadlines
+    /// run at the start of a poll, so one due at once runs after JS handled
+    /// the events of the current poll.
+    pub fn set_deadline(&mut self, slot: u32, due_ms: u64) {
+        let id = self.slots[slot as usize].id;
+        self.deadlines.retain(|&(s, _, _)| s != slot);
+        self.deadlines.push((slot, id, due_ms));
+    }
+
+    /// Removes the slot's deadline.
+    pub fn clear_deadline(&mut self, slot: u32) {
+        self.deadlines.retain(|&(s, _, _)| s != slot);
+    }
+
+    fn expire_deadlines(&mut self) {
+        if self.deadlines.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        let mut due = Vec::new();
+        let slots = &self.slots;
+        self.deadlines.retain(|&(slot, id, at)| {
+            if slots[slot as usize].id != id {
+                return false;
+            }
+            if now >= at {
+                due.push(slot);
+                return false;
+            }
+            true
+        });
+        for slot in due {
+            let proto = self.slots[slot as usize].proto;
+            self.dispatch(proto, |p, core| p.on_deadline(core, slot));
+        }
+    }
+
     /// Graceful shutdown, step by step: closes every listener and lets each
     /// protocol wind its connections down. Calling it again only counts.
     /// Returns the connections that protocols count as still open.
@@ -920,6 +974,7 @@ impl Core {
                 // Only connections announce their end: a listener is not one,
                 // nor a socket whose creation failed before JS learnt of it.
                 if role != Role::Listener && !self.slots[slot as usize].quiet {
+                    self.dispatch(proto, |p, core| p.before_close(core, slot));
                     self.events.close(id, slot);
                     self.dispatch(proto, |p, core| p.on_closed(core, slot));
                 }

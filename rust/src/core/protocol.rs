@@ -74,8 +74,19 @@ pub trait Protocol {
         false
     }
 
+    /// The connection is about to go: its CLOSE record comes next, so this
+    /// is the protocol's last chance to queue records of its own.
+    fn before_close(&mut self, core: &mut Core, slot: u32) {
+        let _ = (core, slot);
+    }
+
     /// The connection is gone (its CLOSE record is queued): drop its state.
     fn on_closed(&mut self, core: &mut Core, slot: u32);
+
+    /// A deadline set with [`Core::set_deadline`] passed.
+    fn on_deadline(&mut self, core: &mut Core, slot: u32) {
+        let _ = (core, slot);
+    }
 
     /// A Mongoose poll is about to run (refresh per-poll caches).
     fn on_poll(&mut self) {}

@@ -107,6 +107,11 @@ pub(super) struct HttpConn {
     /// JS waits until request `.0`'s response is at the front of the queue
     /// and at most `.1` bytes remain unsent (a DRAIN event then).
     pub(super) drain_at: Option<(u32, usize)>,
+    /// A request asked to upgrade to WebSocket: nothing after it is parsed
+    /// (the bytes that follow belong to the new protocol) until JS accepts
+    /// it ([`HttpServer::take_upgrade`]) or answers it (the connection then
+    /// closes after that response).
+    pub(super) upgrade_seq: Option<u32>,
 }
 
 impl HttpConn {
@@ -151,6 +156,18 @@ fn request_flags(info: &ReqInfo, streamed: bool) -> u8 {
 
 fn method_is_get(head: &[u8], info: &ReqInfo) -> bool {
     &head[info.method.0 as usize..][..info.method.1 as usize] == b"GET"
+}
+
+/// A request asking for a WebSocket (RFC 6455 4.2.1): an `upgrade` header
+/// naming `websocket` (the rest of the handshake is checked on accepting).
+fn is_websocket_upgrade(head: &[u8], info: &ReqInfo) -> bool {
+    info.headers.iter().any(|h| {
+        let n = &head[h[0] as usize..][..h[1] as usize];
+        n.eq_ignore_ascii_case(b"upgrade")
+            && head[h[2] as usize..][..h[3] as usize]
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"websocket"))
+    })
 }
 
 /// The first value of header `name` (lower-case) of a parsed request.
@@ -323,7 +340,8 @@ impl HttpServer {
         self.parse(core, slot);
         let (_, c) = core.slot_conn(slot);
         if let Some(h) = self.conn_mut(slot) {
-            unsafe { set_read_paused(c, (h.paused || h.body_paused) && !h.parser.stopped()) };
+            let paused = h.paused || h.body_paused || h.upgrade_seq.is_some();
+            unsafe { set_read_paused(c, paused && !h.parser.stopped()) };
         }
     }
 
@@ -335,8 +353,8 @@ impl HttpServer {
             unsafe { (*c).recv.len = 0 };
             return;
         }
-        if h.body_paused {
-            return; // JS has not consumed the streamed body yet
+        if h.body_paused || h.upgrade_seq.is_some() {
+            return; // JS has not consumed the streamed body yet, or decides on an upgrade
         }
         let mut parser = std::mem::take(&mut h.parser);
         let can_start = h.inflight.len() < MAX_INFLIGHT && h.unsent(c) < SEND_HIGH_WATER;
@@ -367,7 +385,16 @@ impl HttpServer {
                             return more;
                         }
                     }
-                    let (seq, more) = self.queue_request(slot, c, r.info);
+                    let (seq, mut more) = self.queue_request(slot, c, r.info);
+                    if is_websocket_upgrade(r.head, r.info) {
+                        if let Some(h) = self.conn_mut(slot) {
+                            h.upgrade_seq = Some(seq);
+                            if let Some(last) = h.inflight.back_mut() {
+                                last.meta.close = true;
+                            }
+                        }
+                        more = false;
+                    }
                     record::http(
                         &mut core.events,
                         &HttpRecord {
@@ -574,6 +601,37 @@ impl HttpServer {
             return Ok(true);
         }
         Ok(false)
+    }
+
+    /// Takes connection (`slot`, `id`) away from HTTP for a WebSocket
+    /// upgrade of request `seq`: the request must be the one that asked
+    /// for it and every earlier response must be complete. Returns the
+    /// output still queued behind the send buffer (the new protocol sends
+    /// it first). The core's slot must then be handed to the new protocol.
+    pub fn take_upgrade(&mut self, core: &mut Core, slot: u32, id: u64, seq: u32) -> Result<Overflow, i32> {
+        let (_, h) = self.live(core, slot, id)?;
+        if h.upgrade_seq != Some(seq) {
+            return Err(fail(
+                Status::State,
+                "this request did not ask for a WebSocket upgrade",
+            ));
+        }
+        match h.inflight.front() {
+            Some(p) if h.inflight.len() == 1 && matches!(p.state, RespState::Waiting) => {}
+            Some(_) if h.inflight.len() > 1 => {
+                return Err(fail(
+                    Status::State,
+                    "answer the requests before the upgrade first",
+                ))
+            }
+            _ => return Err(fail(Status::State, "this request was already answered")),
+        }
+        if h.close_when_sent {
+            return Err(fail(Status::Closed, format!("connection {id} is closing")));
+        }
+        self.awaiting -= 1;
+        let h = self.conns[slot as usize].take().expect("checked above");
+        Ok(h.out)
     }
 
     /// Sends `100 Continue` once every earlier response is out.

@@ -183,6 +183,12 @@ export interface TcpInternals {
    * a socket keeps reading while its writes are buffered).
    */
   watchDrain(c: TcpConnection, mark: number): Promise<void>;
+  /**
+   * Closes at once, dropping queued output and without the lingering close
+   * of `close()` (which waits up to 2 s for the peer's FIN): `node:net`'s
+   * `destroy()`.
+   */
+  abort(c: TcpConnection): void;
 }
 
 /** Accessors of private TCP connection state. */
@@ -269,6 +275,14 @@ export class TcpConnection extends Connection implements AsyncIterable<TcpConnEv
         const rc = host.sym.mgnet_tcp_want_drain(host.handle, connInternals.slot(c), c.id, mark);
         if (rc < 0) host.check(rc);
         return rc === 0 ? Promise.resolve() : host.drained(c);
+      },
+      abort: (c) => {
+        if (c.#closing || c.closed) return;
+        c.#closing = true;
+        const host = connInternals.host(c);
+        const rc = host.sym.mgnet_close(host.handle, connInternals.slot(c), c.id, 0);
+        if (rc < 0 && rc !== Status.Closed) host.check(rc);
+        host.queued();
       },
     };
   }

@@ -202,7 +202,7 @@ export class Socket extends EventEmitter {
   #opened(conn: TcpConnection): void {
     this.#connecting = false;
     if (this.#destroyed) {
-      conn.close();
+      tcpInternals.abort(conn);
       return;
     }
     this.#conn = conn;
@@ -407,8 +407,8 @@ export class Socket extends EventEmitter {
   }
 
   /**
-   * Closes the connection at once (queued bytes are still sent); `error`
-   * (if `err` is given) and `close` follow.
+   * Closes the connection at once (queued output is dropped, as in Node);
+   * `error` (if `err` is given) and `close` follow.
    *
    * @param err The error to report.
    * @returns this.
@@ -418,7 +418,7 @@ export class Socket extends EventEmitter {
     this.#destroyed = true;
     if (err) this.#error ??= err;
     this.#clearTimer();
-    if (this.#conn) this.#conn.close(); // the read loop ends: close follows
+    if (this.#conn) tcpInternals.abort(this.#conn); // the read loop ends: close follows
     else queueMicrotask(() => this.#emitClose(this.#error)); // a connect under way is closed when it opens
     return this;
   }

@@ -75,7 +75,10 @@ test("node-net: our end() half-closes; the peer answers after our FIN and we rea
   const s = createConnection({ port: server.addr.port, host: "127.0.0.1" });
   const r = record(s);
   s.end("question");
-  assert.equal(s.write("more", (e) => assert.equal((e as { code?: string }).code, "ERR_STREAM_WRITE_AFTER_END")), false);
+  assert.equal(
+    s.write("more", (e) => assert.equal((e as { code?: string }).code, "ERR_STREAM_WRITE_AFTER_END")),
+    false,
+  );
   const peer = await accepted;
   const asked = new TextDecoder().decode(await readAll(peer)); // to our FIN
   assert.equal(asked, "question");

@@ -270,7 +270,9 @@ export class TcpConnection extends Connection implements AsyncIterable<TcpConnEv
       },
       outbound: (c) => void (c.#own = []),
       watchDrain: (c, mark) => {
-        if (c.closed || c.#closing) return Promise.reject(new ConnectionClosedError(`connection ${c.id} is closed`));
+        if (c.closed || c.#closing) {
+          return Promise.reject(new ConnectionClosedError(`connection ${c.id} is closed`));
+        }
         const host = connInternals.host(c);
         const rc = host.sym.mgnet_tcp_want_drain(host.handle, connInternals.slot(c), c.id, mark);
         if (rc < 0) host.check(rc);

@@ -89,7 +89,8 @@ function socketError(message: string, code: string, extra: Partial<SocketError> 
   return Object.assign(new Error(message), { code }, extra) as SocketError;
 }
 
-type Callback = (err?: Error | null) => void;
+/** A write or end callback: called with an error if the socket closed first. */
+export type SocketCallback = (err?: Error | null) => void;
 
 /**
  * A `node:net`-style TCP client socket on an mgnet manager. See the module
@@ -121,10 +122,10 @@ export class Socket extends EventEmitter {
   #hwm: number;
   /** Writes made before the connection opened. */
   #pending: Uint8Array[] = [];
-  #pendingCbs: Callback[] = [];
+  #pendingCbs: SocketCallback[] = [];
   #pendingBytes = 0;
   /** Callbacks of writes waiting for the queue to fall under the mark. */
-  #drainCbs: Callback[] = [];
+  #drainCbs: SocketCallback[] = [];
   #needDrain = false;
   #watching = false;
   #connecting = false;
@@ -171,7 +172,9 @@ export class Socket extends EventEmitter {
     if (typeof host === "function") listener = host;
     else if (typeof host === "string") o.host = host;
     if (listener) this.once("connect", listener);
-    if (this.#connecting || this.#conn) throw socketError("the socket is already connected", "ERR_SOCKET_CONNECTED");
+    if (this.#connecting || this.#conn) {
+      throw socketError("the socket is already connected", "ERR_SOCKET_CONNECTED");
+    }
     if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535) {
       throw new RangeError(`invalid port ${o.port}`);
     }
@@ -301,7 +304,7 @@ export class Socket extends EventEmitter {
   }
 
   /** Calls `cbs` once the native queue is under the mark; emits `drain` if a write returned false. */
-  #afterSend(cbs: Callback[]): void {
+  #afterSend(cbs: SocketCallback[]): void {
     this.#drainCbs.push(...cbs);
     if (this.#watching || !this.#conn) return;
     this.#watching = true;
@@ -338,7 +341,7 @@ export class Socket extends EventEmitter {
    * @param cb Called once the bytes left the queue's high part (with an error if the socket closed first).
    * @returns false once `writableHighWaterMark` bytes or more are queued: wait for `drain`.
    */
-  write(data: Uint8Array | string, encoding?: string | Callback, cb?: Callback): boolean {
+  write(data: Uint8Array | string, encoding?: string | SocketCallback, cb?: SocketCallback): boolean {
     if (typeof encoding === "function") {
       cb = encoding;
       encoding = undefined;
@@ -380,7 +383,11 @@ export class Socket extends EventEmitter {
    * @param cb Called once our side is done.
    * @returns this.
    */
-  end(data?: Uint8Array | string | Callback, encoding?: string | Callback, cb?: Callback): this {
+  end(
+    data?: Uint8Array | string | SocketCallback,
+    encoding?: string | SocketCallback,
+    cb?: SocketCallback,
+  ): this {
     if (typeof data === "function") {
       cb = data;
       data = undefined;

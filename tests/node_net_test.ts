@@ -268,6 +268,29 @@ test("node-net: pause() holds data, resume() delivers it in order; setTimeout em
   server.close();
 });
 
+test("node-net: input held by pause() when the peer closes is delivered on resume(), then close", async () => {
+  const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = server.accept();
+  const s = createConnection({ port: server.addr.port, host: "127.0.0.1" });
+  const r = record(s);
+  await once(s, "connect");
+  const peer = await accepted;
+  s.pause();
+  await peer.write(new TextEncoder().encode("last words"));
+  peer.close();
+  s.setTimeout(100);
+  await once(s, "timeout"); // time for the close to arrive: it must wait for resume()
+  assert.equal(r.text(), "");
+  assert.ok(!r.log.includes("close:false"));
+  s.setTimeout(0);
+  const closed = once(s, "close");
+  s.resume();
+  await closed;
+  assert.equal(r.text(), "last words");
+  assert.deepEqual(r.log.filter((e) => e !== "finish"), ["connect", "timeout", "data", "end", "close:false"]);
+  server.close();
+});
+
 test("node-net: runs on a given manager; TLS in-band says it is not supported", async () => {
   const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const accepted = server.accept();

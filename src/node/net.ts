@@ -137,6 +137,8 @@ export class Socket extends EventEmitter {
   #paused = false;
   /** Input held while paused. */
   #held: (Buffer | null)[] = [];
+  /** The connection closed while input was held: `close` waits for resume(). */
+  #finishHeld = false;
   #timeoutMs = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #host = "";
@@ -239,7 +241,9 @@ export class Socket extends EventEmitter {
     } catch (e) {
       this.#error ??= e as Error;
     }
-    this.#finish();
+    // Input held by pause() is delivered before close: on resume().
+    if (this.#held.length > 0 && !this.#destroyed) this.#finishHeld = true;
+    else this.#finish();
   }
 
   #deliver(b: Buffer | null): void {
@@ -263,7 +267,7 @@ export class Socket extends EventEmitter {
 
   /** The connection is gone: `error` (if any), then `close`. */
   #finish(): void {
-    for (const b of this.#held) if (b === null) this.#emitInput(null);
+    this.#finishHeld = false;
     this.#held = [];
     this.#clearTimer();
     const cbs = [...this.#pendingCbs, ...this.#drainCbs];
@@ -425,6 +429,10 @@ export class Socket extends EventEmitter {
     this.#destroyed = true;
     if (err) this.#error ??= err;
     this.#clearTimer();
+    if (this.#finishHeld) {
+      queueMicrotask(() => this.#finish()); // closed already; held input is dropped
+      return this;
+    }
     if (this.#conn) tcpInternals.abort(this.#conn); // the read loop ends: close follows
     else queueMicrotask(() => this.#emitClose(this.#error)); // a connect under way is closed when it opens
     return this;
@@ -454,7 +462,9 @@ export class Socket extends EventEmitter {
   resume(): this {
     this.#paused = false;
     while (this.#held.length > 0 && !this.#paused) this.#emitInput(this.#held.shift()!);
-    if (!this.#paused && this.#conn && !this.#conn.closed) this.#conn.resume();
+    if (this.#paused) return this;
+    if (this.#finishHeld) this.#finish();
+    else if (this.#conn && !this.#conn.closed) this.#conn.resume();
     return this;
   }
 

@@ -22,6 +22,8 @@ export function pgBin(): string | undefined {
   return undefined;
 }
 
+const CLEAN_ENV = { LD_PRELOAD: "", ASAN_OPTIONS: "" };
+
 /** A running PostgreSQL: its port, and how to stop it. */
 export interface PgServer {
   port: number;
@@ -49,7 +51,13 @@ export async function startPostgres(bin: string, cpus?: string): Promise<PgServe
   const as = (cmd: string, args: string[], pin?: string) => {
     let argv = root ? ["runuser", "-u", "postgres", "--", cmd, ...args] : [cmd, ...args];
     if (pin) argv = ["taskset", "-c", pin, ...argv];
-    return new Deno.Command(argv[0], { args: argv.slice(1), stdout: "piped", stderr: "piped" });
+    // Not under the test suite's AddressSanitizer preload (deno task test:asan): that is for mgnet's library.
+    return new Deno.Command(argv[0], {
+      args: argv.slice(1),
+      stdout: "piped",
+      stderr: "piped",
+      env: CLEAN_ENV,
+    });
   };
   const data = `${dir}/data`;
   const init = await as(`${bin}/initdb`, ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"])
@@ -83,6 +91,7 @@ export async function startPostgres(bin: string, cpus?: string): Promise<PgServe
       args: ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres"],
       stdout: "null",
       stderr: "null",
+      env: CLEAN_ENV,
     }).output();
     if (r.success) break;
     if (Date.now() > deadline) {

@@ -177,6 +177,18 @@ export interface TcpInternals {
   closed(c: TcpConnection): void;
   /** An outbound connection: its events go to its own queue from the start. */
   outbound(c: TcpConnection): void;
+  /**
+   * Resolves once at most `mark` bytes remain queued, like `drain(mark)`
+   * but without pausing reading meanwhile (what `node:net` semantics need:
+   * a socket keeps reading while its writes are buffered).
+   */
+  watchDrain(c: TcpConnection, mark: number): Promise<void>;
+  /**
+   * Closes at once, dropping queued output and without the lingering close
+   * of `close()` (which waits up to 2 s for the peer's FIN): `node:net`'s
+   * `destroy()`.
+   */
+  abort(c: TcpConnection): void;
 }
 
 /** Accessors of private TCP connection state. */
@@ -257,6 +269,23 @@ export class TcpConnection extends Connection implements AsyncIterable<TcpConnEv
         c.#wakeIterator();
       },
       outbound: (c) => void (c.#own = []),
+      watchDrain: (c, mark) => {
+        if (c.closed || c.#closing) {
+          return Promise.reject(new ConnectionClosedError(`connection ${c.id} is closed`));
+        }
+        const host = connInternals.host(c);
+        const rc = host.sym.mgnet_tcp_want_drain(host.handle, connInternals.slot(c), c.id, mark);
+        if (rc < 0) host.check(rc);
+        return rc === 0 ? Promise.resolve() : host.drained(c);
+      },
+      abort: (c) => {
+        if (c.#closing || c.closed) return;
+        c.#closing = true;
+        const host = connInternals.host(c);
+        const rc = host.sym.mgnet_close(host.handle, connInternals.slot(c), c.id, 0);
+        if (rc < 0 && rc !== Status.Closed) host.check(rc);
+        host.queued();
+      },
     };
   }
 

@@ -52,6 +52,13 @@ export interface HttpServer extends AsyncDisposable {
   /** Resolves once the server has shut down. */
   readonly finished: Promise<void>;
   /**
+   * The manager whose loop runs this server: pass it to mgnet's clients
+   * (`createConnection({ port, host, manager: server.manager })` from
+   * `./node-net`, `manager.connect(...)`) so a handler's awaited I/O runs on
+   * the same loop as the server, with no thread hop.
+   */
+  readonly manager: Manager;
+  /**
    * Stops accepting connections, closes idle keep-alive connections, lets
    * in-flight requests finish (at most `shutdownTimeout`), then closes
    * everything (see `Manager.shutdown`).
@@ -186,6 +193,11 @@ class MgServer implements HttpServer {
   readonly finished: Promise<void>;
   #mgr: Manager;
   #handler: ServeHandler;
+
+  get manager(): Manager {
+    return this.#mgr;
+  }
+
   #onError: (error: unknown) => Response | Promise<Response>;
   #ctx: RequestContext;
   /** Abort controllers of requests whose `signal` was read, per connection. */

@@ -1,0 +1,191 @@
+/**
+ * A handler awaiting one `SELECT` per request through npm:postgres:
+ * server CPU per request for Deno.serve and mgnet's serve() with the
+ * driver on Deno's sockets, and mgnet's serve() with the driver on mgnet's
+ * node:net socket (src/node/net.ts) on the server's own manager.
+ *
+ *   deno task bench:pg [--duration=5] [--rounds=2] [--connections=20]
+ *
+ * The app is pinned to core 0; wrk (one thread) and PostgreSQL (started
+ * here on a free port from Debian's package, see tests/pg_server.ts) share
+ * core 1. Server CPU is the app's user + system time from /proc/PID/stat
+ * over the measured window, divided by the requests answered. Each round
+ * runs every server back to back; ratios are medians of per-round ratios.
+ */
+import { pgBin, startPostgres } from "../tests/pg_server.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const DENO = Deno.execPath();
+const APP = `${ROOT}bench/servers/pg_app.ts`;
+
+const a: Record<string, string> = {};
+for (const arg of Deno.args) {
+  const m = /^--([a-z]+)=(.*)$/.exec(arg);
+  if (!m) throw new Error(`unknown argument ${arg}`);
+  a[m[1]] = m[2];
+}
+const duration = Number(a.duration ?? 5);
+const rounds = Number(a.rounds ?? 2);
+const connections = Number(a.connections ?? 20);
+
+const SERVERS: Record<string, Record<string, string>> = {
+  "Deno.serve + pg (Deno sockets)": { RUNTIME: "deno", SOCKET: "deno" },
+  "mgnet serve() + pg (Deno sockets)": { RUNTIME: "mgnet", SOCKET: "deno" },
+  "mgnet serve() + pg (mgnet socket)": { RUNTIME: "mgnet", SOCKET: "mgnet" },
+};
+const BASE = "Deno.serve + pg (Deno sockets)";
+
+async function run(cmd: string[]): Promise<string> {
+  const out = await new Deno.Command(cmd[0], { args: cmd.slice(1), stdout: "piped", stderr: "piped" })
+    .output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`${cmd.join(" ")} failed:\n${text}`);
+  return text;
+}
+
+const CLK_TCK = Number((await run(["getconf", "CLK_TCK"])).trim()) || 100;
+
+function cpuTicks(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(f[11]) + Number(f[12]);
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = l.addr.port;
+  l.close();
+  return port;
+}
+
+function ms(s: string): number {
+  const m = /^([\d.]+)(us|ms|s)$/.exec(s);
+  return m ? Number(m[1]) * { us: 1e-3, ms: 1, s: 1e3 }[m[2] as "us" | "ms" | "s"] : NaN;
+}
+
+async function wrk(url: string, seconds: number) {
+  const out = await run([
+    "taskset",
+    "-c",
+    "1",
+    "wrk",
+    "-t1",
+    `-c${connections}`,
+    `-d${seconds}s`,
+    "--latency",
+    url,
+  ]);
+  const m = /(\d+) requests in ([\d.]+)(\w+)/.exec(out);
+  if (!m) throw new Error(`cannot read wrk output:\n${out}`);
+  const errs = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
+  const p99 = /^\s+99%\s+(\S+)/m.exec(out);
+  return {
+    requests: Number(m[1]),
+    seconds: ms(`${m[2]}${m[3]}`) / 1e3,
+    errors: (errs ? errs.slice(1).reduce((x, y) => x + Number(y), 0) : 0) + (non2xx ? Number(non2xx[1]) : 0),
+    p99: p99 ? ms(p99[1]) : NaN,
+  };
+}
+
+interface Row {
+  server: string;
+  round: number;
+  rps: number;
+  cpuUs: number;
+  p99: number;
+  errors: number;
+}
+
+async function measure(server: string, pgPort: number, round: number): Promise<Row> {
+  const port = freePort();
+  const child = new Deno.Command("taskset", {
+    args: ["-c", "0", DENO, "run", "-A", APP],
+    env: { ...SERVERS[server], PORT: String(port), PG_PORT: String(pgPort) },
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  while (!seen.includes("Listening on")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`${server} did not start: ${seen}`);
+    seen += value;
+  }
+  (async () => {
+    while (!(await reader.read()).done) { /* discard */ }
+  })();
+  try {
+    const url = `http://127.0.0.1:${port}/`;
+    const check = await fetch(url);
+    if (!check.ok) throw new Error(`${server}: ${check.status} ${await check.text()}`);
+    await check.body?.cancel();
+    await wrk(url, 2); // warm-up
+    const before = cpuTicks(child.pid);
+    const r = await wrk(url, duration);
+    const cpu = (cpuTicks(child.pid) - before) / CLK_TCK;
+    return {
+      server,
+      round,
+      rps: r.requests / r.seconds,
+      cpuUs: cpu * 1e6 / r.requests,
+      p99: r.p99,
+      errors: r.errors,
+    };
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+  }
+}
+
+function median(xs: number[]): number {
+  const v = xs.filter(Number.isFinite).sort((x, y) => x - y);
+  if (v.length === 0) return NaN;
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+}
+
+const f = (n: number, d = 2) => Number.isFinite(n) ? n.toFixed(d) : "–";
+
+if (import.meta.main) {
+  const bin = pgBin();
+  if (!bin) {
+    console.error("bench:pg needs PostgreSQL (apt-get install -y postgresql)");
+    Deno.exit(1);
+  }
+  const pg = await startPostgres(bin, "1");
+  const rows: Row[] = [];
+  try {
+    for (let round = 0; round < rounds; round++) {
+      for (const server of Object.keys(SERVERS)) {
+        const row = await measure(server, pg.port, round);
+        rows.push(row);
+        console.error(
+          `round ${round + 1}: ${server}: ${f(row.rps, 0)} req/s, ${f(row.cpuUs)} µs/req, p99 ${
+            f(row.p99)
+          } ms, errors ${row.errors}`,
+        );
+      }
+    }
+  } finally {
+    await pg.stop();
+  }
+  console.log(
+    `\nnpm:postgres, one SELECT per request, wrk -t1 -c${connections}, ${rounds} × ${duration} s\n`,
+  );
+  console.log(
+    "| server | req/s | server CPU µs/req | CPU × Deno.serve | p99 ms | p99 × Deno.serve | errors |",
+  );
+  console.log("|---|---:|---:|---:|---:|---:|---:|");
+  for (const server of Object.keys(SERVERS)) {
+    const mine = rows.filter((r) => r.server === server);
+    const ratio = (g: (r: Row) => number) =>
+      median(mine.map((r) => g(r) / g(rows.find((x) => x.server === BASE && x.round === r.round)!)));
+    console.log(
+      `| ${server} | ${f(median(mine.map((r) => r.rps)), 0)} | ${f(median(mine.map((r) => r.cpuUs)))} | ${
+        f(ratio((r) => r.cpuUs))
+      } | ${f(median(mine.map((r) => r.p99)))} | ${f(ratio((r) => r.p99))} | ${
+        mine.reduce((x, r) => x + r.errors, 0)
+      } |`,
+    );
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * npm:postgres over mgnet's node:net socket (src/node/net.ts), against a
+ * real PostgreSQL from Debian that the test starts on a free port in a temp
+ * dir (and stops). Skipped, saying so, where PostgreSQL is not installed.
+ */
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import postgres from "postgres";
+import { test } from "./helpers.ts";
+import { createConnection } from "../src/node/net.ts";
+import { serve } from "../mod.ts";
+import { pgBin, startPostgres } from "./pg_server.ts";
+
+/** npm:postgres with options its types lack (`socket` is documented, not typed). */
+const pgClient = (o: Record<string, unknown>) => postgres(o as any);
+
+const bin = pgBin();
+if (!bin) {
+  console.warn(
+    "postgres_test: SKIPPED: PostgreSQL is not installed (apt-get install -y postgresql; .ci/run installs it)",
+  );
+}
+
+test("postgres: npm:postgres runs its queries over mgnet's node:net socket", {
+  ignore: !bin,
+  timeoutMs: 90_000,
+}, async (t) => {
+  const pg = await startPostgres(bin!);
+  let sockets = 0;
+  const options = {
+    host: "127.0.0.1",
+    port: pg.port,
+    user: "postgres",
+    database: "postgres",
+    onnotice: () => {},
+    socket: ({ host: [host], port: [port] }: { host: string[]; port: number[] }) => {
+      sockets++;
+      return createConnection({ host, port });
+    },
+  };
+  const sql = pgClient({ ...options, max: 1 });
+  try {
+    await t.step("SELECT with parameters", async () => {
+      const [row] = await sql`select ${40}::int + ${2}::int as sum, ${"héllo"}::text as s`;
+      assert.equal(row.sum, 42);
+      assert.equal(row.s, "héllo");
+      assert.equal(sockets, 1);
+    });
+
+    await t.step("a 1 MiB bytea round trip", async () => {
+      const blob = Buffer.alloc(1 << 20);
+      for (let i = 0; i < blob.length; i++) blob[i] = (i * 131 + (i >> 9)) & 0xff;
+      const [row] = await sql`select ${blob}::bytea as b, length(${blob}::bytea) as n`;
+      assert.equal(row.n, 1 << 20);
+      assert.ok(Buffer.isBuffer(row.b));
+      assert.equal(Buffer.compare(row.b, blob), 0);
+    });
+
+    await t.step("a transaction commits, a failed one rolls back", async () => {
+      await sql`create table t (id int primary key, v text)`;
+      await sql.begin(async (tx: any) => {
+        await tx`insert into t values (1, 'one')`;
+        await tx`insert into t values (2, 'two')`;
+      });
+      await assert.rejects(
+        sql.begin(async (tx: any) => {
+          await tx`insert into t values (3, 'three')`;
+          await tx`insert into t values (1, 'duplicate')`;
+        }),
+        (e: { code?: string }) => e.code === "23505",
+      );
+      const rows = await sql`select id, v from t order by id`;
+      assert.deepEqual(rows.map((r: any) => [r.id, r.v]), [[1, "one"], [2, "two"]]);
+    });
+
+    await t.step("a query error rejects that query; the connection goes on", async () => {
+      await assert.rejects(sql`select 1 / 0`, (e: { code?: string }) => e.code === "22012");
+      const [row] = await sql`select 'alive' as s`;
+      assert.equal(row.s, "alive");
+      assert.equal(sockets, 1); // the same connection
+    });
+  } finally {
+    await sql.end();
+  }
+
+  await t.step("many concurrent queries on a pool of 4", async () => {
+    const before = sockets;
+    const pool = pgClient({ ...options, max: 4 });
+    try {
+      const n = 400;
+      const results = await Promise.all(
+        Array.from({ length: n }, (_, i) => pool`select ${i}::int as i, repeat('x', ${i % 97})::text as pad`),
+      );
+      for (let i = 0; i < n; i++) {
+        assert.equal(results[i][0].i, i);
+        assert.equal(results[i][0].pad, "x".repeat(i % 97));
+      }
+      assert.ok(sockets - before >= 2 && sockets - before <= 4, `${sockets - before} sockets`);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  await t.step("a serve() handler's queries on the server's own manager", async () => {
+    let onManager = 0;
+    const server = serve({ port: 0, hostname: "127.0.0.1", onListen: false }, async () => {
+      const [row] = await db`select count(*)::int as n from t`;
+      return new Response(String(row.n));
+    });
+    const db = pgClient({
+      ...options,
+      max: 2,
+      socket: ({ host: [host], port: [port] }: { host: string[]; port: number[] }) => {
+        onManager++;
+        return createConnection({ host, port, manager: server.manager });
+      },
+    });
+    try {
+      for (let i = 0; i < 5; i++) {
+        const res = await fetch(`http://127.0.0.1:${server.addr.port}/`);
+        assert.equal(await res.text(), "2");
+      }
+      assert.equal(onManager, 1);
+    } finally {
+      await db.end();
+      await server.shutdown();
+    }
+  });
+
+  await pg.stop();
+});

@@ -50,6 +50,12 @@ test(
       const url = /Listening on (\S+)\n/.exec(out)![1];
       browser = await puppeteer.launch({
         executablePath: CHROMIUM,
+        // The browser is not under test: under `deno task test:asan` it must not
+        // inherit the preloaded AddressSanitizer runtime (it hangs at start).
+        env: Object.fromEntries(
+          Object.entries(Deno.env.toObject()).filter(([k]) => k !== "LD_PRELOAD" && k !== "ASAN_OPTIONS"),
+        ),
+        timeout: 8_000,
         headless: true,
         userDataDir: profile,
         args: [

@@ -1,0 +1,225 @@
+/**
+ * WebSocket echo benchmark: mgnet (the event API and `upgradeWebSocket`
+ * under `serve()`) against `Deno.upgradeWebSocket` under `Deno.serve` and a
+ * plain-C Mongoose echo (`mg_ws_upgrade`/`mg_ws_send`), in one run.
+ *
+ *   deno task bench:ws [--duration=10] [--rounds=3] [--connections=100]
+ *
+ * Two scenarios: 64 B messages with 8 in flight per connection, and 16 KiB
+ * messages with 4 in flight. The load generator (`bench/servers/ws_load.c`,
+ * compiled here with cc; the structure of the TCP bench's tcp_load.c)
+ * upgrades each connection with a fixed handshake and sends prebuilt masked
+ * binary frames, a new one for every echo received whole. Each server is
+ * pinned to core 0, the load generator to core 1. Per round, scenario and
+ * server: 2 s of warm-up, then `duration` seconds measured; server CPU time
+ * (user + system, all threads, from /proc/PID/stat) divided by the messages
+ * echoed gives CPU µs per message. Rounds alternate the servers; the table
+ * shows medians, and the ratio columns are medians of per-round ratios.
+ *
+ * Servers: `Deno.upgradeWebSocket` and mgnet `upgradeWebSocket`
+ * (bench/servers/ws_echo_pair.ts, the same handler on both), Mongoose-C
+ * (bench/servers/mongoose_ws_echo.c, built from the same fetched Mongoose
+ * sources as mgnet) and mgnet's event API (examples/ws_echo.ts).
+ */
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const BUILD = `${ROOT}bench/.build`;
+const DENO = Deno.execPath();
+
+interface Args {
+  duration: number;
+  rounds: number;
+  connections: number;
+}
+
+function parseArgs(): Args {
+  const a: Record<string, string> = {};
+  for (const arg of Deno.args) {
+    const m = /^--([a-z]+)=(.*)$/.exec(arg);
+    if (!m) throw new Error(`unknown argument ${arg}`);
+    a[m[1]] = m[2];
+  }
+  return {
+    duration: Number(a.duration ?? 10),
+    rounds: Number(a.rounds ?? 3),
+    connections: Number(a.connections ?? 100),
+  };
+}
+
+const SCENARIOS = [
+  { name: "64 B", size: 64, inflight: 8 },
+  { name: "16 KiB", size: 16 * 1024, inflight: 4 },
+];
+
+const BASELINE = "Deno.upgradeWebSocket";
+const SERVERS: Record<string, { cmd: () => string[]; env?: Record<string, string> }> = {
+  [BASELINE]: {
+    cmd: () => [DENO, "run", "-A", `${ROOT}bench/servers/ws_echo_pair.ts`],
+    env: { SERVER: "deno" },
+  },
+  "Mongoose-C": { cmd: () => [`${BUILD}/mongoose_ws_echo`] },
+  "mgnet events": { cmd: () => [DENO, "run", "-A", `${ROOT}examples/ws_echo.ts`] },
+  "mgnet upgradeWebSocket": {
+    cmd: () => [DENO, "run", "-A", `${ROOT}bench/servers/ws_echo_pair.ts`],
+    env: { SERVER: "mgnet" },
+  },
+};
+
+async function run(cmd: string[]): Promise<string> {
+  const out = await new Deno.Command(cmd[0], { args: cmd.slice(1), stdout: "piped", stderr: "piped" })
+    .output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`${cmd.join(" ")} failed:\n${text}`);
+  return text;
+}
+
+/** The plain-C Mongoose echo, built like bench/http.ts builds mongoose_hello. */
+async function buildMongooseC(): Promise<void> {
+  const dir = Deno.env.get("MGNET_MONGOOSE_DIR") ?? `${ROOT}vendor/mongoose`;
+  await run([
+    "gcc",
+    "-O2",
+    "-DMG_ENABLE_LOG=0",
+    `-I${dir}`,
+    "-o",
+    `${BUILD}/mongoose_ws_echo`,
+    `${ROOT}bench/servers/mongoose_ws_echo.c`,
+    `${dir}/mongoose.c`,
+  ]);
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+async function startServer(cmd: string[], port: number, env: Record<string, string>) {
+  const child = new Deno.Command("taskset", {
+    args: ["-c", "0", ...cmd],
+    env: { ...env, PORT: String(port), HOSTNAME: "127.0.0.1" },
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  const deadline = Date.now() + 30_000;
+  while (!seen.includes("Listening on")) {
+    const { value, done } = await reader.read();
+    if (done || Date.now() > deadline) throw new Error(`${cmd.join(" ")} did not start: ${seen}`);
+    seen += value;
+  }
+  (async () => {
+    while (!(await reader.read()).done) { /* discard */ }
+  })();
+  return child;
+}
+
+function cpuTicks(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+async function load(port: number, conns: number, inflight: number, size: number, seconds: number) {
+  const out = await run([
+    "taskset",
+    "-c",
+    "1",
+    `${BUILD}/ws_load`,
+    "127.0.0.1",
+    String(port),
+    "/",
+    String(conns),
+    String(inflight),
+    String(size),
+    String(seconds),
+  ]);
+  const m = /messages (\d+) seconds ([\d.]+) errors (\d+)/.exec(out);
+  if (!m) throw new Error(`cannot read ws_load output: ${out}`);
+  return { messages: Number(m[1]), seconds: Number(m[2]), errors: Number(m[3]) };
+}
+
+interface Row {
+  scenario: string;
+  server: string;
+  round: number;
+  rate: number;
+  cpuUs: number;
+  errors: number;
+}
+
+function median(xs: number[]): number {
+  const v = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+}
+
+const fmt = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : "–");
+
+if (import.meta.main) {
+  const a = parseArgs();
+  await Deno.mkdir(BUILD, { recursive: true });
+  await run(["cc", "-O2", "-o", `${BUILD}/ws_load`, `${ROOT}bench/servers/ws_load.c`]);
+  await buildMongooseC();
+  const CLK_TCK = Number((await run(["getconf", "CLK_TCK"])).trim()) || 100;
+  const rows: Row[] = [];
+  console.error(
+    `WebSocket echo, ${a.connections} connections; ${a.rounds} round(s) of ${a.duration} s per scenario`,
+  );
+  for (let round = 0; round < a.rounds; round++) {
+    for (const sc of SCENARIOS) {
+      for (const [server, spec] of Object.entries(SERVERS)) {
+        const port = freePort();
+        const child = await startServer(spec.cmd(), port, spec.env ?? {});
+        try {
+          await load(port, a.connections, sc.inflight, sc.size, 2); // warm-up (JIT, buffers)
+          const before = cpuTicks(child.pid);
+          const r = await load(port, a.connections, sc.inflight, sc.size, a.duration);
+          const cpu = (cpuTicks(child.pid) - before) / CLK_TCK;
+          const row = {
+            scenario: sc.name,
+            server,
+            round,
+            rate: r.messages / r.seconds,
+            cpuUs: (cpu * 1e6) / r.messages,
+            errors: r.errors,
+          };
+          rows.push(row);
+          console.error(
+            `round ${round + 1}: ${sc.name}: ${server}: ${fmt(row.rate, 0)} msg/s, ${
+              fmt(row.cpuUs, 3)
+            } µs/msg, errors ${r.errors}`,
+          );
+        } finally {
+          child.kill("SIGTERM");
+          await child.status;
+        }
+      }
+    }
+  }
+  const lines = [
+    `| scenario | server | msg/s | server CPU µs/msg | CPU × Deno | CPU × Mongoose-C | msg/s × Deno | errors |`,
+    "|---|---|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const sc of SCENARIOS) {
+    const scenario = `${sc.name} × ${sc.inflight} in flight, ${a.connections} conns`;
+    for (const server of Object.keys(SERVERS)) {
+      const mine = rows.filter((r) => r.scenario === sc.name && r.server === server);
+      const ratio = (base: string, f: (r: Row) => number) =>
+        median(mine.map((r) => {
+          const o = rows.find((x) => x.scenario === sc.name && x.server === base && x.round === r.round);
+          return o ? f(r) / f(o) : NaN;
+        }));
+      lines.push(
+        `| ${scenario} | ${server} | ${fmt(median(mine.map((r) => r.rate)), 0)} | ${
+          fmt(median(mine.map((r) => r.cpuUs)), 3)
+        } | ${fmt(ratio(BASELINE, (r) => r.cpuUs))} | ${fmt(ratio("Mongoose-C", (r) => r.cpuUs))} | ${
+          fmt(ratio(BASELINE, (r) => r.rate))
+        } | ${mine.reduce((s, r) => s + r.errors, 0)} |`,
+      );
+    }
+  }
+  console.log(lines.join("\n"));
+}

@@ -22,6 +22,8 @@
  * medians of per-round ratios.
  */
 
+import { cpuTicks, median } from "./_measure.ts";
+
 const ROOT = new URL("..", import.meta.url).pathname;
 const BUILD = `${ROOT}bench/.build`;
 const DENO = Deno.execPath();
@@ -207,12 +209,6 @@ async function startServer(
   return child;
 }
 
-function cpuTicks(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(fields[11]) + Number(fields[12]); // utime + stime
-}
-
 const CLK_TCK = Number((await run(["getconf", "CLK_TCK"])).trim()) || 100;
 
 function parseDuration(s: string): number {
@@ -299,12 +295,6 @@ interface Row {
   errors: number;
   p50?: number;
   p99?: number;
-}
-
-function median(xs: number[]): number {
-  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return NaN;
-  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
 }
 
 /**

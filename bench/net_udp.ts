@@ -28,6 +28,8 @@
  * (receive, send without awaiting it).
  */
 
+import { cpuTicks, median } from "./_measure.ts";
+
 const ROOT = new URL("..", import.meta.url).pathname;
 const BUILD = `${ROOT}bench/.build`;
 const DENO = Deno.execPath();
@@ -77,12 +79,6 @@ function freeUdpPort(): number {
   const port = (s.addr as Deno.NetAddr).port;
   s.close();
   return port;
-}
-
-function cpuTicks(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(fields[11]) + Number(fields[12]); // utime + stime
 }
 
 /** Reads lines from a child's stdout. */
@@ -150,12 +146,6 @@ async function measure(server: string, args: ReturnType<typeof parseArgs>): Prom
     child.kill("SIGKILL");
     await child.status;
   }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 if (import.meta.main) {

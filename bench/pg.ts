@@ -13,6 +13,7 @@
  * runs every server back to back; ratios are medians of per-round ratios.
  */
 import { pgBin, startPostgres } from "../tests/pg_server.ts";
+import { cpuTicks, median } from "./_measure.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const DENO = Deno.execPath();
@@ -44,12 +45,6 @@ async function run(cmd: string[]): Promise<string> {
 }
 
 const CLK_TCK = Number((await run(["getconf", "CLK_TCK"])).trim()) || 100;
-
-function cpuTicks(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(f[11]) + Number(f[12]);
-}
 
 function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -136,12 +131,6 @@ async function measure(server: string, pgPort: number, round: number): Promise<R
     child.kill("SIGTERM");
     await child.status;
   }
-}
-
-function median(xs: number[]): number {
-  const v = xs.filter(Number.isFinite).sort((x, y) => x - y);
-  if (v.length === 0) return NaN;
-  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
 }
 
 const f = (n: number, d = 2) => Number.isFinite(n) ? n.toFixed(d) : "–";

@@ -22,6 +22,8 @@
  * sources as mgnet) and mgnet's event API (examples/ws_echo.ts).
  */
 
+import { cpuTicks, median } from "./_measure.ts";
+
 const ROOT = new URL("..", import.meta.url).pathname;
 const BUILD = `${ROOT}bench/.build`;
 const DENO = Deno.execPath();
@@ -116,12 +118,6 @@ async function startServer(cmd: string[], port: number, env: Record<string, stri
   return child;
 }
 
-function cpuTicks(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(fields[11]) + Number(fields[12]);
-}
-
 async function load(port: number, conns: number, inflight: number, size: number, seconds: number) {
   const out = await run([
     "taskset",
@@ -148,12 +144,6 @@ interface Row {
   rate: number;
   cpuUs: number;
   errors: number;
-}
-
-function median(xs: number[]): number {
-  const v = xs.filter(Number.isFinite).sort((a, b) => a - b);
-  if (v.length === 0) return NaN;
-  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
 }
 
 const fmt = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : "–");

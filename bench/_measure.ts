@@ -1,0 +1,18 @@
+/**
+ * What every server bench measures the same way: a process's CPU time from
+ * /proc, and medians over interleaved rounds.
+ */
+
+/** utime + stime of a process, in clock ticks (`getconf CLK_TCK` per second). */
+export function cpuTicks(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(fields[11]) + Number(fields[12]); // utime + stime
+}
+
+/** The median of the finite values, NaN when there are none. */
+export function median(xs: number[]): number {
+  const v = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+}

@@ -68,6 +68,19 @@ unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
     }
 }
 
+/// 0 for success, or the failure status.
+fn status_of(r: Result<(), i32>) -> i32 {
+    r.err().unwrap_or(0)
+}
+
+/// A byte count (capped at `i32::MAX`), or the failure status.
+fn count_of(r: Result<usize, i32>) -> i32 {
+    match r {
+        Ok(n) => n.min(i32::MAX as usize) as i32,
+        Err(e) => e,
+    }
+}
+
 /// Writes a new connection's id (f64) at `out[0..8]` and returns its slot,
 /// or passes a failure status through.
 ///
@@ -315,10 +328,7 @@ pub extern "C" fn mgnet_body_ack(h: u32, slot: u32, id: f64, n: u32) -> i32 {
 pub unsafe extern "C" fn mgnet_send(h: u32, slot: u32, id: f64, data: *const u8, off: u32, len: u32) -> i32 {
     let data = bytes(data.add(off as usize), len as usize);
     with_manager(h, |m| {
-        match (*m).client(|cl, core| cl.send(core, slot, id as u64, data)) {
-            Ok(n) => n.min(i32::MAX as usize) as i32,
-            Err(e) => e,
-        }
+        count_of((*m).client(|cl, core| cl.send(core, slot, id as u64, data)))
     })
 }
 
@@ -396,10 +406,7 @@ pub unsafe extern "C" fn mgnet_http_reply(
     };
     with_manager(h, |m| {
         let status = status.min(u16::MAX as u32) as u16;
-        match (*m).http(|h, core| h.reply(core, slot, id as u64, seq, status, flags, head, body)) {
-            Ok(()) => 0,
-            Err(e) => e,
-        }
+        status_of((*m).http(|h, core| h.reply(core, slot, id as u64, seq, status, flags, head, body)))
     })
 }
 
@@ -445,10 +452,7 @@ pub unsafe extern "C" fn mgnet_http_start(
     let length = (length >= 0.0).then_some(length as u64);
     with_manager(h, |m| {
         let status = status.min(u16::MAX as u32) as u16;
-        match (*m).http(|h, core| h.start(core, slot, id as u64, seq, status, flags, head, length)) {
-            Ok(()) => 0,
-            Err(e) => e,
-        }
+        status_of((*m).http(|h, core| h.start(core, slot, id as u64, seq, status, flags, head, length)))
     })
 }
 
@@ -490,10 +494,7 @@ pub unsafe extern "C" fn mgnet_http_write(
 #[no_mangle]
 pub extern "C" fn mgnet_http_end(h: u32, slot: u32, id: f64, seq: u32, close: u32) -> i32 {
     with_manager(h, |m| unsafe {
-        match (*m).http(|h, core| h.end(core, slot, id as u64, seq, close != 0)) {
-            Ok(()) => 0,
-            Err(e) => e,
-        }
+        status_of((*m).http(|h, core| h.end(core, slot, id as u64, seq, close != 0)))
     })
 }
 
@@ -507,10 +508,7 @@ pub extern "C" fn mgnet_http_end(h: u32, slot: u32, id: f64, seq: u32, close: u3
 #[no_mangle]
 pub extern "C" fn mgnet_want_drain(h: u32, slot: u32, id: f64, seq: u32, threshold: u32) -> i32 {
     with_manager(h, |m| unsafe {
-        match (*m).http(|h, core| h.want_drain(core, slot, id as u64, seq, threshold as usize)) {
-            Ok(q) => q.min(i32::MAX as usize) as i32,
-            Err(e) => e,
-        }
+        count_of((*m).http(|h, core| h.want_drain(core, slot, id as u64, seq, threshold as usize)))
     })
 }
 
@@ -1175,10 +1173,7 @@ pub extern "C" fn mgnet_tcp_framing(
             Ok(s) => s,
             Err(e) => return e,
         };
-        match (*m).tcp(|t, core| t.set_framing(core, slot, id as u64, spec)) {
-            Ok(()) => 0,
-            Err(e) => e,
-        }
+        status_of((*m).tcp(|t, core| t.set_framing(core, slot, id as u64, spec)))
     })
 }
 
@@ -1233,10 +1228,7 @@ pub unsafe extern "C" fn mgnet_tcp_send(
         bytes(data.add(off as usize), len as usize)
     };
     with_manager(h, |m| {
-        match (*m).tcp(|t, core| t.send(core, slot, id as u64, data)) {
-            Ok(n) => n.min(i32::MAX as usize) as i32,
-            Err(e) => e,
-        }
+        count_of((*m).tcp(|t, core| t.send(core, slot, id as u64, data)))
     })
 }
 
@@ -1249,10 +1241,7 @@ pub unsafe extern "C" fn mgnet_tcp_send(
 #[no_mangle]
 pub extern "C" fn mgnet_tcp_queued(h: u32, slot: u32, id: f64) -> i32 {
     with_manager(h, |m| unsafe {
-        match (*m).tcp(|t, core| t.queued(core, slot, id as u64)) {
-            Ok(n) => n.min(i32::MAX as usize) as i32,
-            Err(e) => e,
-        }
+        count_of((*m).tcp(|t, core| t.queued(core, slot, id as u64)))
     })
 }
 
@@ -1266,10 +1255,7 @@ pub extern "C" fn mgnet_tcp_queued(h: u32, slot: u32, id: f64) -> i32 {
 #[no_mangle]
 pub extern "C" fn mgnet_tcp_want_drain(h: u32, slot: u32, id: f64, mark: u32) -> i32 {
     with_manager(h, |m| unsafe {
-        match (*m).tcp(|t, core| t.want_drain(core, slot, id as u64, mark as usize)) {
-            Ok(n) => n.min(i32::MAX as usize) as i32,
-            Err(e) => e,
-        }
+        count_of((*m).tcp(|t, core| t.want_drain(core, slot, id as u64, mark as usize)))
     })
 }
 
@@ -1282,10 +1268,7 @@ pub extern "C" fn mgnet_tcp_want_drain(h: u32, slot: u32, id: f64, mark: u32) ->
 #[no_mangle]
 pub extern "C" fn mgnet_tcp_end(h: u32, slot: u32, id: f64) -> i32 {
     with_manager(h, |m| unsafe {
-        match (*m).tcp(|t, core| t.end(core, slot, id as u64)) {
-            Ok(()) => 0,
-            Err(e) => e,
-        }
+        status_of((*m).tcp(|t, core| t.end(core, slot, id as u64)))
     })
 }
 
@@ -1363,10 +1346,7 @@ pub unsafe extern "C" fn mgnet_ws_accept(
     let head = bytes(head, head_len as usize);
     let opts = ws_options(max_message, close_timeout_ms, flags);
     with_manager(h, |m| {
-        match (*m).ws_accept(slot, id as u64, seq, key, proto, offer, head, opts) {
-            Ok(()) => 0,
-            Err(e) => e,
-        }
+        status_of((*m).ws_accept(slot, id as u64, seq, key, proto, offer, head, opts))
     })
 }
 
@@ -1395,10 +1375,7 @@ pub unsafe extern "C" fn mgnet_ws_send(
         bytes(data.add(off as usize), len as usize)
     };
     with_manager(h, |m| {
-        match (*m).ws(|w, core| w.send(core, slot, id as u64, opcode as u8, data, compress != 0)) {
-            Ok(q) => q.min(i32::MAX as usize) as i32,
-            Err(e) => e,
-        }
+        count_of((*m).ws(|w, core| w.send(core, slot, id as u64, opcode as u8, data, compress != 0)))
     })
 }
 
@@ -1481,10 +1458,7 @@ pub unsafe extern "C" fn mgnet_ws_broadcast(
 #[no_mangle]
 pub extern "C" fn mgnet_ws_want_drain(h: u32, slot: u32, id: f64, mark: u32) -> i32 {
     with_manager(h, |m| unsafe {
-        match (*m).ws(|w, core| w.want_drain(core, slot, id as u64, mark as usize)) {
-            Ok(q) => q.min(i32::MAX as usize) as i32,
-            Err(e) => e,
-        }
+        count_of((*m).ws(|w, core| w.want_drain(core, slot, id as u64, mark as usize)))
     })
 }
 

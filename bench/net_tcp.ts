@@ -19,34 +19,16 @@
  * (examples/tcp_echo.ts: `for await` over the manager, `send(ev.bytes)`).
  */
 
-import { cpuTicks, median } from "./_measure.ts";
+import { cpuTicks, median, numberFlags } from "./_measure.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const BUILD = `${ROOT}bench/.build`;
 const DENO = Deno.execPath();
 
-interface Args {
-  duration: number;
-  rounds: number;
-  connections: number;
-  inflight: number;
-  size: number;
-}
+type Args = ReturnType<typeof parseArgs>;
 
-function parseArgs(): Args {
-  const a: Record<string, string> = {};
-  for (const arg of Deno.args) {
-    const m = /^--([a-z]+)=(.*)$/.exec(arg);
-    if (!m) throw new Error(`unknown argument ${arg}`);
-    a[m[1]] = m[2];
-  }
-  return {
-    duration: Number(a.duration ?? 10),
-    rounds: Number(a.rounds ?? 3),
-    connections: Number(a.connections ?? 100),
-    inflight: Number(a.inflight ?? 8),
-    size: Number(a.size ?? 64),
-  };
+function parseArgs() {
+  return numberFlags({ duration: 10, rounds: 3, connections: 100, inflight: 8, size: 64 });
 }
 
 const SERVERS: Record<string, string[]> = {

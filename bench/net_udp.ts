@@ -28,7 +28,7 @@
  * (receive, send without awaiting it).
  */
 
-import { cpuTicks, median } from "./_measure.ts";
+import { cpuTicks, median, numberFlags } from "./_measure.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const BUILD = `${ROOT}bench/.build`;
@@ -50,20 +50,8 @@ const SERVERS: Record<string, string[]> = {
 };
 
 function parseArgs() {
-  const a: Record<string, string> = {};
-  for (const arg of Deno.args) {
-    const m = /^--([a-z]+)=(.*)$/.exec(arg);
-    if (!m) throw new Error(`unknown argument ${arg}`);
-    a[m[1]] = m[2];
-  }
-  return {
-    duration: Number(a.duration ?? 5),
-    rounds: Number(a.rounds ?? 3),
-    sockets: Number(a.sockets ?? 100),
-    window: Number(a.window ?? 2),
-    size: Number(a.size ?? 64),
-    servers: (a.servers ?? Object.keys(SERVERS).join(",")).split(","),
-  };
+  const a = numberFlags({ duration: 5, rounds: 3, sockets: 100, window: 2, size: 64 });
+  return { ...a, servers: (a.rest.servers ?? Object.keys(SERVERS).join(",")).split(",") };
 }
 
 async function run(cmd: string[]): Promise<void> {

@@ -22,30 +22,14 @@
  * sources as mgnet) and mgnet's event API (examples/ws_echo.ts).
  */
 
-import { cpuTicks, median } from "./_measure.ts";
+import { cpuTicks, median, numberFlags } from "./_measure.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const BUILD = `${ROOT}bench/.build`;
 const DENO = Deno.execPath();
 
-interface Args {
-  duration: number;
-  rounds: number;
-  connections: number;
-}
-
-function parseArgs(): Args {
-  const a: Record<string, string> = {};
-  for (const arg of Deno.args) {
-    const m = /^--([a-z]+)=(.*)$/.exec(arg);
-    if (!m) throw new Error(`unknown argument ${arg}`);
-    a[m[1]] = m[2];
-  }
-  return {
-    duration: Number(a.duration ?? 10),
-    rounds: Number(a.rounds ?? 3),
-    connections: Number(a.connections ?? 100),
-  };
+function parseArgs() {
+  return numberFlags({ duration: 10, rounds: 3, connections: 100 });
 }
 
 const SCENARIOS = [

@@ -64,6 +64,7 @@ export {
   ClientResponse,
   HttpClientConnection,
 } from "./src/http/client.ts";
+export { createFetch, fetch, type MgFetch, type MgFetchInit } from "./src/http/fetch.ts";
 export { type SaveBodyOptions, saveBodyToFile } from "./src/http/save_body.ts";
 export {
   TcpConnection,

@@ -15,7 +15,14 @@
  * replying; 10 connections, latency percentiles reported), echo1k (a 1 KiB
  * JSON POST echoed back, 100 connections), static64k (a 64 KiB file from a
  * static directory handler, 100 connections; Deno.serve runs a std-free
- * stat + read handler, Mongoose-C `mg_http_serve_dir`, mgnet `serveDir`).
+ * stat + read handler, Mongoose-C `mg_http_serve_dir`, mgnet `serveDir`),
+ * timer (a fetch-style handler awaiting a 0 ms timer, 50 connections, on
+ * Deno.serve and mgnet's serve()), proxy-fetch and proxy-mgnet (the handler
+ * awaits a GET of an upstream plain-C Mongoose hello, pinned to core 1 with
+ * the load tool, and answers with its body; 50 connections. proxy-fetch: the
+ * global fetch on both servers; proxy-mgnet: mgnet's fetch on mgnet's
+ * serve(), against Deno.serve with the global fetch, its drop-in
+ * counterpart, and with mgnet's fetch on a shared manager).
  *
  * Prints a markdown table with ratios to Deno.serve and to plain-C Mongoose;
  * with --rounds=N every figure is the median over N rounds, and ratios are
@@ -51,7 +58,7 @@ function parseArgs(): Args {
 }
 
 /** What the servers answer: see bench/servers/*. */
-type Mode = "hello" | "async" | "echo" | "static";
+type Mode = "hello" | "async" | "echo" | "static" | "timer" | "proxy-fetch" | "proxy-mgnet";
 
 interface Scenario {
   name: string;
@@ -83,6 +90,17 @@ const SCENARIOS: Record<string, Scenario> = {
     mode: "echo",
     lua: `wrk.method = "POST"\nwrk.body = '${ECHO_BODY}'\nwrk.headers["Content-Type"] = "application/json"\n`,
   },
+  timer: { name: "timer: handler awaits a 0 ms timer, 50 conns", connections: 50, mode: "timer" },
+  "proxy-fetch": {
+    name: "proxy: handler awaits the global fetch, 50 conns",
+    connections: 50,
+    mode: "proxy-fetch",
+  },
+  "proxy-mgnet": {
+    name: "proxy: handler awaits mgnet's fetch, 50 conns",
+    connections: 50,
+    mode: "proxy-mgnet",
+  },
   static64k: {
     name: "static file 64 KiB, 100 conns",
     connections: 100,
@@ -98,20 +116,48 @@ interface ServerDef {
   /** The command for a mode, or undefined if this server skips it. */
   cmd: (mode: Mode) => string[] | undefined;
   env?: Record<string, string>;
+  /** More environment for a mode (it may replace MODE). */
+  modeEnv?: (mode: Mode) => Record<string, string>;
   /** The server this one is compared with in the "× baseline" columns. */
   baseline?: string;
 }
 
+/** Modes only the fetch-style servers (Deno.serve, mgnet serve()) run. */
+const FETCH_ONLY = new Set<Mode>(["timer", "proxy-fetch", "proxy-mgnet"]);
+
+/** The environment of fetch_app.ts for a mode: proxies name their client. */
+function appEnv(mode: Mode, mgnetClient: boolean): Record<string, string> {
+  if (mode === "proxy-fetch") return { MODE: "proxy", CLIENT: "global" };
+  if (mode === "proxy-mgnet") return { MODE: "proxy", CLIENT: mgnetClient ? "mgnet" : "global" };
+  return {};
+}
+
 const SERVERS: Record<string, ServerDef> = {
-  "Deno.serve": { cmd: () => [DENO, "run", "-A", HELLO_APP], env: { RUNTIME: "deno" } },
-  "Mongoose-C": { cmd: (m) => (m === "async" ? undefined : [`${BUILD}/mongoose_hello`]) },
+  "Deno.serve": {
+    cmd: () => [DENO, "run", "-A", HELLO_APP],
+    env: { RUNTIME: "deno" },
+    modeEnv: (m) => appEnv(m, false),
+  },
+  "Deno.serve + mgnet fetch": {
+    cmd: (m) => (m === "proxy-mgnet" ? [DENO, "run", "-A", HELLO_APP] : undefined),
+    env: { RUNTIME: "deno" },
+    modeEnv: (m) => appEnv(m, true),
+    baseline: "Deno.serve",
+  },
+  "Mongoose-C": {
+    cmd: (m) => (m === "async" || FETCH_ONLY.has(m) ? undefined : [`${BUILD}/mongoose_hello`]),
+  },
   "mgnet": {
-    cmd: (m) => [DENO, "run", "-A", m === "hello" ? `${ROOT}examples/hello.ts` : MGNET_APP],
+    cmd: (m) =>
+      FETCH_ONLY.has(m)
+        ? undefined
+        : [DENO, "run", "-A", m === "hello" ? `${ROOT}examples/hello.ts` : MGNET_APP],
     baseline: "Deno.serve",
   },
   "mgnet serve()": {
     cmd: (m) => (m === "async" ? undefined : [DENO, "run", "-A", HELLO_APP]),
     env: { RUNTIME: "mgnet" },
+    modeEnv: (m) => appEnv(m, true),
     baseline: "Deno.serve",
   },
   "mgnet cached": {
@@ -187,9 +233,10 @@ async function startServer(
   cmd: string[],
   port: number,
   env: Record<string, string>,
+  core = 0,
 ): Promise<Deno.ChildProcess> {
   const child = new Deno.Command("taskset", {
-    args: ["-c", "0", ...cmd],
+    args: ["-c", String(core), ...cmd],
     env: { ...env, PORT: String(port) },
     stdout: "piped",
     stderr: "inherit",
@@ -356,6 +403,8 @@ async function measure(
     ...SERVERS[serverName].env,
     MODE: sc.mode,
     STATIC_ROOT: STATIC_DIR,
+    UPSTREAM: upstreamUrl,
+    ...def.modeEnv?.(sc.mode),
   });
   const url = `http://127.0.0.1:${port}${sc.path ?? "/"}`;
   const load = useOha && !sc.lua ? oha : wrk;
@@ -384,13 +433,23 @@ function fmt(n: number | undefined, digits = 2): string {
   return n === undefined || !Number.isFinite(n) ? "–" : n.toFixed(digits);
 }
 
+/** The proxies' upstream: a plain-C Mongoose hello on the load tool's core, started once. */
+let upstreamUrl = "";
+
 if (import.meta.main) {
   const args = parseArgs();
+  const proxies = args.scenarios.some((s) => SCENARIOS[s]?.mode.startsWith("proxy"));
   if (!(await have("wrk"))) {
     console.error("bench:http needs wrk (apt-get install wrk) or oha (cargo install oha --locked)");
     Deno.exit(1);
   }
-  if (args.servers.includes("Mongoose-C")) await buildMongooseC();
+  if (args.servers.includes("Mongoose-C") || proxies) await buildMongooseC();
+  let upstream: Deno.ChildProcess | undefined;
+  if (proxies) {
+    const port = freePort();
+    upstream = await startServer([`${BUILD}/mongoose_hello`], port, {}, 1);
+    upstreamUrl = `http://127.0.0.1:${port}/`;
+  }
   await Deno.mkdir(STATIC_DIR, { recursive: true });
   const file64k = new Uint8Array(64 * 1024);
   for (let i = 0; i < file64k.length; i++) file64k[i] = (i * 131) & 0xff;
@@ -416,6 +475,10 @@ if (import.meta.main) {
         );
       }
     }
+  }
+  if (upstream) {
+    upstream.kill("SIGTERM");
+    await upstream.status;
   }
   console.log(table(rows, args.servers));
 }

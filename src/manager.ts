@@ -7,6 +7,7 @@
  * @module
  */
 
+import { AsyncLocalStorage } from "node:async_hooks";
 import { Loop } from "./core/loop.ts";
 import { lib } from "./core/ffi.ts";
 import { ManagerClosedError, MgnetError } from "./core/errors.ts";
@@ -166,6 +167,16 @@ const DONE: IteratorReturnResult<undefined> = { value: undefined, done: true };
 
 /** The loop of a manager, for code inside `src/` (not re-exported by `mod.ts`). */
 export let managerLoop: (mgr: Manager) => Loop;
+
+/**
+ * The manager whose handler loop runs the current code, if any: handlers
+ * (`onRequest`... and `serve()`'s fetch handler) and everything they await
+ * see it, because each manager's handler loop runs inside
+ * `handlerContext.run(manager, ...)` (one `run` per manager, no per-request
+ * cost). mgnet's `fetch` uses it to run on the manager serving the request.
+ * For code inside `src/` (not re-exported by `mod.ts`).
+ */
+export const handlerContext: AsyncLocalStorage<Manager> = new AsyncLocalStorage<Manager>();
 
 /**
  * Owns a Mongoose event manager. Create listeners with {@linkcode listen},
@@ -335,7 +346,7 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
     if (withHandlers) {
       this.#connHandlers.set(sock.id, options as UdpHandlers);
       this.#loop.pumping = true;
-      this.#pumping ??= this.#pump();
+      this.#pumping ??= handlerContext.run(this, () => this.#pump());
     }
     return sock;
   }
@@ -385,7 +396,7 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
 
   #startPump(): void {
     this.#loop.pumping = true;
-    this.#pumping ??= this.#pump();
+    this.#pumping ??= handlerContext.run(this, () => this.#pump());
   }
 
   /** Checks that a handler (or its absence) fits how this manager is consumed. */

@@ -6,7 +6,11 @@
 //   echo    the request body back, with its content-type
 //   static  files under STATIC_ROOT at /static/, written without std: dot
 //           segments refused, stat + read, content-type, ETag, Last-Modified
-import { serve } from "../../mod.ts";
+//   timer   the hello answer after awaiting a 0 ms timer (as async)
+//   proxy   awaits a GET of UPSTREAM and answers with its body; CLIENT picks
+//           the fetch: global (Deno's, the default) or mgnet (mgnet's fetch,
+//           on the manager serving the request when RUNTIME=mgnet)
+import { fetch as mgnetFetch, serve } from "../../mod.ts";
 
 const mode = Deno.env.get("MODE") ?? "hello";
 const root = Deno.env.get("STATIC_ROOT") ?? ".";
@@ -34,6 +38,9 @@ async function file(req: Request): Promise<Response> {
   }
 }
 
+const upstream = Deno.env.get("UPSTREAM") ?? "http://127.0.0.1:8080/";
+const client = Deno.env.get("CLIENT") === "mgnet" ? mgnetFetch : globalThis.fetch;
+
 const handlers: Record<string, (req: Request) => Response | Promise<Response>> = {
   hello: () => new Response(body, { headers }),
   async: async () => {
@@ -45,6 +52,14 @@ const handlers: Record<string, (req: Request) => Response | Promise<Response>> =
       headers: { "content-type": req.headers.get("content-type") ?? "application/octet-stream" },
     }),
   static: file,
+  timer: async () => {
+    await new Promise((r) => setTimeout(r, 0));
+    return new Response(body, { headers });
+  },
+  proxy: async () => {
+    const res = await client(upstream);
+    return new Response(await res.text(), { headers });
+  },
 };
 
 const port = Number(Deno.env.get("PORT") ?? "8000");

@@ -38,6 +38,13 @@ export interface ClientInternals {
 /** Accessors of private client connection state. */
 export let clientInternals: ClientInternals;
 
+/**
+ * A private request option (for mgnet's `fetch`, not re-exported): when set
+ * to true, an abort fails the request and its body with the signal's
+ * `reason` itself, as the Fetch standard says, instead of a `ClientError`.
+ */
+export const abortWithReason: unique symbol = Symbol("mgnet.abortWithReason");
+
 /** What went wrong with a client request. */
 export type ClientErrorKind =
   | "dns"
@@ -114,7 +121,7 @@ export interface ClientRequestInit {
    * waiting while more than 256 KiB is unsent.
    */
   body?: string | Uint8Array | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array> | null;
-  /** Most ms from sending to the response head (default 30 000). */
+  /** Most ms from sending to the response head (default 30 000; `Infinity`: no limit). */
   timeout?: number;
   /** Aborts the request (rejects with kind `aborted`, closes the connection). */
   signal?: AbortSignal;
@@ -427,7 +434,7 @@ export class HttpClientConnection implements AsyncDisposable {
   }
 
   /** Sends a streamed request body chunked, with the connection's backpressure. */
-  async #upload(body: AsyncIterable<Uint8Array>, fail: (e: ClientError) => void): Promise<void> {
+  async #upload(body: AsyncIterable<Uint8Array>, fail: (e: unknown) => void): Promise<void> {
     try {
       for await (const chunk of body) {
         if (this.#closed) return;
@@ -463,7 +470,7 @@ export class HttpClientConnection implements AsyncDisposable {
       reject,
       signal: init.signal,
     };
-    const fail = (e: ClientError) => {
+    const fail = (e: unknown) => {
       const i = this.#queue.indexOf(p);
       if (i < 0) return; // already complete
       if (!p.responded) {
@@ -475,14 +482,21 @@ export class HttpClientConnection implements AsyncDisposable {
       }
       this.close();
     };
-    p.timer = setTimeout(
-      () =>
-        fail(new ClientError("timeout", `no response from ${this.origin} in ${init.timeout ?? 30_000} ms`)),
-      init.timeout ?? 30_000,
-    );
+    const ms = init.timeout ?? 30_000;
+    if (ms !== Infinity) {
+      p.timer = setTimeout(
+        () => fail(new ClientError("timeout", `no response from ${this.origin} in ${ms} ms`)),
+        ms,
+      );
+    }
     if (init.signal) {
+      const asReason = (init as { [abortWithReason]?: boolean })[abortWithReason] === true;
       p.onAbort = () =>
-        fail(new ClientError("aborted", "the request was aborted", { cause: init.signal!.reason }));
+        fail(
+          asReason
+            ? init.signal!.reason
+            : new ClientError("aborted", "the request was aborted", { cause: init.signal!.reason }),
+        );
       init.signal.addEventListener("abort", p.onAbort, { once: true });
     }
     this.#queue.push(p);

@@ -132,7 +132,7 @@ export interface ClientRequestOptions extends ClientRequestInit, ClientConnectOp
   /**
    * Reuse an idle connection to the same origin and keep this one open for
    * later requests (default `true`). Idle connections wait at most 4 s,
-   * 16 per origin, and never keep the process alive. `false` (or a
+   * 256 per origin, and never keep the process alive. `false` (or a
    * `connection: close` header, or a custom `ca`) sends the request on a
    * fresh connection, closed once the response has arrived.
    */

@@ -437,3 +437,35 @@ test("examples/ws_hono.ts: Hono's upgradeWebSocket helper runs on mgnet", async 
   ]);
   assert.equal((await stop()).success, true);
 });
+
+test("examples/proxy.ts forwards methods, paths, bodies and statuses to UPSTREAM", async () => {
+  await using upstream = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
+    const { pathname, search } = new URL(req.url);
+    if (pathname === "/missing") return new Response("no such thing", { status: 404 });
+    const body = await req.text();
+    return Response.json({
+      method: req.method,
+      path: `${pathname}${search}`,
+      body,
+      x: req.headers.get("x-a"),
+    });
+  });
+  await withExample("proxy.ts", async (url) => {
+    const got = await fetch(`${url}items?id=7`, { headers: { "x-a": "1" } });
+    assert.equal(got.status, 200);
+    assert.equal(got.headers.get("content-type"), "application/json");
+    assert.deepEqual(await got.json(), { method: "GET", path: "/items?id=7", body: "", x: "1" });
+    const posted = await fetch(`${url}items`, { method: "POST", body: "a body" });
+    assert.deepEqual(await posted.json(), { method: "POST", path: "/items", body: "a body", x: null });
+    const missing = await fetch(`${url}missing`);
+    assert.equal(missing.status, 404);
+    assert.equal(await missing.text(), "no such thing");
+  }, { UPSTREAM: `http://127.0.0.1:${upstream.addr.port}` });
+  // With the upstream gone, the proxy answers 502.
+  await upstream.shutdown();
+  await withExample("proxy.ts", async (url) => {
+    const res = await fetch(`${url}x`);
+    assert.equal(res.status, 502);
+    assert.match(await res.text(), /^upstream failed: error sending request/);
+  }, { UPSTREAM: `http://127.0.0.1:${upstream.addr.port}` });
+});

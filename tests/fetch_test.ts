@@ -56,7 +56,7 @@ function mgnetServer(h = handler): Server {
   return { name: "mgnet serve()", port: server.addr.port, [Symbol.asyncDispose]: () => server.shutdown() };
 }
 
-const SERVERS = [denoServer, mgnetServer];
+const SERVERS = [["Deno.serve", denoServer], ["mgnet serve()", mgnetServer]] as const;
 
 /** Rejects with a TypeError whose cause is a ClientError of `kind`. */
 async function rejectsNetwork(p: Promise<unknown>, kind: string): Promise<void> {
@@ -68,8 +68,8 @@ async function rejectsNetwork(p: Promise<unknown>, kind: string): Promise<void> 
   });
 }
 
-for (const make of SERVERS) {
-  test(`fetch (${make.name}): methods, headers, Response fields`, async () => {
+for (const [label, make] of SERVERS) {
+  test(`fetch (${label}): methods, headers, Response fields`, async () => {
     await using srv = make();
     await using mgr = new Manager();
     const f = createFetch(mgr);
@@ -115,9 +115,11 @@ for (const make of SERVERS) {
     await assert.rejects(f(`${base}/echo`, { method: "CONNECT" }), TypeError);
     await assert.rejects(f(`${base}/echo`, { headers: { "bad name": "x" } }), TypeError);
     await assert.rejects(f("ftp://127.0.0.1/"), TypeError);
+    await assert.rejects(f(`http://user:pw@127.0.0.1:${srv.port}/echo`), TypeError);
+    await assert.rejects(f(`${base}/echo`, { redirect: "sideways" as RequestRedirect }), TypeError);
   });
 
-  test(`fetch (${make.name}): bodies: string, bytes, ArrayBuffer, stream, FormData, URLSearchParams, Blob`, async () => {
+  test(`fetch (${label}): bodies: string, bytes, ArrayBuffer, stream, FormData, URLSearchParams, Blob`, async () => {
     await using srv = make();
     await using mgr = new Manager();
     const f = createFetch(mgr);
@@ -167,7 +169,7 @@ for (const make of SERVERS) {
     assert.deepEqual(await res.json(), { name: "mgnet", file: "a.txt", text: "file contents" });
   });
 
-  test(`fetch (${make.name}): redirects follow, manual and error, with the standard's rewriting`, async () => {
+  test(`fetch (${label}): redirects follow, manual and error, with the standard's rewriting`, async () => {
     await using srv = make();
     await using mgr = new Manager();
     const f = createFetch(mgr);
@@ -214,7 +216,7 @@ for (const make of SERVERS) {
     await assert.rejects(f(`${base}/loop`), TypeError);
   });
 
-  test(`fetch (${make.name}): keep-alive reuses one connection`, async () => {
+  test(`fetch (${label}): keep-alive reuses one connection`, async () => {
     await using srv = make();
     await using mgr = new Manager();
     const f = createFetch(mgr);

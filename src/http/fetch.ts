@@ -44,6 +44,7 @@ function sharedManager(): Manager {
 
 const MAX_REDIRECTS = 20;
 const REDIRECT = new Set([301, 302, 303, 307, 308]);
+const REDIRECT_MODES = new Set<string>(["follow", "manual", "error"]);
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
 const NORMALIZED = new Set(["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"]);
 const FORBIDDEN_METHODS = new Set(["CONNECT", "TRACE", "TRACK"]);
@@ -109,6 +110,13 @@ async function extractBody(
 async function prepare(input: string | URL | Request, init: MgFetchInit | undefined): Promise<Prepared> {
   if (!(input instanceof Request)) {
     const url = new URL(input);
+    if (url.username !== "" || url.password !== "") {
+      throw new TypeError(`${url.protocol}//…@${url.host}: credentials in a URL are not allowed`);
+    }
+    const redirect = init?.redirect ?? "follow";
+    if (!REDIRECT_MODES.has(redirect)) {
+      throw new TypeError(`invalid redirect mode ${JSON.stringify(redirect)}`);
+    }
     const method = init?.method === undefined ? "GET" : normalizeMethod(init.method);
     const headers = headerPairs(init?.headers);
     const raw = init?.body ?? null;
@@ -120,7 +128,7 @@ async function prepare(input: string | URL | Request, init: MgFetchInit | undefi
       method,
       headers,
       body: raw === null ? null : await extractBody(raw, headers),
-      redirect: init?.redirect ?? "follow",
+      redirect,
       signal: init?.signal ?? undefined,
     };
   }

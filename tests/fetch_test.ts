@@ -409,3 +409,22 @@ console.log(await res.text());`;
   // The idle pooled connection (kept 4 s) does not hold the process.
   assert.ok(ms < 3_500, `exited after ${ms.toFixed(0)} ms`);
 });
+
+test("fetch: a gzip body is decoded when the caller asked for it; none is asked for by default", async () => {
+  const text = "compressible ".repeat(1000);
+  const gz = new Uint8Array(
+    await new Response(new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer(),
+  );
+  let asked: string | null = "unset";
+  await using srv = denoServer((req) => {
+    asked = req.headers.get("accept-encoding");
+    return new Response(gz, { headers: { "content-encoding": "gzip", "content-type": "text/plain" } });
+  });
+  await using mgr = new Manager();
+  const f = createFetch(mgr);
+  const res = await f(`http://127.0.0.1:${srv.port}/`, { headers: { "accept-encoding": "gzip" } });
+  assert.equal(asked, "gzip");
+  assert.equal(await res.text(), text);
+  await (await f(`http://127.0.0.1:${srv.port}/`)).body?.cancel();
+  assert.equal(asked, null);
+});

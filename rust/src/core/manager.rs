@@ -837,6 +837,12 @@ impl Core {
         self.slots[slot as usize].deadline
     }
 
+    /// Entries in the deadline heap, stale ones included (for tests).
+    #[cfg(test)]
+    pub(super) fn deadline_entries(&self) -> usize {
+        self.deadlines.len()
+    }
+
     /// Drops the heap's stale entries.
     fn rebuild_deadlines(&mut self) {
         let live = self

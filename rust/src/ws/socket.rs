@@ -372,10 +372,15 @@ impl WsProtocol {
         {
             return;
         }
-        let due = match s.ping_at {
-            Some(at) => at + s.pong_ms as u64,
-            None => s.last_rx + s.ping_ms as u64,
+        let (due, period) = match s.ping_at {
+            Some(at) => (at + s.pong_ms as u64, s.pong_ms),
+            None => (s.last_rx + s.ping_ms as u64, s.ping_ms),
         };
+        // Round up to 1/16 of the period (at most 1 s): the sockets due in
+        // one such window are pinged in one poll, so their pongs come back
+        // in few batches (docs/architecture.md, WebSocket keep-alive).
+        let grain = (period as u64 / 16).clamp(1, 1000);
+        let due = due.div_ceil(grain) * grain;
         if core.deadline(slot) != Some(due) {
             core.set_deadline(slot, due);
         }

@@ -211,6 +211,77 @@ test("pingInterval: Deno's WebSocket answers the pings and stays open across fiv
   assert.equal((await closed).code, 1000);
 });
 
+test(
+  "pingInterval: a slow reader that answers pings stays open while the server, over 1 MiB queued, does not read it",
+  {
+    timeoutMs: 60_000,
+  },
+  async () => {
+    const total = 12 << 20;
+    const chunk = new Uint8Array(64 * 1024);
+    await using s = server({ pingInterval: 200, maxBufferedAmount: Infinity });
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: s.port });
+    await writeAll(
+      conn,
+      enc.encode(
+        `GET / HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: Upgrade\r\n` +
+          `sec-websocket-key: ${KEY}\r\nsec-websocket-version: 13\r\n\r\n`,
+      ),
+    );
+    await until(() => s.count("ws-open") === 1, "ws-open");
+    const socket = s.events.find((e) => e.type === "ws-open")!.socket;
+    for (let sent = 0; sent < total; sent += chunk.length) socket.send(chunk);
+    // Read 64 KiB every 10 ms for the first 6 MiB (about 1 s, five ping intervals), then
+    // at full speed, answering each ping, and on until a second ping came. The first
+    // ping waits behind the data; the server restarts its wait while the peer's kernel
+    // keeps acknowledging more of it. (Reading slowly to the end would leave up to a
+    // receive buffer of data, all acknowledged, ahead of the last ping: nothing shows
+    // the server that it is being read, and a 0.2 s pongTimeout can pass.)
+    let buf = new Uint8Array(0);
+    let payload = 0, pings = 0, headDone = false;
+    const b = new Uint8Array(64 * 1024);
+    while (payload < total || pings < 2) {
+      const n = await conn.read(b);
+      assert.ok(n !== null, `EOF after ${payload} bytes: the server closed a live slow reader`);
+      const nb = new Uint8Array(buf.length + n);
+      nb.set(buf);
+      nb.set(b.subarray(0, n), buf.length);
+      buf = nb;
+      if (!headDone) {
+        const end = dec.decode(buf.subarray(0, Math.min(buf.length, 512))).indexOf("\r\n\r\n");
+        if (end < 0) continue;
+        buf = buf.subarray(end + 4);
+        headDone = true;
+      }
+      for (;;) { // whole frames
+        if (buf.length < 2) break;
+        const l = buf[1] & 127;
+        const hl = l === 126 ? 4 : l === 127 ? 10 : 2;
+        if (buf.length < hl) break;
+        const len = l === 126
+          ? (buf[2] << 8) | buf[3]
+          : l === 127
+          ? Number(new DataView(buf.buffer, buf.byteOffset).getBigUint64(2))
+          : l;
+        if (buf.length < hl + len) break;
+        const op = buf[0] & 15;
+        assert.notEqual(op, 8, `a close frame after ${payload} bytes`);
+        if (op === 9) {
+          pings++;
+          await writeAll(conn, frame(10));
+        } else payload += len;
+        buf = buf.subarray(hl + len);
+      }
+      if (payload < 6 << 20) await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(payload, total);
+    await until(() => s.count("ws-pong") >= 2, "the pongs");
+    assert.equal(s.closes().length, 0);
+    conn.close();
+    await until(() => s.closes().length === 1, "ws-close");
+  },
+);
+
 test("upgradeWebSocket idleTimeout (s): a silent raw peer sees ping then close 1001; onerror, then onclose 1001", async () => {
   const order: string[] = [];
   let close: CloseEvent | undefined;

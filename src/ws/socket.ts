@@ -186,7 +186,11 @@ export interface WebSocketOptions {
    * reason and `wasClean: false` (with `onerror` first). Any frame counts
    * as an answer, not only the pong. Timed natively (no JS timer per
    * socket). A peer that does not read never sees the ping behind the
-   * output it does not read, so it is closed too.
+   * output it does not read, so it is closed too; but a ping queued behind
+   * output the peer's kernel has not yet acknowledged waits again as long
+   * as the peer keeps acknowledging more of it (a slow reader, or a server
+   * socket not read because over 1 MiB of its output waits, is not closed
+   * for a pong it could not send or mgnet could not read yet).
    */
   pingInterval?: number;
   /** How long a keep-alive ping waits for anything from the peer (ms, default `pingInterval`). */

@@ -24,7 +24,11 @@
 //! byte the socket sends a ping; if nothing arrives in the `pong_ms` that
 //! follow, it sends a close frame 1001 "No response from ping frame."
 //! (Deno's), reports 1001 (not clean) and closes the TCP connection once
-//! that frame is out, or after the close timeout. Driven by the core's
+//! that frame is out, or after the close timeout. A ping queued behind
+//! output still unsent or unacknowledged waits behind it: while the peer's
+//! kernel keeps acknowledging more of it (TCP_INFO), the wait for an answer
+//! starts again (a slow reader, or a socket not read for backpressure that
+//! would not see the pong). Driven by the core's
 //! deadline (one per socket, re-armed at most twice per interval, never per
 //! message): received bytes only update a timestamp.
 
@@ -118,6 +122,11 @@ struct Socket {
     ping_at: Option<u64>,
     /// Most unsent bytes a new frame may find (more fails the socket).
     max_buffered: usize,
+    /// When the keep-alive ping was queued (or its wait restarted): the
+    /// bytes the peer had acknowledged, and whether output was still ahead
+    /// of the ping (in our queue or unacknowledged in the kernel's).
+    acked_at_ping: u64,
+    behind_at_ping: bool,
 }
 
 impl Socket {
@@ -141,6 +150,8 @@ impl Socket {
             last_rx: 0,
             ping_at: None,
             max_buffered: DEFAULT_MAX_BUFFERED,
+            acked_at_ping: 0,
+            behind_at_ping: false,
         }
     }
 
@@ -162,6 +173,36 @@ pub struct WsProtocol {
     shared: deflate::Shared,
     /// Messages received and sent (for stats and tests).
     pub messages_in: u64,
+}
+
+/// Bytes the kernel still holds unsent (or unacknowledged) on the socket.
+unsafe fn kernel_unsent(c: *mut sys::mg_connection) -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        let mut n: libc::c_int = 0;
+        if libc::ioctl((*c).fd as usize as libc::c_int, libc::TIOCOUTQ, &mut n) == 0 && n > 0 {
+            return n as usize;
+        }
+    }
+    let _ = c;
+    0
+}
+
+/// Bytes of ours the peer's kernel acknowledged so far (TCP_INFO), 0 if
+/// unknown.
+unsafe fn peer_acked(c: *mut sys::mg_connection) -> u64 {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let mut info: libc::tcp_info = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let fd = (*c).fd as usize as libc::c_int;
+        let p = &mut info as *mut libc::tcp_info as *mut libc::c_void;
+        if libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO, p, &mut len) == 0 {
+            return info.tcpi_bytes_acked;
+        }
+    }
+    let _ = c;
+    0
 }
 
 /// Appends `parts` to a socket's output; false when memory ran out.
@@ -394,12 +435,24 @@ impl WsProtocol {
             if s.last_rx >= at {
                 s.ping_at = None; // something arrived since the ping
             } else if now >= at + s.pong_ms as u64 {
-                self.keepalive_close(core, slot, c);
-                return;
+                let acked = unsafe { peer_acked(c) };
+                if s.behind_at_ping && acked > s.acked_at_ping {
+                    // The ping was queued behind output that the peer is
+                    // still taking: it has not seen the ping yet (or is not
+                    // read for backpressure); wait again from now.
+                    s.acked_at_ping = acked;
+                    s.behind_at_ping = unsafe { s.unsent(c) + kernel_unsent(c) } > 0;
+                    s.ping_at = Some(now);
+                } else {
+                    self.keepalive_close(core, slot, c);
+                    return;
+                }
             }
         }
         if s.ping_at.is_none() && now >= s.last_rx + s.ping_ms as u64 {
             s.ping_at = Some(now);
+            s.acked_at_ping = unsafe { peer_acked(c) };
+            s.behind_at_ping = unsafe { s.unsent(c) + kernel_unsent(c) } > 0;
             if self.frame_out(core, slot, c, frame::OP_PING, false, &[]).is_err() {
                 return; // failed by the send buffer limit
             }

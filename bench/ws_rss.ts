@@ -2,14 +2,27 @@
  * RSS per idle WebSocket, with and without permessage-deflate: a server in
  * a child process (this file with `server`), N mgnet clients that each
  * send one message (so a compressed socket has its inflater) and stay.
+ * Then the server's CPU over 5 s of that idleness; in mode `ping` the
+ * server keeps every socket alive with `pingInterval: 1000` (N pings and
+ * pongs a second), in `ping30` with `pingInterval: 30000` (armed, never due),
+ * and in `deno-ping` the server is `Deno.upgradeWebSocket` with
+ * `idleTimeout: 2` (also a ping a second, by a JS timer per socket).
  *
- *   deno run -A bench/ws_rss.ts [N]
+ *   deno run -A bench/ws_rss.ts [N] [mode...]
  */
 import { acceptWebSocket, Manager, type MgWebSocket } from "../mod.ts";
 
 const rss = () => Number(/VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync("/proc/self/status"))![1]) * 1024;
 
-if (Deno.args[0] === "server") {
+if (Deno.args[0] === "server" && Deno.args[1] === "deno-ping") {
+  // The same with Deno.upgradeWebSocket and idleTimeout 2 (a ping per second).
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, (req) => {
+    const { socket, response } = Deno.upgradeWebSocket(req, { idleTimeout: 2 });
+    socket.onmessage = (e) => socket.send(e.data === "rss?" ? `rss ${rss()}` : e.data);
+    return response;
+  });
+  console.log(`port ${server.addr.port}`);
+} else if (Deno.args[0] === "server") {
   const mgr = new Manager();
   const deflate = Deno.args[1] === "deflate"
     ? true
@@ -19,8 +32,9 @@ if (Deno.args[0] === "server") {
   const { port } = mgr.listen("http://127.0.0.1:0");
   console.log(`port ${port}`);
   let n = 0;
+  const pingInterval = Deno.args[1] === "ping" ? 1000 : Deno.args[1] === "ping30" ? 30_000 : undefined;
   for await (const ev of mgr) {
-    if (ev.type === "http") acceptWebSocket(ev, { deflate });
+    if (ev.type === "http") acceptWebSocket(ev, { deflate, pingInterval });
     if (ev.type === "ws-message") {
       ev.socket.send(ev.data);
       if (++n % 1000 === 0) console.log(`rss ${rss()}`);
@@ -29,7 +43,12 @@ if (Deno.args[0] === "server") {
   }
 } else {
   const n = Number(Deno.args[0] ?? 2000);
-  for (const mode of ["plain", "deflate", "reset"]) {
+  const modes = Deno.args.length > 1 ? Deno.args.slice(1) : ["plain", "deflate", "reset", "ping30", "ping"];
+  const cpuTicks = (pid: number) => {
+    const f = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+    return Number(f[11]) + Number(f[12]); // utime + stime
+  };
+  for (const mode of modes) {
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", import.meta.filename!, "server", mode],
       stdout: "piped",
@@ -66,7 +85,7 @@ if (Deno.args[0] === "server") {
       const batch = await Promise.all(
         Array.from(
           { length: 100 },
-          () => mgr.connect(`ws://127.0.0.1:${port}/`, { deflate: mode !== "plain" }),
+          () => mgr.connect(`ws://127.0.0.1:${port}/`, { deflate: mode === "deflate" || mode === "reset" }),
         ),
       );
       for (const s of batch) s.send("hello hello hello hello hello hello");
@@ -74,10 +93,13 @@ if (Deno.args[0] === "server") {
     }
     await new Promise((r) => setTimeout(r, 500));
     const after = await ask();
+    const t0 = cpuTicks(child.pid);
+    await new Promise((r) => setTimeout(r, 5000));
+    const cpu = (cpuTicks(child.pid) - t0) / 5; // ticks of 10 ms per s = % of a core
     console.log(
       `${mode}: ${n} idle sockets, server RSS +${((after - before) / n / 1024).toFixed(1)} KiB each (${
         socks[0].extensions || "no extension"
-      })`,
+      }); server CPU over 5 s idle: ${cpu.toFixed(1)}% of a core`,
     );
     await mgr.close();
     child.kill();

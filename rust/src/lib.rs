@@ -33,7 +33,7 @@ use crate::core::outbound::ClientTls;
 use manager::Manager;
 
 /// Version of this ABI. `src/ffi.ts` refuses a library with another one.
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 
 thread_local! {
     /// Live managers of this thread; a handle is an index + 1. Indices are
@@ -1520,6 +1520,48 @@ pub unsafe extern "C" fn mgnet_ws_connect(
         }
     })
 }
+
+// ---- WebSocket keep-alive and send buffer limit (issue 12) ----
+
+/// Sets a WebSocket's keep-alive and send buffer limit (call it right
+/// after `mgnet_ws_accept`/`mgnet_ws_connect`): a ping after `ping_ms`
+/// without a received byte (0: no keep-alive), the close with 1001 when
+/// nothing arrives in the `pong_ms` after it (0: `ping_ms`), and
+/// `max_buffered`, the most unsent bytes a new frame may find queued (more
+/// fails the socket with 1006; ≤ 0: the default 16 MiB, +∞: no limit).
+/// Returns 0.
+///
+/// # Safety
+/// Safe to call with any arguments: numbers only; a stale handle or
+/// connection is answered with a status.
+#[no_mangle]
+pub extern "C" fn mgnet_ws_tune(
+    h: u32,
+    slot: u32,
+    id: f64,
+    ping_ms: u32,
+    pong_ms: u32,
+    max_buffered: f64,
+) -> i32 {
+    let max = if max_buffered.is_nan() || max_buffered <= 0.0 {
+        ws::DEFAULT_MAX_BUFFERED
+    } else if max_buffered >= usize::MAX as f64 {
+        usize::MAX
+    } else {
+        max_buffered as usize
+    };
+    with_manager(h, |m| unsafe {
+        match (*m).ws(|w, core| w.tune(core, slot, id as u64, ping_ms, pong_ms, max)) {
+            Ok(()) => {
+                (*m).core().wake();
+                0
+            }
+            Err(e) => e,
+        }
+    })
+}
+
+// ---------------------------- end of WebSocket -----------------------------
 
 #[cfg(test)]
 #[path = "lib_tests.rs"]

@@ -14,7 +14,7 @@ import { errorFromStatus } from "./errors.ts";
 import { BUILD_COMMAND, type Located, locateLibrary, NativeLibraryError } from "./native.ts";
 
 /** The ABI version this TypeScript expects (`mgnet_abi_version`). */
-export const ABI_VERSION = 4;
+export const ABI_VERSION = 5;
 
 /** Every symbol of the C ABI (`rust/src/lib.rs`). */
 export const symbols = {
@@ -236,6 +236,10 @@ export const symbols = {
     ],
     result: "i32",
   },
+  // --- WebSocket keep-alive and send buffer limit (src/ws/, rust/src/ws/, issue 12) ---
+  // int32_t mgnet_ws_tune(uint32_t h, uint32_t slot, double id, uint32_t ping_ms, uint32_t pong_ms,
+  //   double max_buffered)
+  mgnet_ws_tune: { parameters: ["u32", "u32", "f64", "u32", "u32", "f64"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded library's symbols. */

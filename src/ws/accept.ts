@@ -13,7 +13,14 @@ import { encodedLen, encodeHead, encodeString, type ReplyHeaders } from "../http
 import { type HttpRequestEvent, requestInternals } from "../http/request_event.ts";
 import { Opcode, WsOpt } from "./abi.ts";
 import { wsProtocolOf } from "./protocol.ts";
-import { type MgWebSocket, socketInternals, type WebSocketData, type WebSocketOptions } from "./socket.ts";
+import {
+  type MgWebSocket,
+  socketInternals,
+  type WebSocketData,
+  type WebSocketOptions,
+  type WsTuning,
+  wsTuning,
+} from "./socket.ts";
 
 /** How to accept a WebSocket upgrade. */
 export interface WebSocketAcceptOptions extends WebSocketOptions {
@@ -24,6 +31,18 @@ export interface WebSocketAcceptOptions extends WebSocketOptions {
   protocol?: string;
   /** Extra response headers for the 101 (e.g. `set-cookie`). */
   headers?: ReplyHeaders;
+  /**
+   * `Deno.upgradeWebSocket`'s keep-alive, in seconds: after half of it
+   * without a frame from the peer a ping is sent, and if nothing arrives in
+   * the other half the socket is closed with 1001 "No response from ping
+   * frame." (see `pingInterval`, which this sets to `idleTimeout / 2` s,
+   * and `pongTimeout`, likewise). So a silent peer is closed
+   * `idleTimeout` seconds after its last frame. Default: 30 for
+   * {@linkcode upgradeWebSocket} (Deno's), none for
+   * {@linkcode acceptWebSocket}; 0 turns it off. Give it or
+   * `pingInterval`, not both.
+   */
+  idleTimeout?: number;
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -61,7 +80,12 @@ export function offeredProtocols(ev: HttpRequestEvent): string[] {
 }
 
 /** Native accept of `ev` for `socket`. */
-function nativeAccept(ev: HttpRequestEvent, socket: MgWebSocket, options: WebSocketAcceptOptions): void {
+function nativeAccept(
+  ev: HttpRequestEvent,
+  socket: MgWebSocket,
+  options: WebSocketAcceptOptions,
+  tuning: WsTuning | undefined,
+): void {
   const conn = ev.conn;
   const host = connInternals.host(conn);
   const key = utf8Encoder.encode(ev.header("sec-websocket-key") ?? "");
@@ -89,12 +113,26 @@ function nativeAccept(ev: HttpRequestEvent, socket: MgWebSocket, options: WebSoc
     flags,
   );
   host.check(rc);
+  if (tuning) {
+    host.check(host.sym.mgnet_ws_tune(
+      host.handle,
+      connInternals.slot(conn),
+      conn.id,
+      tuning.ping,
+      tuning.pong,
+      tuning.maxBuffered,
+    ));
+  }
   requestInternals.markReplied(ev);
   socketInternals.accepted(socket, options.protocol ?? "");
   host.queued();
 }
 
-function checkOptions(ev: HttpRequestEvent, options: WebSocketAcceptOptions): void {
+function checkOptions(
+  ev: HttpRequestEvent,
+  options: WebSocketAcceptOptions,
+  idleDefault: number,
+): WsTuning | undefined {
   const problem = webSocketRequestProblem(ev);
   if (problem) throw new TypeError(problem);
   if (ev.replied) throw new MgnetError("this request was already answered", "State");
@@ -113,6 +151,7 @@ function checkOptions(ev: HttpRequestEvent, options: WebSocketAcceptOptions): vo
   if (t !== undefined && !(Number.isInteger(t) && t > 0 && t <= 0x7fffffff)) {
     throw new RangeError("closeTimeout must be a positive number of ms");
   }
+  return wsTuning(options, idleDefault);
 }
 
 /**
@@ -145,18 +184,37 @@ function checkOptions(ev: HttpRequestEvent, options: WebSocketAcceptOptions): vo
  * ws.close();
  * await new Promise((r) => ws.onclose = r);
  * ```
+ * @example Keep-alive: a ping after 50 ms of silence; Deno's WebSocket answers each one
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { acceptWebSocket, Manager } from "../../mod.ts";
+ *
+ * await using mgr = new Manager();
+ * const { port } = mgr.listen("http://127.0.0.1:0");
+ * const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+ * let pongs = 0;
+ * for await (const ev of mgr) {
+ *   if (ev.type === "http") acceptWebSocket(ev, { pingInterval: 50 });
+ *   if (ev.type === "ws-pong" && ++pongs === 2) break; // still open after two intervals
+ * }
+ * assert.equal(pongs, 2);
+ * ws.close();
+ * ```
  */
 export function acceptWebSocket(ev: HttpRequestEvent, options: WebSocketAcceptOptions = {}): MgWebSocket {
-  checkOptions(ev, options);
+  const tuning = checkOptions(ev, options, 0);
   connInternals.assertOpen(ev.conn);
   const ws = wsProtocolOf(connInternals.host(ev.conn));
   if (!ws) throw new MgnetError("this manager has no WebSocket protocol", "State");
   const socket = socketInternals.create(ev.conn, ws.loop, false, "");
-  nativeAccept(ev, socket, options);
+  nativeAccept(ev, socket, options, tuning);
   ws.add(socket);
   ws.loop.setProtocol(ev.conn, ws);
   return socket;
 }
+
+/** `Deno.upgradeWebSocket`'s default `idleTimeout`, in seconds. */
+const DENO_IDLE_TIMEOUT_S = 30;
 
 /** Responses returned by `upgradeWebSocket`, and their sockets. */
 const upgrades = new WeakMap<Response, MgWebSocket>();
@@ -183,8 +241,10 @@ export function completeUpgrade(res: Response): boolean {
  * returned (`onopen`); until then it is `CONNECTING`.
  *
  * @param req A request from mgnet's `serve()` (its `MgRequest`).
- * @param options Subprotocol, extra headers, limits (as `Deno.upgradeWebSocket`'s `protocol`,
- *   `idleTimeout` is not supported).
+ * @param options Subprotocol, extra headers, limits; `protocol` and `idleTimeout` (seconds,
+ *   default 30: a ping after 15 s without a frame from the peer, the close with 1001 after 15 more)
+ *   as in `Deno.upgradeWebSocket`. Unlike Deno, unsent output is limited (`maxBufferedAmount`,
+ *   default 16 MiB: a send past it closes the socket with 1006).
  * @returns `{ socket, response }`.
  * @throws {TypeError} if the request is not a WebSocket handshake or not from mgnet's `serve()`.
  * @example An echo server under serve()
@@ -203,6 +263,27 @@ export function completeUpgrade(res: Response): boolean {
  * ws.close();
  * await new Promise((r) => ws.onclose = r);
  * ```
+ * @example idleTimeout: a peer that answers nothing is closed with 1001
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { serve, upgradeWebSocket } from "../../mod.ts";
+ *
+ * const closed = Promise.withResolvers<CloseEvent>();
+ * await using server = serve({ port: 0, onListen() {} }, (req) => {
+ *   const { socket, response } = upgradeWebSocket(req, { idleTimeout: 0.2 });
+ *   socket.onclose = closed.resolve;
+ *   return response;
+ * });
+ * // A raw peer that upgrades, then never reads nor answers:
+ * const conn = await Deno.connect({ port: server.addr.port });
+ * await conn.write(new TextEncoder().encode(
+ *   "GET / HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: upgrade\r\n" +
+ *     "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n",
+ * ));
+ * const ev = await closed.promise; // 0.1 s to the ping, 0.1 s more to the close
+ * assert.deepEqual([ev.code, ev.reason, ev.wasClean], [1001, "No response from ping frame.", false]);
+ * conn.close();
+ * ```
  */
 export function upgradeWebSocket(
   req: Request,
@@ -212,14 +293,14 @@ export function upgradeWebSocket(
   if (ev === undefined || typeof ev.header !== "function") {
     throw new TypeError("upgradeWebSocket() takes a request from mgnet's serve()");
   }
-  checkOptions(ev, options);
+  const tuning = checkOptions(ev, options, DENO_IDLE_TIMEOUT_S);
   connInternals.assertOpen(ev.conn);
   const ws = wsProtocolOf(connInternals.host(ev.conn));
   if (!ws) throw new MgnetError("this manager has no WebSocket protocol", "State");
   const socket = socketInternals.create(ev.conn, ws.loop, false, "");
   socketInternals.setPending(socket, () => {
     if (socket.readyState !== 0 || ev.conn.closed) return; // closed before the handler returned
-    nativeAccept(ev, socket, options);
+    nativeAccept(ev, socket, options, tuning);
     ws.add(socket);
     ws.loop.setProtocol(ev.conn, ws);
   });

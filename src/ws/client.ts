@@ -15,7 +15,7 @@ import { utf8Encoder } from "../core/bytes.ts";
 import { ClientError, resolveAddr, systemCa } from "../http/client.ts";
 import { WsOpt } from "./abi.ts";
 import type { WsProtocol } from "./protocol.ts";
-import { type MgWebSocket, socketInternals, type WebSocketOptions } from "./socket.ts";
+import { type MgWebSocket, socketInternals, type WebSocketOptions, wsTuning } from "./socket.ts";
 
 /** Options of a WebSocket client connection. */
 export interface WebSocketConnectOptions extends WebSocketOptions {
@@ -67,6 +67,7 @@ export async function connectWebSocket(
     if (!TOKEN.test(p)) throw new TypeError(`invalid subprotocol ${JSON.stringify(p)}`);
   }
   if (new Set(protocols).size !== protocols.length) throw new TypeError("a subprotocol is offered twice");
+  const tuning = wsTuning(options, 0);
   const tls = u.protocol === "wss:";
   const port = Number(u.port || (tls ? 443 : 80));
   const name = u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname;
@@ -114,6 +115,10 @@ export async function connectWebSocket(
     throw new ClientError(/refused/i.test(msg) ? "refused" : "connect", `${u.origin}: ${msg}`, { cause: e });
   }
   const id = new DataView(out.buffer).getFloat64(0, true);
+  if (tuning) {
+    // Right after the connect: the socket exists (its keep-alive starts once open).
+    check(loop.sym.mgnet_ws_tune(loop.handle, slot, id, tuning.ping, tuning.pong, tuning.maxBuffered));
+  }
   const holder: { socket?: MgWebSocket } = {};
   let error: string | undefined;
   const conn = loop.attachClient(slot, id, {

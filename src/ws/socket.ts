@@ -177,6 +177,94 @@ export interface WebSocketOptions {
    * reset theirs per message.
    */
   deflate?: boolean | { clientNoContextTakeover?: boolean };
+  /**
+   * Keep-alive, in ms (default: none, except `upgradeWebSocket`'s
+   * `idleTimeout`): after this long without a byte from the peer, mgnet
+   * sends a ping; if nothing arrives in the `pongTimeout` after it, the
+   * socket is closed: the peer gets a close frame 1001 "No response from
+   * ping frame.", and `ws-close`/`onclose` report code 1001 with that
+   * reason and `wasClean: false` (with `onerror` first). Any frame counts
+   * as an answer, not only the pong. Timed natively (no JS timer per
+   * socket). A peer that does not read never sees the ping behind the
+   * output it does not read, so it is closed too; but a ping queued behind
+   * output the peer's kernel has not yet acknowledged waits again as long
+   * as the peer keeps acknowledging more of it (a slow reader, or a server
+   * socket not read because over 1 MiB of its output waits, is not closed
+   * for a pong it could not send or mgnet could not read yet).
+   */
+  pingInterval?: number;
+  /** How long a keep-alive ping waits for anything from the peer (ms, default `pingInterval`). */
+  pongTimeout?: number;
+  /**
+   * The most bytes of unsent output a send may find queued (default
+   * 16 MiB; `Infinity`: no limit). A send, broadcast, ping or automatic
+   * pong that finds more fails the socket: what was queued is dropped (a
+   * close frame could not get past it), the connection is closed, and
+   * `ws-close`/`onclose` report 1006 (`wasClean: false`). So a socket's
+   * output holds at most this plus one message, also when `send` is not
+   * awaited (`Deno.upgradeWebSocket` buffers without limit). Await
+   * {@linkcode MgWebSocket.drained} to stay under it.
+   */
+  maxBufferedAmount?: number;
+}
+
+/** The default of `maxBufferedAmount` (`rust/src/ws/socket.rs`, `DEFAULT_MAX_BUFFERED`). */
+const DEFAULT_MAX_BUFFERED = 16 << 20;
+
+/** Native keep-alive and send-limit settings (`mgnet_ws_tune`). */
+export interface WsTuning {
+  /** Ping after this many ms without input (0: none). */
+  ping: number;
+  /** Close this many ms after the ping without input. */
+  pong: number;
+  /** Most unsent bytes a send may find (0: the default). */
+  maxBuffered: number;
+}
+
+function msOption(name: string, v: number | undefined, zeroOk: boolean): number {
+  if (v === undefined) return 0;
+  if (!(Number.isInteger(v) && (zeroOk ? v >= 0 : v > 0) && v <= 0x7fffffff)) {
+    throw new RangeError(`${name} must be a ${zeroOk ? "non-negative" : "positive"} integer number of ms`);
+  }
+  return v;
+}
+
+/**
+ * Checks the keep-alive and send-limit options and turns them into native
+ * settings. `idleTimeout` (seconds, `Deno.upgradeWebSocket`'s) pings after
+ * half of it and closes after the other half; `idleDefault` is used when
+ * neither it nor `pingInterval` is given.
+ *
+ * @param options The socket's options.
+ * @param idleDefault The `idleTimeout` to assume, in seconds (0: none).
+ * @returns The settings, or undefined when all are the defaults.
+ * @throws {RangeError} for a value out of range; {TypeError} for `idleTimeout` with `pingInterval`.
+ */
+export function wsTuning(
+  options: WebSocketOptions & { idleTimeout?: number },
+  idleDefault: number,
+): WsTuning | undefined {
+  const idle = options.idleTimeout;
+  if (idle !== undefined && (options.pingInterval !== undefined || options.pongTimeout !== undefined)) {
+    throw new TypeError("give idleTimeout (seconds) or pingInterval/pongTimeout (ms), not both");
+  }
+  if (idle !== undefined && !(typeof idle === "number" && idle >= 0 && idle * 500 <= 0x7fffffff)) {
+    throw new RangeError("idleTimeout must be a non-negative number of seconds");
+  }
+  let ping = msOption("pingInterval", options.pingInterval, true);
+  let pong = msOption("pongTimeout", options.pongTimeout, false);
+  if (options.pingInterval === undefined && options.pongTimeout === undefined) {
+    const half = Math.round((idle ?? idleDefault) * 500);
+    ping = idle === 0 ? 0 : Math.max(half, (idle ?? idleDefault) > 0 ? 1 : 0);
+    pong = ping;
+  }
+  const m = options.maxBufferedAmount;
+  if (m !== undefined && !(m === Infinity || Number.isSafeInteger(m) && m > 0)) {
+    throw new RangeError("maxBufferedAmount must be a positive integer or Infinity");
+  }
+  const maxBuffered = m === undefined || m === DEFAULT_MAX_BUFFERED ? 0 : m;
+  if (ping === 0 && maxBuffered === 0) return undefined;
+  return { ping, pong, maxBuffered };
 }
 
 /** What the manager-wide code needs from a socket (not re-exported by `mod.ts`). */
@@ -229,7 +317,9 @@ export type WebSocketData = string | ArrayBufferLike | ArrayBufferView;
  * sent waits in memory (`bufferedAmount`). Await {@linkcode drained} to
  * keep that bounded. mgnet also stops reading a socket while over 1 MiB of
  * its output is unsent, so an echo to a peer that does not read cannot
- * grow without bound.
+ * grow without bound, and a send that finds more than `maxBufferedAmount`
+ * (16 MiB by default) unsent closes the socket (1006) instead of queueing:
+ * sends that are not awaited cannot grow native memory without bound.
  *
  * @example A per-socket loop
  * ```ts

@@ -17,6 +17,8 @@
 //! `&mut Core` without aliasing itself.
 
 use std::any::Any;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::ffi::{c_int, c_void, CStr};
 use std::ptr;
 
@@ -75,6 +77,8 @@ struct Slot {
     listener: u64,
     /// Closed by [`Core::close_quietly`]: no CLOSE record.
     quiet: bool,
+    /// The slot's protocol deadline (Mongoose ms), see [`Core::set_deadline`].
+    deadline: Option<u64>,
     /// TLS settings of an outbound connection (used once it connects).
     tls: Option<Box<ClientTls>>,
 }
@@ -99,8 +103,12 @@ pub struct Core {
     lingering: Vec<(u32, u64, u64)>,
     /// Connections to close (draining) at the start of the next poll.
     close_soon: Vec<(u32, u64)>,
-    /// Protocol deadlines: (slot, id, due ms), see [`Core::set_deadline`].
-    deadlines: Vec<(u32, u64, u64)>,
+    /// Protocol deadlines, earliest first: (due ms, slot, id). An entry is
+    /// live only while it matches the slot's `deadline` and id; replaced or
+    /// cleared ones stay until they come up (see [`Core::set_deadline`]).
+    deadlines: BinaryHeap<Reverse<(u64, u32, u64)>>,
+    /// Slots whose `deadline` is set.
+    live_deadlines: usize,
     /// Boxed: each is a listener's `fn_data`, so its address must not move.
     #[allow(clippy::vec_box)]
     listeners: Vec<Box<ListenerInfo>>,
@@ -193,7 +201,8 @@ impl Core {
             dirty: Vec::new(),
             lingering: Vec::new(),
             close_soon: Vec::new(),
-            deadlines: Vec::new(),
+            deadlines: BinaryHeap::new(),
+            live_deadlines: 0,
             listeners: Vec::new(),
             protocols: Vec::new(),
             wake_tx: fds[1],
@@ -300,6 +309,7 @@ impl Core {
             half_close: false,
             listener: 0,
             quiet: false,
+            deadline: None,
             tls: None,
         };
         self.live_slots += 1;
@@ -324,6 +334,9 @@ impl Core {
         s.half_close = false;
         s.listener = 0;
         s.tls = None;
+        if s.deadline.take().is_some() {
+            self.live_deadlines -= 1;
+        }
         self.free.push(i);
         self.live_slots -= 1;
     }
@@ -623,7 +636,11 @@ impl Core {
                 t = (*t).next;
             }
         }
-        for &(_, _, deadline) in self.lingering.iter().chain(&self.deadlines) {
+        for &(_, _, deadline) in &self.lingering {
+            due = due.min(deadline);
+        }
+        if let Some(&Reverse((deadline, _, _))) = self.deadlines.peek() {
+            // Maybe a stale entry: then the wait ends early, once.
             due = due.min(deadline);
         }
         due.saturating_sub(now) as i32
@@ -791,15 +808,49 @@ impl Core {
     /// then. One deadline per slot: a new one replaces the old. Deadlines
     /// run at the start of a poll, so one due at once runs after JS handled
     /// the events of the current poll.
+    ///
+    /// Cost: O(log n) here and O(1) per poll while none is due (a binary
+    /// heap; a replaced entry is dropped when it comes up, and the heap is
+    /// rebuilt should such entries outnumber the live ones), so every
+    /// socket of a large server may keep one.
     pub fn set_deadline(&mut self, slot: u32, due_ms: u64) {
-        let id = self.slots[slot as usize].id;
-        self.deadlines.retain(|&(s, _, _)| s != slot);
-        self.deadlines.push((slot, id, due_ms));
+        let s = &mut self.slots[slot as usize];
+        if s.deadline.replace(due_ms).is_none() {
+            self.live_deadlines += 1;
+        }
+        let id = s.id;
+        self.deadlines.push(Reverse((due_ms, slot, id)));
+        if self.deadlines.len() > 2 * self.live_deadlines + 1024 {
+            self.rebuild_deadlines();
+        }
     }
 
     /// Removes the slot's deadline.
     pub fn clear_deadline(&mut self, slot: u32) {
-        self.deadlines.retain(|&(s, _, _)| s != slot);
+        if self.slots[slot as usize].deadline.take().is_some() {
+            self.live_deadlines -= 1;
+        }
+    }
+
+    /// The slot's deadline, if one is set.
+    pub fn deadline(&self, slot: u32) -> Option<u64> {
+        self.slots[slot as usize].deadline
+    }
+
+    /// Entries in the deadline heap, stale ones included (for tests).
+    #[cfg(test)]
+    pub(super) fn deadline_entries(&self) -> usize {
+        self.deadlines.len()
+    }
+
+    /// Drops the heap's stale entries.
+    fn rebuild_deadlines(&mut self) {
+        let live = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.deadline.map(|d| Reverse((d, i as u32, s.id))));
+        self.deadlines = live.collect();
     }
 
     fn expire_deadlines(&mut self) {
@@ -808,17 +859,19 @@ impl Core {
         }
         let now = now_ms();
         let mut due = Vec::new();
-        let slots = &self.slots;
-        self.deadlines.retain(|&(slot, id, at)| {
-            if slots[slot as usize].id != id {
-                return false;
+        while let Some(&Reverse((at, slot, id))) = self.deadlines.peek() {
+            if at > now {
+                break;
             }
-            if now >= at {
-                due.push(slot);
-                return false;
+            self.deadlines.pop();
+            let s = &mut self.slots[slot as usize];
+            if s.id != id || s.deadline != Some(at) {
+                continue; // replaced, cleared, or the connection is gone
             }
-            true
-        });
+            s.deadline = None;
+            self.live_deadlines -= 1;
+            due.push(slot);
+        }
         for slot in due {
             let proto = self.slots[slot as usize].proto;
             self.dispatch(proto, |p, core| p.on_deadline(core, slot));

@@ -20,6 +20,8 @@ struct Echo {
     closed: Vec<u32>,
     reads: usize,
     sent: usize,
+    /// Slots whose deadline fired, in order.
+    deadlines: Vec<u32>,
 }
 
 impl Protocol for Echo {
@@ -51,6 +53,10 @@ impl Protocol for Echo {
 
     fn on_closed(&mut self, _core: &mut Core, slot: u32) {
         self.closed.push(slot);
+    }
+
+    fn on_deadline(&mut self, _core: &mut Core, slot: u32) {
+        self.deadlines.push(slot);
     }
 
     fn as_any_mut(&mut self) -> &mut dyn Any {
@@ -304,4 +310,49 @@ fn shutdown_closes_listeners() {
     assert!(!split_records(&t.events)
         .iter()
         .any(|&(k, id, _)| k == KIND_CLOSE && id == lid));
+}
+
+#[test]
+fn deadlines_fire_once_in_order_and_replaced_or_cleared_ones_never() {
+    use super::manager::now_ms;
+    let mut t = TestCore::new();
+    let (_, _, port) = t.listen();
+    let _a = client(port);
+    let a = u32_at(&t.wait_record(KIND_OPEN, 0), 16);
+    t.events.clear();
+    let _b = client(port);
+    let b = u32_at(&t.wait_record(KIND_OPEN, 0), 16);
+    let _c = client(port);
+    t.events.clear();
+    let c = u32_at(&t.wait_record(KIND_OPEN, 0), 16);
+    let now = now_ms();
+    let core = t.core();
+    core.set_deadline(a, now + 10); // replaced by a later one
+    core.set_deadline(a, now + 60);
+    core.set_deadline(b, now + 5); // cleared
+    core.clear_deadline(b);
+    core.set_deadline(c, now + 30);
+    assert_eq!(core.deadline(a), Some(now + 60));
+    assert_eq!(core.deadline(b), None);
+    // The wait ends by the earliest entry (a stale one may end it early).
+    assert!(core.next_timeout() <= 10);
+    t.poll_until("both deadlines", |core, _| {
+        core.deadline(a).is_none() && core.deadline(c).is_none()
+    });
+    assert!(now_ms() >= now + 60);
+    assert_eq!(t.echo(|e| e.deadlines.clone()), [c, a]);
+    // Nothing fires twice, and stale entries leave the heap as they come up.
+    t.poll_until("stale entries to go", |core, _| core.deadline_entries() == 0);
+    assert_eq!(t.echo(|e| e.deadlines.len()), 2);
+    // Re-arming one slot again and again keeps the heap bounded.
+    let far = now_ms() + 60_000;
+    for i in 0..10_000 {
+        t.core().set_deadline(a, far + i);
+    }
+    assert!(
+        t.core().deadline_entries() <= 2 + 1024,
+        "{}",
+        t.core().deadline_entries()
+    );
+    assert_eq!(t.core().deadline(a), Some(far + 9_999));
 }

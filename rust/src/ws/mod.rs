@@ -13,5 +13,6 @@ pub mod record;
 pub mod socket;
 
 pub use socket::{
-    Options, WsProtocol, DEFAULT_CLOSE_TIMEOUT_MS, DEFAULT_MAX_MESSAGE, OPT_DEFLATE, OPT_NO_AUTO_PONG,
+    Options, WsProtocol, DEFAULT_CLOSE_TIMEOUT_MS, DEFAULT_MAX_BUFFERED, DEFAULT_MAX_MESSAGE, OPT_DEFLATE,
+    OPT_NO_AUTO_PONG,
 };

@@ -15,7 +15,22 @@
 //! Backpressure: while more than [`SEND_HIGH`] bytes wait to be sent (a
 //! peer that does not read its echoes), the socket is not read; reading
 //! resumes under [`SEND_LOW`]. JS sees the queued bytes after each send and
-//! can wait for a DRAIN.
+//! can wait for a DRAIN. A frame queued while more than the socket's
+//! `max_buffered` bytes are unsent (default [`DEFAULT_MAX_BUFFERED`]) fails
+//! the socket instead: its output is dropped, the connection closed and
+//! WS_CLOSE reports 1006 (no close frame can pass the queue).
+//!
+//! Keep-alive ([`WsProtocol::tune`]): after `ping_ms` without a received
+//! byte the socket sends a ping; if nothing arrives in the `pong_ms` that
+//! follow, it sends a close frame 1001 "No response from ping frame."
+//! (Deno's), reports 1001 (not clean) and closes the TCP connection once
+//! that frame is out, or after the close timeout. A ping queued behind
+//! output still unsent or unacknowledged waits behind it: while the peer's
+//! kernel keeps acknowledging more of it (TCP_INFO), the wait for an answer
+//! starts again (a slow reader, or a socket not read for backpressure that
+//! would not see the pong). Driven by the core's
+//! deadline (one per socket, re-armed at most twice per interval, never per
+//! message): received bytes only update a timestamp.
 
 use std::any::Any;
 
@@ -38,6 +53,14 @@ pub const SEND_LOW: usize = 512 * 1024;
 pub const DEFAULT_MAX_MESSAGE: usize = 16 << 20;
 /// The default wait for the peer's close frame after ours (ms).
 pub const DEFAULT_CLOSE_TIMEOUT_MS: u32 = 5000;
+/// The default most unsent bytes a new frame may find queued (more fails
+/// the socket with 1006); see docs/architecture.md, WebSocket.
+pub const DEFAULT_MAX_BUFFERED: usize = 16 << 20;
+/// The close code and reason of a keep-alive ping left unanswered (Deno's).
+pub const PING_TIMEOUT_CODE: u16 = 1001;
+pub const PING_TIMEOUT_REASON: &[u8] = b"No response from ping frame.";
+/// The reason reported when the send buffer limit fails a socket.
+pub const BUFFER_LIMIT_REASON: &[u8] = b"more than maxBufferedAmount bytes unsent";
 /// A receive buffer over this size is freed once empty.
 const RECV_KEEP: usize = 64 * 1024;
 /// A receive buffer is grown up to this for a large frame.
@@ -88,6 +111,22 @@ struct Socket {
     /// the next poll.
     pending_close: Option<(u16, Vec<u8>)>,
     deflate: Option<Box<Deflate>>,
+    /// Keep-alive: a ping after this long without a received byte (ms, 0:
+    /// off)...
+    ping_ms: u32,
+    /// ...and the close when nothing arrives this long after it.
+    pong_ms: u32,
+    /// When bytes last arrived (Mongoose ms; kept only with keep-alive).
+    last_rx: u64,
+    /// When our keep-alive ping was queued, while it waits for an answer.
+    ping_at: Option<u64>,
+    /// Most unsent bytes a new frame may find (more fails the socket).
+    max_buffered: usize,
+    /// When the keep-alive ping was queued (or its wait restarted): the
+    /// bytes the peer had acknowledged, and whether output was still ahead
+    /// of the ping (in our queue or unacknowledged in the kernel's).
+    acked_at_ping: u64,
+    behind_at_ping: bool,
 }
 
 impl Socket {
@@ -106,6 +145,13 @@ impl Socket {
             paused: false,
             pending_close: None,
             deflate: None,
+            ping_ms: 0,
+            pong_ms: 0,
+            last_rx: 0,
+            ping_at: None,
+            max_buffered: DEFAULT_MAX_BUFFERED,
+            acked_at_ping: 0,
+            behind_at_ping: false,
         }
     }
 
@@ -127,6 +173,36 @@ pub struct WsProtocol {
     shared: deflate::Shared,
     /// Messages received and sent (for stats and tests).
     pub messages_in: u64,
+}
+
+/// Bytes the kernel still holds unsent (or unacknowledged) on the socket.
+unsafe fn kernel_unsent(c: *mut sys::mg_connection) -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        let mut n: libc::c_int = 0;
+        if libc::ioctl((*c).fd as usize as libc::c_int, libc::TIOCOUTQ, &mut n) == 0 && n > 0 {
+            return n as usize;
+        }
+    }
+    let _ = c;
+    0
+}
+
+/// Bytes of ours the peer's kernel acknowledged so far (TCP_INFO), 0 if
+/// unknown.
+unsafe fn peer_acked(c: *mut sys::mg_connection) -> u64 {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let mut info: libc::tcp_info = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let fd = (*c).fd as usize as libc::c_int;
+        let p = &mut info as *mut libc::tcp_info as *mut libc::c_void;
+        if libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO, p, &mut len) == 0 {
+            return info.tcpi_bytes_acked;
+        }
+    }
+    let _ = c;
+    0
 }
 
 /// Appends `parts` to a socket's output; false when memory ran out.
@@ -190,6 +266,13 @@ impl WsProtocol {
         let Some(s) = self.sock(slot) else {
             return Err(fail(Status::State, "not a WebSocket"));
         };
+        if opcode != frame::OP_CLOSE && s.unsent(c) > s.max_buffered {
+            self.fail_buffered(core, slot, c);
+            return Err(fail(
+                Status::State,
+                "the WebSocket's send buffer is over its limit",
+            ));
+        }
         let mut hdr = [0u8; 14];
         let n = frame::header(&mut hdr, true, rsv1, opcode, payload.len(), mask);
         let ok = unsafe {
@@ -271,6 +354,125 @@ impl WsProtocol {
             }
         } else {
             core.mark_dirty(slot); // on_sent lingers once it is out
+        }
+    }
+
+    /// Fails a socket whose unsent output is over its limit: drops that
+    /// output (a close frame could not get past it), reports 1006 and
+    /// closes the connection.
+    fn fail_buffered(&mut self, core: &mut Core, slot: u32, c: *mut sys::mg_connection) {
+        self.report_close(core, slot, frame::CLOSE_ABNORMAL, BUFFER_LIMIT_REASON, false);
+        let Some(s) = self.sock(slot) else { return };
+        s.close_sent = true;
+        s.close_received = true;
+        s.pending_close = None;
+        s.out = Overflow::default();
+        unsafe {
+            sys::mg_iobuf_free(&mut (*c).send);
+            (*c).recv.len = 0;
+            (*c).set_is_closing(1);
+        }
+        core.clear_deadline(slot);
+        core.request_poll();
+    }
+
+    /// Sets the keep-alive and the send buffer limit of socket (`slot`,
+    /// `id`): a ping after `ping_ms` without a received byte (0: none), the
+    /// close (1001) when nothing arrives in the `pong_ms` after it, and
+    /// `max_buffered`, the most unsent bytes a new frame may find. For a
+    /// client the keep-alive starts once it is open.
+    pub fn tune(
+        &mut self,
+        core: &mut Core,
+        slot: u32,
+        id: u64,
+        ping_ms: u32,
+        pong_ms: u32,
+        max_buffered: usize,
+    ) -> Result<(), i32> {
+        let (_, s) = self.live(core, slot, id)?;
+        s.ping_ms = ping_ms;
+        s.pong_ms = if pong_ms > 0 { pong_ms } else { ping_ms };
+        s.max_buffered = max_buffered;
+        s.last_rx = now_ms();
+        s.ping_at = None;
+        self.arm_keepalive(core, slot);
+        Ok(())
+    }
+
+    /// Sets the socket's deadline to its next keep-alive step, if it has
+    /// keep-alive, is open and no close is under way (those own the
+    /// deadline then).
+    fn arm_keepalive(&mut self, core: &mut Core, slot: u32) {
+        let Some(s) = self.sock(slot) else { return };
+        if s.ping_ms == 0
+            || s.handshake.is_some()
+            || s.close_sent
+            || s.close_received
+            || s.pending_close.is_some()
+        {
+            return;
+        }
+        let (due, period) = match s.ping_at {
+            Some(at) => (at + s.pong_ms as u64, s.pong_ms),
+            None => (s.last_rx + s.ping_ms as u64, s.ping_ms),
+        };
+        // Round up to 1/16 of the period (at most 1 s): the sockets due in
+        // one such window are pinged in one poll, so their pongs come back
+        // in few batches (docs/architecture.md, WebSocket keep-alive).
+        let grain = (period as u64 / 16).clamp(1, 1000);
+        let due = due.div_ceil(grain) * grain;
+        if core.deadline(slot) != Some(due) {
+            core.set_deadline(slot, due);
+        }
+    }
+
+    /// The keep-alive deadline passed: ping, close, or re-arm for later.
+    fn keepalive(&mut self, core: &mut Core, slot: u32, c: *mut sys::mg_connection) {
+        let now = now_ms();
+        let Some(s) = self.sock(slot) else { return };
+        if let Some(at) = s.ping_at {
+            if s.last_rx >= at {
+                s.ping_at = None; // something arrived since the ping
+            } else if now >= at + s.pong_ms as u64 {
+                let acked = unsafe { peer_acked(c) };
+                if s.behind_at_ping && acked > s.acked_at_ping {
+                    // The ping was queued behind output that the peer is
+                    // still taking: it has not seen the ping yet (or is not
+                    // read for backpressure); wait again from now.
+                    s.acked_at_ping = acked;
+                    s.behind_at_ping = unsafe { s.unsent(c) + kernel_unsent(c) } > 0;
+                    s.ping_at = Some(now);
+                } else {
+                    self.keepalive_close(core, slot, c);
+                    return;
+                }
+            }
+        }
+        if s.ping_at.is_none() && now >= s.last_rx + s.ping_ms as u64 {
+            s.ping_at = Some(now);
+            s.acked_at_ping = unsafe { peer_acked(c) };
+            s.behind_at_ping = unsafe { s.unsent(c) + kernel_unsent(c) } > 0;
+            if self.frame_out(core, slot, c, frame::OP_PING, false, &[]).is_err() {
+                return; // failed by the send buffer limit
+            }
+        }
+        self.arm_keepalive(core, slot);
+    }
+
+    /// The keep-alive ping got no answer: close frame 1001 to the peer,
+    /// 1001 (not clean) to JS, and the connection closed once that frame is
+    /// out (at most the close timeout later) without waiting for the
+    /// peer's close frame, as Deno does.
+    fn keepalive_close(&mut self, core: &mut Core, slot: u32, c: *mut sys::mg_connection) {
+        self.report_close(core, slot, PING_TIMEOUT_CODE, PING_TIMEOUT_REASON, false);
+        self.send_close(core, slot, c, PING_TIMEOUT_CODE, PING_TIMEOUT_REASON);
+        let Some(s) = self.sock(slot) else { return };
+        s.close_received = true; // the handshake is over: discard what comes
+        let timeout = s.close_timeout_ms as u64;
+        self.finish(core, slot, c);
+        if !core.is_lingering(slot) {
+            core.set_deadline(slot, now_ms() + timeout);
         }
     }
 
@@ -395,6 +597,11 @@ impl WsProtocol {
             if s.client || s.close_sent || s.handshake.is_some() {
                 continue;
             }
+            if s.unsent(c) > s.max_buffered {
+                self.fail_buffered(core, slot, c);
+                continue;
+            }
+            let Some(s) = self.sock(slot) else { continue };
             let ok = unsafe {
                 match (&z, compressed) {
                     (Some((bytes, zh, zn)), true) => append(s, c, &[&zh[..*zn], bytes]),
@@ -471,6 +678,7 @@ impl WsProtocol {
         if s.paused {
             return;
         }
+        let mut opened = false;
         if let Some(hs) = &s.handshake {
             let input = unsafe { std::slice::from_raw_parts((*c).recv.buf, (*c).recv.len) };
             match handshake::check_response(input, &hs.key, &hs.offered) {
@@ -503,6 +711,8 @@ impl WsProtocol {
                         return;
                     }
                     s.handshake = None;
+                    s.last_rx = now_ms();
+                    opened = true;
                     unsafe { iobuf_consume(&mut (*c).recv, a.head_len) };
                     record::open(
                         &mut core.events,
@@ -612,7 +822,9 @@ impl WsProtocol {
             }
         }
         for p in pongs {
-            let _ = self.frame_out(core, slot, c, frame::OP_PONG, false, &p);
+            if self.frame_out(core, slot, c, frame::OP_PONG, false, &p).is_err() {
+                return; // failed by the send buffer limit
+            }
         }
         if let Some((code, reason, peer_closed)) = closing {
             let Some(s) = self.sock(slot) else { return };
@@ -627,6 +839,9 @@ impl WsProtocol {
             self.report_close(core, slot, code, &reason, peer_closed);
             core.set_deadline(slot, now_ms());
             return;
+        }
+        if opened {
+            self.arm_keepalive(core, slot);
         }
         self.backpressure(slot, c);
     }
@@ -693,6 +908,11 @@ impl Protocol for WsProtocol {
     }
 
     fn on_read(&mut self, core: &mut Core, slot: u32) {
+        if let Some(s) = self.sock(slot) {
+            if s.ping_ms != 0 {
+                s.last_rx = now_ms();
+            }
+        }
         self.read(core, slot);
     }
 
@@ -762,6 +982,11 @@ impl Protocol for WsProtocol {
         if let Some((code, reason)) = self.sock(slot).and_then(|s| s.pending_close.take()) {
             self.send_close(core, slot, c, code, &reason);
             self.finish(core, slot, c);
+            return;
+        }
+        let Some(s) = self.sock(slot) else { return };
+        if !s.close_sent {
+            self.keepalive(core, slot, c);
             return;
         }
         // Our close frame got no answer in time.

@@ -14,7 +14,7 @@ import { errorFromStatus } from "./errors.ts";
 import { BUILD_COMMAND, type Located, locateLibrary, NativeLibraryError } from "./native.ts";
 
 /** The ABI version this TypeScript expects (`mgnet_abi_version`). */
-export const ABI_VERSION = 4;
+export const ABI_VERSION = 5;
 
 /** Every symbol of the C ABI (`rust/src/lib.rs`). */
 export const symbols = {
@@ -236,6 +236,14 @@ export const symbols = {
     ],
     result: "i32",
   },
+  // TLS (rust/src/tls/)
+  // int32_t mgnet_tls_listen(uint32_t h, const uint8_t *url, uint32_t url_len, const uint8_t *spec,
+  //   uint32_t spec_len, uint8_t out[16])
+  mgnet_tls_listen: { parameters: ["u32", "buffer", "u32", "buffer", "u32", "buffer"], result: "i32" },
+  // int32_t mgnet_tls_reload(uint32_t h, uint32_t slot, double id, const uint8_t *spec, uint32_t spec_len)
+  mgnet_tls_reload: { parameters: ["u32", "u32", "f64", "buffer", "u32"], result: "i32" },
+  // int32_t mgnet_tls_self_signed(const uint8_t *names, uint32_t names_len, uint8_t *out, uint32_t cap)
+  mgnet_tls_self_signed: { parameters: ["buffer", "u32", "buffer", "u32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded library's symbols. */

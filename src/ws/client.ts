@@ -81,7 +81,7 @@ export async function connectWebSocket(
   const ca = typeof options.ca === "string"
     ? utf8Encoder.encode(options.ca)
     : options.ca ?? (tls && !options.insecure ? systemCa() : new Uint8Array(0));
-  const tlsName = utf8Encoder.encode(tls && !options.insecure ? name : "");
+  const tlsName = utf8Encoder.encode(tls ? name : "");
   const a = utf8Encoder.encode(addr);
   const h = utf8Encoder.encode(head);
   const p = utf8Encoder.encode(protocols.join("\n"));
@@ -127,11 +127,13 @@ export async function connectWebSocket(
       if (!socket) return;
       if (socket.readyState === 0) {
         const msg = error ?? "the connection closed before the handshake completed";
-        const kind = /handshake|the server|subprotocol|extensions/.test(msg)
+        const kind = /^TLS\b|certificate/.test(msg)
+          ? "tls"
+          : /handshake|the server|subprotocol|extensions/.test(msg)
           ? "protocol"
           : /refused/i.test(msg)
           ? "refused"
-          : /tls|certificate/i.test(msg)
+          : /tls/i.test(msg)
           ? "tls"
           : "connect";
         socketInternals.failed(socket, new ClientError(kind, `${u.origin}: ${msg}`));

@@ -244,6 +244,7 @@ class MgServer implements HttpServer {
     const shownHost = hostname === "0.0.0.0" ? "localhost" : host;
     this.#ctx = {
       origin: `${scheme}://${shownHost}:${listener.port}`,
+      scheme,
       watch: (id, controller) => {
         let set = this.#watched.get(id);
         if (!set) this.#watched.set(id, set = new Set());

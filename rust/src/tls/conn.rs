@@ -47,6 +47,9 @@ pub struct TlsConn {
     plain: usize,
     /// The socket is registered for EPOLLOUT for ciphertext rustls holds.
     want_out: bool,
+    /// The peer ended the stream (close_notify): once the plaintext before
+    /// it is read, the next read reports the end.
+    eof: bool,
 }
 
 /// Starts TLS on `c` with a ready rustls connection (server or client).
@@ -58,6 +61,7 @@ pub unsafe fn attach(c: *mut sys::mg_connection, conn: Connection) {
         conn,
         plain: 0,
         want_out: false,
+        eof: false,
     });
     (*c).tls = Box::into_raw(t) as *mut c_void;
     (*c).set_is_tls(1);
@@ -157,14 +161,17 @@ unsafe fn write_out(c: *mut sys::mg_connection, t: &mut TlsConn) -> io::Result<b
     Ok(done)
 }
 
-/// Reports a TLS failure on `c`: Mongoose's MG_EV_ERROR with `why`, and the
-/// connection closes.
+/// Reports a TLS failure on `c`: MG_EV_ERROR with `why`, and the connection
+/// closes.
 unsafe fn fail(c: *mut sys::mg_connection, why: &str) {
     if (*c).is_closing() != 0 {
         return;
     }
+    // What mg_error does, without its 64-byte message buffer (rustls'
+    // reasons are longer).
     let msg = CString::new(why.replace('\0', " ")).unwrap_or_default();
-    sys::mg_error(c, c"%s".as_ptr(), msg.as_ptr());
+    (*c).set_is_closing(1);
+    sys::mg_call(c, sys::MG_EV_ERROR as c_int, msg.as_ptr() as *mut c_void);
 }
 
 /// Feeds `c->rtls` to rustls and processes the records. Err: the reason,
@@ -268,6 +275,9 @@ pub unsafe extern "C" fn mg_tls_recv(c: *mut sys::mg_connection, buf: *mut c_voi
         if buf.is_null() || len == 0 {
             return 0;
         }
+        if t.eof && t.plain == 0 {
+            return IO_ERR;
+        }
         let out = std::slice::from_raw_parts_mut(buf as *mut u8, len);
         let mut got = 0;
         let mut ended = false;
@@ -304,6 +314,12 @@ pub unsafe extern "C" fn mg_tls_recv(c: *mut sys::mg_connection, buf: *mut c_voi
             let _ = write_out(c, t);
         }
         if t.plain > 0 || (*c).rtls.len > 0 {
+            note_pending();
+        }
+        if !ended && got > 0 && peer_closed(t) {
+            // close_notify came with the last data: the next poll reads
+            // the end (mg_tls_pending counts it), which closes.
+            t.eof = true;
             note_pending();
         }
         if got > 0 {
@@ -362,7 +378,7 @@ pub unsafe extern "C" fn mg_tls_send(c: *mut sys::mg_connection, buf: *const c_v
 #[no_mangle]
 pub unsafe extern "C" fn mg_tls_pending(c: *mut sys::mg_connection) -> usize {
     match state(c) {
-        Some(t) if (*c).is_full() == 0 => t.plain,
+        Some(t) if (*c).is_full() == 0 => t.plain + usize::from(t.eof),
         _ => 0,
     }
 }

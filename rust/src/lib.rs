@@ -1603,7 +1603,12 @@ pub unsafe extern "C" fn mgnet_tls_reload(h: u32, slot: u32, id: f64, spec: *con
 /// # Safety
 /// `names` is valid for `names_len` bytes, `out` for `cap` bytes.
 #[no_mangle]
-pub unsafe extern "C" fn mgnet_tls_self_signed(names: *const u8, names_len: u32, out: *mut u8, cap: u32) -> i32 {
+pub unsafe extern "C" fn mgnet_tls_self_signed(
+    names: *const u8,
+    names_len: u32,
+    out: *mut u8,
+    cap: u32,
+) -> i32 {
     thread_local! {
         static MADE: RefCell<Vec<(Vec<u8>, Vec<u8>)>> = const { RefCell::new(Vec::new()) };
     }

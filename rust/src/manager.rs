@@ -193,7 +193,9 @@ impl Manager {
             ));
         };
         let t = server_tls(spec, alpn)?;
-        let plain = url.split_once("://").map_or(url.to_string(), |(_, r)| format!("tcp://{r}"));
+        let plain = url
+            .split_once("://")
+            .map_or(url.to_string(), |(_, r)| format!("tcp://{r}"));
         let (slot, id, port) = unsafe { Core::listen(self.core, &plain, proto)? };
         self.core().set_listener_transport(slot, id, Box::new(t))?;
         Ok((slot, id, port))
@@ -208,7 +210,10 @@ impl Manager {
             .listener_transport(slot, id)?
             .and_then(|t| t.as_any_mut().downcast_mut::<ServerTls>())
         else {
-            return Err(error::fail(error::Status::Invalid, format!("listener {id} has no TLS")));
+            return Err(error::fail(
+                error::Status::Invalid,
+                format!("listener {id} has no TLS"),
+            ));
         };
         let alpn: Vec<Vec<u8>> = t.config.alpn_protocols.clone();
         let refs: Vec<&[u8]> = alpn.iter().map(|a| a.as_slice()).collect();

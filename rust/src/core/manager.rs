@@ -24,10 +24,10 @@ use super::error::{fail, Status};
 use super::event::EventBuf;
 use super::outbound::connect_errno;
 use super::protocol::Protocol;
-use super::transport::{self, Transport};
 use super::sys_io::{
     epoll_mode, has_fins, iobuf_consume, set_read_paused, sys_send, take_fins, take_half_close, DATA_FIN,
 };
+use super::transport::{self, Transport};
 use crate::sys;
 
 /// Most extra Mongoose polls one `poll()` runs while each accepts a
@@ -489,14 +489,21 @@ impl Core {
     }
 
     /// The transport of a listener, for typed access.
-    pub fn listener_transport(&mut self, slot: u32, id: u64) -> Result<Option<&mut (dyn Transport + 'static)>, i32> {
+    pub fn listener_transport(
+        &mut self,
+        slot: u32,
+        id: u64,
+    ) -> Result<Option<&mut (dyn Transport + 'static)>, i32> {
         Ok(self.listener_info(slot, id)?.transport.as_deref_mut())
     }
 
     fn listener_info(&mut self, slot: u32, id: u64) -> Result<&mut ListenerInfo, i32> {
         self.conn(slot, id)?;
         if self.slots[slot as usize].role != Role::Listener {
-            return Err(fail(Status::Invalid, format!("connection {id} is not a listener")));
+            return Err(fail(
+                Status::Invalid,
+                format!("connection {id} is not a listener"),
+            ));
         }
         self.listeners
             .iter_mut()

@@ -14,9 +14,9 @@ pub mod outbound;
 pub mod overflow;
 pub mod protocol;
 pub mod sys_io;
-pub mod transport;
 #[cfg(test)]
 mod tests;
+pub mod transport;
 
 pub use manager::Core;
 pub use protocol::Protocol;

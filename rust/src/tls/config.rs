@@ -14,7 +14,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::{ClientConfig, ClientConnection, Connection, DigitallySignedStruct, RootCertStore, ServerConfig};
+use rustls::{
+    ClientConfig, ClientConnection, Connection, DigitallySignedStruct, RootCertStore, ServerConfig,
+};
 use rustls::{ServerConnection, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -82,7 +84,9 @@ impl Spec {
                     s.sni.push((name.to_ascii_lowercase(), Vec::new(), Vec::new()));
                 }
                 (tag::ALPN, _) => s.alpn.push(v),
-                (tag::NAME, _) => s.name = String::from_utf8(v).map_err(|_| "TLS settings: name is not UTF-8")?,
+                (tag::NAME, _) => {
+                    s.name = String::from_utf8(v).map_err(|_| "TLS settings: name is not UTF-8")?
+                }
                 (tag::INSECURE, _) => s.insecure = true,
                 _ => return Err(format!("TLS settings: unknown field {t}")),
             }
@@ -144,7 +148,9 @@ pub fn private_key(b: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
     }
     let text = String::from_utf8_lossy(b);
     if text.contains("ENCRYPTED PRIVATE KEY") || text.contains("Proc-Type: 4,ENCRYPTED") {
-        return Err("key: encrypted PEM keys are not supported (decrypt it first, e.g. `openssl pkey`)".into());
+        return Err(
+            "key: encrypted PEM keys are not supported (decrypt it first, e.g. `openssl pkey`)".into(),
+        );
     }
     PrivateKeyDer::from_pem_slice(b).map_err(|e| match e {
         rustls_pki_types::pem::Error::NoItemsFound => {
@@ -361,7 +367,11 @@ pub struct ClientTls {
 impl ClientTls {
     /// Settings for one outbound connection.
     pub fn new(s: &Spec) -> Result<ClientTls, String> {
-        let name = if s.name.is_empty() { "localhost" } else { s.name.as_str() };
+        let name = if s.name.is_empty() {
+            "localhost"
+        } else {
+            s.name.as_str()
+        };
         let name = ServerName::try_from(name.trim_start_matches('[').trim_end_matches(']').to_string())
             .map_err(|_| format!("invalid server name {:?}", s.name))?;
         Ok(ClientTls {
@@ -373,7 +383,8 @@ impl ClientTls {
 
 impl Transport for ClientTls {
     unsafe fn start(&self, c: *mut sys::mg_connection) -> Result<(), String> {
-        let conn = ClientConnection::new(self.config.clone(), self.name.clone()).map_err(|e| e.to_string())?;
+        let conn =
+            ClientConnection::new(self.config.clone(), self.name.clone()).map_err(|e| e.to_string())?;
         attach(c, Connection::Client(conn));
         Ok(())
     }
@@ -388,4 +399,77 @@ impl Transport for ClientTls {
 pub fn self_signed(names: Vec<String>) -> Result<(String, String), String> {
     let ck = rcgen::generate_simple_self_signed(names).map_err(|e| e.to_string())?;
     Ok((ck.cert.pem(), ck.key_pair.serialize_pem()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(out: &mut Vec<u8>, t: u32, v: &[u8]) {
+        out.extend_from_slice(&t.to_le_bytes());
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        out.extend_from_slice(v);
+    }
+
+    #[test]
+    fn spec_parses_fields_and_sni_entries() {
+        let mut b = Vec::new();
+        field(&mut b, tag::CERT, b"c");
+        field(&mut b, tag::KEY, b"k");
+        field(&mut b, tag::REQUEST_CERT, b"");
+        field(&mut b, tag::SNI, b"Api.Example");
+        field(&mut b, tag::CERT, b"c2");
+        field(&mut b, tag::KEY, b"k2");
+        field(&mut b, tag::ALPN, b"http/1.1");
+        let s = Spec::parse(&b).unwrap();
+        assert_eq!((s.cert.as_slice(), s.key.as_slice()), (&b"c"[..], &b"k"[..]));
+        assert!(s.request_cert);
+        assert_eq!(s.sni, vec![("api.example".to_string(), b"c2".to_vec(), b"k2".to_vec())]);
+        assert_eq!(s.alpn, vec![b"http/1.1".to_vec()]);
+        assert!(Spec::parse(&b[..b.len() - 1]).unwrap_err().contains("truncated"));
+        let mut bad = Vec::new();
+        field(&mut bad, 99, b"");
+        assert_eq!(Spec::parse(&bad).err().unwrap(), "TLS settings: unknown field 99");
+    }
+
+    #[test]
+    fn server_config_checks_pem_and_key_match() {
+        let (cert, key) = self_signed(vec!["localhost".into()]).unwrap();
+        let (_, other_key) = self_signed(vec!["other".into()]).unwrap();
+        let spec = |c: &str, k: &str| Spec {
+            cert: c.as_bytes().to_vec(),
+            key: k.as_bytes().to_vec(),
+            ..Default::default()
+        };
+        assert!(server_config(&spec(&cert, &key)).is_ok());
+        assert_eq!(
+            server_config(&spec(&cert, &other_key)).err().unwrap(),
+            "key does not match the certificate"
+        );
+        assert!(server_config(&spec("junk", &key)).err().unwrap().starts_with("cert: no CERTIFICATE"));
+        assert!(server_config(&spec(&cert, "junk")).err().unwrap().starts_with("key: no PRIVATE KEY"));
+        let enc = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        assert!(server_config(&spec(&cert, enc)).err().unwrap().contains("encrypted PEM keys are not supported"));
+        let mut s = spec(&cert, &key);
+        s.request_cert = true;
+        assert!(server_config(&s).err().unwrap().starts_with("requestCert needs ca"));
+    }
+
+    #[test]
+    fn client_configs_are_shared_per_settings() {
+        let (cert, _) = self_signed(vec!["localhost".into()]).unwrap();
+        let s = Spec {
+            ca: cert.into_bytes(),
+            ..Default::default()
+        };
+        let a = client_config(&s).unwrap();
+        let b = client_config(&s).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        let insecure = Spec {
+            insecure: true,
+            ..Default::default()
+        };
+        assert!(!Arc::ptr_eq(&a, &client_config(&insecure).unwrap()));
+        assert!(client_config(&Spec::default()).err().unwrap().starts_with("no CA certificates"));
+    }
 }

@@ -154,7 +154,8 @@ unsafe fn write_out(c: *mut sys::mg_connection, t: &mut TlsConn) -> io::Result<b
         }
     }
     let done = !t.conn.wants_write();
-    if done != !t.want_out {
+    // `want_out` must become `!done`; re-register only on a change.
+    if done == t.want_out {
         t.want_out = !done;
         epoll_out(c, t.want_out);
     }
@@ -178,6 +179,8 @@ unsafe fn fail(c: *mut sys::mg_connection, why: &str) {
 /// after the alert went out.
 unsafe fn feed(c: *mut sys::mg_connection, t: &mut TlsConn) -> Result<(), String> {
     let rtls = std::ptr::addr_of_mut!((*c).rtls);
+    // `read_tls` consumes from `rtls` through the raw pointer.
+    #[allow(clippy::while_immutable_condition)]
     while (*rtls).len > 0 {
         match t.conn.read_tls(&mut Rtls(rtls)) {
             Ok(0) => break,

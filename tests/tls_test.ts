@@ -443,6 +443,44 @@ ws.onerror = (e) => { console.log("error", e.message); Deno.exit(1); };`;
   await loop;
 });
 
+test("wss:// with mgnet's WebSocket client: verified with ca, refused without, mutual TLS with cert/key", async () => {
+  await using mgr = new Manager();
+  const { port } = mgr.listen("https://127.0.0.1:0", {
+    cert: C.cert,
+    key: C.key,
+    ca: C.ca,
+    requestCert: true,
+  });
+  const loop = (async () => {
+    for await (const ev of mgr) {
+      if (ev.type === "http") acceptWebSocket(ev);
+      if (ev.type === "ws-message") ev.socket.send(ev.data);
+    }
+  })();
+  await using client = new Manager();
+  const ws = await client.connect(`wss://localhost:${port}/`, {
+    ca: C.ca,
+    cert: C.clientCert,
+    key: C.clientKey,
+  });
+  const got = new Promise<string>((resolve) =>
+    ws.addEventListener("message", (e) => resolve(String((e as MessageEvent).data)))
+  );
+  ws.send("hello wss");
+  assert.equal(await got, "hello wss");
+  ws.close();
+  await assert.rejects(
+    client.connect(`wss://localhost:${port}/`, { ca: C.otherCert, cert: C.clientCert, key: C.clientKey }),
+    (e) => e instanceof ClientError && e.kind === "tls" && /UnknownIssuer/.test(e.message),
+  );
+  await assert.rejects(
+    client.connect(`wss://localhost:${port}/`, { ca: "junk" }),
+    (e) => e instanceof ClientError && e.kind === "tls" && /ca: /.test(e.message),
+  );
+  await mgr.close();
+  await loop;
+});
+
 test("tls:// raw TCP: Deno.connectTls with caCerts echoes lines", async () => {
   await using mgr = new Manager();
   const l = mgr.listen("tls://127.0.0.1:0", { cert: C.cert, key: C.key, framing: "line", maxFrame: 1024 });

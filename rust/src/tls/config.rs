@@ -424,9 +424,15 @@ mod tests {
         let s = Spec::parse(&b).unwrap();
         assert_eq!((s.cert.as_slice(), s.key.as_slice()), (&b"c"[..], &b"k"[..]));
         assert!(s.request_cert);
-        assert_eq!(s.sni, vec![("api.example".to_string(), b"c2".to_vec(), b"k2".to_vec())]);
+        assert_eq!(
+            s.sni,
+            vec![("api.example".to_string(), b"c2".to_vec(), b"k2".to_vec())]
+        );
         assert_eq!(s.alpn, vec![b"http/1.1".to_vec()]);
-        assert!(Spec::parse(&b[..b.len() - 1]).unwrap_err().contains("truncated"));
+        assert!(Spec::parse(&b[..b.len() - 1])
+            .err()
+            .unwrap()
+            .contains("truncated"));
         let mut bad = Vec::new();
         field(&mut bad, 99, b"");
         assert_eq!(Spec::parse(&bad).err().unwrap(), "TLS settings: unknown field 99");
@@ -446,13 +452,25 @@ mod tests {
             server_config(&spec(&cert, &other_key)).err().unwrap(),
             "key does not match the certificate"
         );
-        assert!(server_config(&spec("junk", &key)).err().unwrap().starts_with("cert: no CERTIFICATE"));
-        assert!(server_config(&spec(&cert, "junk")).err().unwrap().starts_with("key: no PRIVATE KEY"));
+        assert!(server_config(&spec("junk", &key))
+            .err()
+            .unwrap()
+            .starts_with("cert: no CERTIFICATE"));
+        assert!(server_config(&spec(&cert, "junk"))
+            .err()
+            .unwrap()
+            .starts_with("key: no PRIVATE KEY"));
         let enc = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
-        assert!(server_config(&spec(&cert, enc)).err().unwrap().contains("encrypted PEM keys are not supported"));
+        assert!(server_config(&spec(&cert, enc))
+            .err()
+            .unwrap()
+            .contains("encrypted PEM keys are not supported"));
         let mut s = spec(&cert, &key);
         s.request_cert = true;
-        assert!(server_config(&s).err().unwrap().starts_with("requestCert needs ca"));
+        assert!(server_config(&s)
+            .err()
+            .unwrap()
+            .starts_with("requestCert needs ca"));
     }
 
     #[test]
@@ -470,6 +488,9 @@ mod tests {
             ..Default::default()
         };
         assert!(!Arc::ptr_eq(&a, &client_config(&insecure).unwrap()));
-        assert!(client_config(&Spec::default()).err().unwrap().starts_with("no CA certificates"));
+        assert!(client_config(&Spec::default())
+            .err()
+            .unwrap()
+            .starts_with("no CA certificates"));
     }
 }

@@ -266,6 +266,17 @@ impl Manager {
     }
 }
 
+/// A listener's TLS from a settings buffer, with `alpn` unless it names its own.
+fn server_tls(spec: &[u8], alpn: &[&[u8]]) -> Result<ServerTls, i32> {
+    let invalid = |e: String| error::fail(error::Status::Invalid, e);
+    let mut s = TlsSpec::parse(spec).map_err(invalid)?;
+    if s.alpn.is_empty() {
+        s.alpn = alpn.iter().map(|a| a.to_vec()).collect();
+    }
+    let config = crate::tls::config::server_config(&s).map_err(invalid)?;
+    Ok(ServerTls { config })
+}
+
 #[cfg(test)]
 mod tests {
     //! The HTTP protocols through the top-level manager, on loopback with
@@ -558,15 +569,4 @@ mod tests {
             .expect("an ERROR record");
         assert!(err.contains("connect failed"), "{err}");
     }
-}
-
-/// A listener's TLS from a settings buffer, with `alpn` unless it names its own.
-fn server_tls(spec: &[u8], alpn: &[&[u8]]) -> Result<ServerTls, i32> {
-    let invalid = |e: String| error::fail(error::Status::Invalid, e);
-    let mut s = TlsSpec::parse(spec).map_err(invalid)?;
-    if s.alpn.is_empty() {
-        s.alpn = alpn.iter().map(|a| a.to_vec()).collect();
-    }
-    let config = crate::tls::config::server_config(&s).map_err(invalid)?;
-    Ok(ServerTls { config })
 }

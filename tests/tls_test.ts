@@ -504,6 +504,57 @@ test("tls:// raw TCP: Deno.connectTls with caCerts echoes lines", async () => {
   await loop;
 });
 
+test("a large response before a close arrives whole: HTTPS with Connection: close to a slow reader, tls:// close after a big send", async () => {
+  const big = new Uint8Array(3 * 1024 * 1024).map((_, i) => (i * 7 + (i >> 12)) & 0xff);
+  const sha = async (b: Uint8Array) =>
+    new Uint8Array(await crypto.subtle.digest("SHA-256", b.slice())).join(",");
+  await using mgr = new Manager();
+  const https = mgr.listen("https://127.0.0.1:0", { cert: C.cert, key: C.key });
+  const tcp = mgr.listen("tls://127.0.0.1:0", { cert: C.cert, key: C.key });
+  const loop = (async () => {
+    for await (const ev of mgr) {
+      if (ev.type === "http") ev.reply(200, big, { "content-type": "application/octet-stream" });
+      if (ev.type === "open" && ev.listenerId === tcp.id) {
+        (ev.conn as unknown as { send(b: Uint8Array): void; close(): void }).send(big);
+        ev.conn.close();
+      }
+    }
+  })();
+  const out = `${dir}/big.bin`;
+  const r = await shAsync(
+    "curl",
+    [
+      "-sS",
+      "--cacert",
+      "ca.pem",
+      "--limit-rate",
+      "6M",
+      "-H",
+      "connection: close",
+      "-o",
+      out,
+      `https://localhost:${https.port}/`,
+    ],
+    "",
+    20_000,
+  );
+  assert.equal(r.code, 0, r.err);
+  assert.equal(await sha(Deno.readFileSync(out)), await sha(big));
+  const conn = await Deno.connectTls({ hostname: "localhost", port: tcp.port, caCerts: [C.ca] });
+  const got = new Uint8Array(big.length + 1);
+  let n = 0;
+  for (;;) {
+    const k = await conn.read(got.subarray(n)).catch(() => null);
+    if (k === null) break;
+    n += k;
+  }
+  conn.close();
+  assert.equal(n, big.length);
+  assert.equal(await sha(got.subarray(0, n)), await sha(big));
+  await mgr.close();
+  await loop;
+});
+
 test("SNI picks the certificate per host name; reloadTls changes it for new handshakes", async () => {
   await using s = hello({ sni: { "other.test": { cert: C.otherCert, key: C.otherKey } } });
   const subject = async (name: string) => {

@@ -35,6 +35,11 @@ pub trait Transport {
 /// ends its stream (see [`end_stream`]).
 pub const DATA_END_STREAM: usize = 6;
 
+/// Index in `mg_connection.data` of "reads were paused during the
+/// handshake": a handshake needs its reads, so [`super::sys_io::set_read_paused`]
+/// defers a pause until [`handshake_done`].
+pub const DATA_PAUSE_AFTER_HANDSHAKE: usize = 7;
+
 thread_local! {
     /// A transport holds input that needs another poll (see [`note_pending`]).
     static PENDING: Cell<bool> = const { Cell::new(false) };
@@ -64,5 +69,18 @@ pub unsafe fn end_stream(c: *mut sys::mg_connection) {
     if (*c).is_tls() != 0 && (*c).is_tls_hs() == 0 {
         (*c).data[DATA_END_STREAM] = 1;
         sys::mg_tls_flush(c);
+    }
+}
+
+/// Called by a transport when its handshake completed: applies a read pause
+/// asked for during it (a protocol closing or pausing a connection before
+/// the handshake ended).
+///
+/// # Safety
+/// `c` is a live connection.
+pub unsafe fn handshake_done(c: *mut sys::mg_connection) {
+    if (*c).data[DATA_PAUSE_AFTER_HANDSHAKE] != 0 {
+        (*c).data[DATA_PAUSE_AFTER_HANDSHAKE] = 0;
+        super::sys_io::set_read_paused(c, true);
     }
 }

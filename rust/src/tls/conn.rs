@@ -30,7 +30,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use rustls::Connection;
 
 use crate::core::sys_io::iobuf_consume;
-use crate::core::transport::{note_pending, DATA_END_STREAM};
+use crate::core::transport::{handshake_done, note_pending, DATA_END_STREAM};
 use crate::sys;
 
 const IO_ERR: c_long = -1;
@@ -47,6 +47,8 @@ pub struct TlsConn {
     plain: usize,
     /// The socket is registered for EPOLLOUT for ciphertext rustls holds.
     want_out: bool,
+    /// Bytes at the start of `c->send` already encrypted (see [`mg_tls_send`]).
+    held: usize,
     /// The peer ended the stream (close_notify): once the plaintext before
     /// it is read, the next read reports the end.
     eof: bool,
@@ -61,6 +63,7 @@ pub unsafe fn attach(c: *mut sys::mg_connection, conn: Connection) {
         conn,
         plain: 0,
         want_out: false,
+        held: 0,
         eof: false,
     });
     (*c).tls = Box::into_raw(t) as *mut c_void;
@@ -256,6 +259,7 @@ pub unsafe extern "C" fn mg_tls_handshake(c: *mut sys::mg_connection) {
         }
         if !t.conn.is_handshaking() {
             (*c).set_is_tls_hs(0);
+            handshake_done(c);
             sys::mg_call(c, sys::MG_EV_TLS_HS as c_int, std::ptr::null_mut());
             // Application data that came with the last handshake flight, or
             // output queued during the handshake: the next poll takes it.
@@ -341,9 +345,15 @@ fn peer_closed(t: &mut TlsConn) -> bool {
     t.plain == 0 && matches!(t.conn.reader().read(&mut [0u8; 1]), Ok(0))
 }
 
-/// Encrypts and sends plaintext: returns the bytes taken (all of them are
-/// then on their way), `MG_IO_WAIT` while earlier ciphertext is still
-/// unsent, `MG_IO_ERR` if the socket failed.
+/// Encrypts and sends plaintext: returns the bytes taken, `MG_IO_WAIT`
+/// while earlier ciphertext is still unsent, `MG_IO_ERR` if the socket
+/// failed.
+///
+/// While ciphertext waits for the socket, the last byte taken is not
+/// reported (it stays first in `c->send`, marked `held`, and is skipped by
+/// the next call): `c->send` then keeps a byte, so Mongoose registers for
+/// EPOLLOUT, a draining close waits, and the core's lingering close (which
+/// starts once `send` is empty) cannot cut the response short.
 ///
 /// # Safety
 /// `c` is a live connection; `buf` is valid for `len` bytes.
@@ -360,15 +370,35 @@ pub unsafe extern "C" fn mg_tls_send(c: *mut sys::mg_connection, buf: *const c_v
         if buf.is_null() || len == 0 {
             return 0;
         }
-        let data = std::slice::from_raw_parts(buf as *const u8, len.min(SEND_MAX));
-        let n = match t.conn.writer().write(data) {
-            Ok(n) => n,
-            Err(_) => return IO_ERR,
+        let all = std::slice::from_raw_parts(buf as *const u8, len.min(SEND_MAX));
+        let held = t.held.min(all.len());
+        let n = if held < all.len() {
+            match t.conn.writer().write(&all[held..]) {
+                Ok(n) => n,
+                Err(_) => return IO_ERR,
+            }
+        } else {
+            0
         };
+        let taken = held + n;
         match write_out(c, t) {
             Err(_) => IO_ERR,
-            Ok(_) if n == 0 => IO_WAIT,
-            Ok(_) => n as c_long,
+            Ok(true) => {
+                t.held = 0;
+                if taken == 0 {
+                    IO_WAIT
+                } else {
+                    taken as c_long
+                }
+            }
+            Ok(false) if taken <= 1 => {
+                t.held = taken;
+                IO_WAIT
+            }
+            Ok(false) => {
+                t.held = 1;
+                (taken - 1) as c_long
+            }
         }
     })
 }

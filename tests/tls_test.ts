@@ -15,19 +15,33 @@ import {
   serve,
   TcpDataEvent,
 } from "../mod.ts";
-import { test, until } from "./helpers.ts";
+import { test, toolEnv, until } from "./helpers.ts";
 
 const dec = new TextDecoder();
 const dir = Deno.makeTempDirSync({ prefix: "mgnet_tls_" });
 
 function sh(cmd: string, args: string[]): { code: number; out: string; err: string } {
-  const o = new Deno.Command(cmd, { args, cwd: dir, stdin: "null", stdout: "piped", stderr: "piped" })
+  const o = new Deno.Command(cmd, {
+    args,
+    cwd: dir,
+    env: toolEnv,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  })
     .outputSync();
   return { code: o.code, out: dec.decode(o.stdout), err: dec.decode(o.stderr) };
 }
 
 async function shAsync(cmd: string, args: string[], input = "", ms = 10_000) {
-  const child = new Deno.Command(cmd, { args, cwd: dir, stdin: "piped", stdout: "piped", stderr: "piped" })
+  const child = new Deno.Command(cmd, {
+    args,
+    cwd: dir,
+    env: toolEnv,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  })
     .spawn();
   const w = child.stdin.getWriter();
   await w.write(new TextEncoder().encode(input));
@@ -349,6 +363,7 @@ test("mgnet's client verifies: a given CA, an unknown CA, an expired and a misma
     const child = new Deno.Command("openssl", {
       args: ["s_server", "-accept", `127.0.0.1:${port}`, "-cert", cert, "-key", key, "-www"],
       cwd: dir,
+      env: toolEnv,
       stdin: "null",
       stdout: "null",
       stderr: "null",

@@ -820,6 +820,42 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
    */
   connect(url: `tcp://${string}`, options?: TcpConnectOptions): Promise<TcpConnection>;
   /**
+   * Opens a raw TCP connection over TLS (`tls://host:port`): as `tcp://`,
+   * resolving once the handshake is done. The server is verified against
+   * `ca` (default: the system bundle) and the host name, which is always
+   * sent (SNI); `insecure` skips verification, `cert`/`key` present a client
+   * certificate.
+   *
+   * @param url e.g. `"tls://example.com:7443"`.
+   * @param options Framing, connect timeout and TLS trust.
+   * @returns The connection, once the handshake is done.
+   * @throws {ClientError} `kind` `tls` when the handshake or the settings fail.
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Manager, selfSignedCert, TcpDataEvent } from "../mod.ts";
+   *
+   * const { cert, key } = selfSignedCert(["localhost"]);
+   * await using mgr = new Manager();
+   * const l = mgr.listen("tls://127.0.0.1:0", {
+   *   cert,
+   *   key,
+   *   framing: "line",
+   *   maxFrame: 100,
+   *   onData: (ev) => void ev.conn.send(`re: ${ev.text()}\n`),
+   * });
+   * const conn = await mgr.connect(`tls://localhost:${l.port}`, { ca: cert, framing: "line", maxFrame: 100 });
+   * conn.send("hi\n");
+   * for await (const ev of conn) {
+   *   if (ev instanceof TcpDataEvent) {
+   *     assert.equal(ev.text(), "re: hi");
+   *     break;
+   *   }
+   * }
+   * ```
+   */
+  connect(url: `tls://${string}`, options?: TcpConnectOptions): Promise<TcpConnection>;
+  /**
    * Opens a WebSocket client connection (`ws://` or `wss://`): resolves
    * once the server accepted the handshake (101, the right
    * `sec-websocket-accept`, a subprotocol among those offered). Frames
@@ -884,7 +920,7 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
     if (/^wss?:/i.test(String(url))) {
       return connectWebSocket(this.#loop, this.#ws, url, options as WebSocketConnectOptions);
     }
-    if (typeof url === "string" && /^tcp:\/\//i.test(url)) {
+    if (typeof url === "string" && /^(tcp|tls):\/\//i.test(url)) {
       return openTcpConnection(
         this.#loop,
         url,
@@ -893,7 +929,12 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
         (message, timedOut) => {
           if (timedOut) return new ClientError("timeout", `connecting to ${url} timed out`);
           const msg = message ?? "the connection closed";
-          return new ClientError(/refused/i.test(msg) ? "refused" : "connect", `${url}: ${msg}`);
+          const kind = /refused/i.test(msg)
+            ? "refused"
+            : /^TLS\b/.test(msg) || (/^tls:/i.test(url) && !/connect failed/.test(msg))
+            ? "tls"
+            : "connect";
+          return new ClientError(kind, `${url}: ${msg}`);
         },
       );
     }

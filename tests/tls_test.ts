@@ -570,6 +570,38 @@ test("a large response before a close arrives whole: HTTPS with Connection: clos
   await loop;
 });
 
+test("tls:// client: mgnet's TCP client over TLS to openssl s_server and to mgnet; an unknown CA fails with kind tls", async () => {
+  await using mgr = new Manager();
+  const l = mgr.listen("tls://127.0.0.1:0", {
+    cert: C.chain,
+    key: C.chainKey,
+    framing: "line",
+    maxFrame: 1024,
+  });
+  const served: number[] = [];
+  const loop = (async () => {
+    for await (const ev of mgr) {
+      if (ev instanceof TcpDataEvent && !served.includes(ev.conn.id)) ev.conn.send(`echo ${ev.text()}\n`);
+    }
+  })();
+  const conn = await mgr.connect(`tls://localhost:${l.port}`, { ca: C.ca, framing: "line", maxFrame: 1024 });
+  served.push(conn.id);
+  conn.send("over tls\n");
+  for await (const ev of conn) {
+    if (ev instanceof TcpDataEvent) {
+      assert.equal(ev.text(), "echo over tls");
+      break;
+    }
+  }
+  conn.close();
+  await assert.rejects(
+    mgr.connect(`tls://localhost:${l.port}`, { ca: C.otherCert }),
+    (e) => e instanceof ClientError && e.kind === "tls" && /UnknownIssuer/.test(e.message),
+  );
+  await mgr.close();
+  await loop;
+});
+
 test("SNI picks the certificate per host name; reloadTls changes it for new handshakes", async () => {
   await using s = hello({ sni: { "other.test": { cert: C.otherCert, key: C.otherKey } } });
   const subject = async (name: string) => {

@@ -1227,7 +1227,7 @@ pub unsafe extern "C" fn mgnet_tcp_connect(
             Ok(s) => s,
             Err(e) => return e,
         };
-        slot_and_id(out, (*m).connect_tcp(addr, spec))
+        slot_and_id(out, (*m).connect_tcp(addr, spec, None))
     })
 }
 
@@ -1637,6 +1637,47 @@ pub unsafe extern "C" fn mgnet_tls_self_signed(
             std::ptr::copy_nonoverlapping(pem.as_ptr(), out, pem.len());
         }
         pem.len() as i32
+    })
+}
+
+/// Opens a raw TCP connection over TLS (`tls://`): as `mgnet_tcp_connect`
+/// (framing `kind`, `prefix`, `max_frame`), with `name` as the server name
+/// (SNI, verification) and `spec` a client settings buffer (CA, client
+/// certificate, insecure). OPEN follows the handshake. Writes the id (f64)
+/// at `out[0..8]`; returns the slot.
+///
+/// # Safety
+/// Each pointer is valid for its length; `out` for 8 bytes.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn mgnet_tls_tcp_connect(
+    h: u32,
+    addr: *const u8,
+    addr_len: u32,
+    kind: u32,
+    prefix: u32,
+    max_frame: u32,
+    name: *const u8,
+    name_len: u32,
+    spec: *const u8,
+    spec_len: u32,
+    out: *mut u8,
+) -> i32 {
+    let addr = bytes(addr, addr_len as usize);
+    let (name, spec) = (bytes(name, name_len as usize), bytes(spec, spec_len as usize));
+    with_manager(h, |m| {
+        let Ok(addr) = std::str::from_utf8(addr) else {
+            return fail(Status::Invalid, "address is not UTF-8");
+        };
+        let framing = match tcp_spec(kind, prefix, max_frame) {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        let tls = match client_tls(CONNECT_TLS | CONNECT_TLS_SPEC, name, spec) {
+            Ok(t) => t,
+            Err(e) => return e,
+        };
+        slot_and_id(out, (*m).connect_tcp(addr, framing, tls))
     })
 }
 

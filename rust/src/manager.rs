@@ -227,9 +227,14 @@ impl Manager {
     }
 
     /// Opens an outbound TCP connection (`tcp://IP:port`) whose input is cut
-    /// by `spec`. Returns (slot, id).
-    pub fn connect_tcp(&mut self, addr: &str, spec: FrameSpec) -> Result<(u32, u64), i32> {
-        let (slot, id) = unsafe { Core::connect(self.core, addr, None, self.tcp)? };
+    /// by `spec`, over TLS if `tls` is given. Returns (slot, id).
+    pub fn connect_tcp(
+        &mut self,
+        addr: &str,
+        spec: FrameSpec,
+        tls: Option<Box<dyn Transport>>,
+    ) -> Result<(u32, u64), i32> {
+        let (slot, id) = unsafe { Core::connect(self.core, addr, tls, self.tcp)? };
         // The connection is at most connecting: no byte has been read yet.
         // (If it already failed, its ERROR and CLOSE records tell JS.)
         let _ = self.tcp(|t, core| t.set_framing(core, slot, id, spec));

@@ -244,6 +244,13 @@ export const symbols = {
   mgnet_tls_reload: { parameters: ["u32", "u32", "f64", "buffer", "u32"], result: "i32" },
   // int32_t mgnet_tls_self_signed(const uint8_t *names, uint32_t names_len, uint8_t *out, uint32_t cap)
   mgnet_tls_self_signed: { parameters: ["buffer", "u32", "buffer", "u32"], result: "i32" },
+  // int32_t mgnet_tls_tcp_connect(uint32_t h, const uint8_t *addr, uint32_t addr_len, uint32_t kind,
+  //   uint32_t prefix, uint32_t max_frame, const uint8_t *name, uint32_t name_len, const uint8_t *spec,
+  //   uint32_t spec_len, uint8_t *out)
+  mgnet_tls_tcp_connect: {
+    parameters: ["u32", "buffer", "u32", "u32", "u32", "u32", "buffer", "u32", "buffer", "u32", "buffer"],
+    result: "i32",
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded library's symbols. */

@@ -172,3 +172,28 @@ export function selfSignedCert(
   const at = pem.indexOf("-----BEGIN PRIVATE KEY-----");
   return { cert: pem.slice(0, at), key: pem.slice(at) };
 }
+
+/** Where Linux distributions keep the trusted CA bundle. */
+export const CA_BUNDLES: readonly string[] = [
+  "/etc/ssl/certs/ca-certificates.crt",
+  "/etc/pki/tls/certs/ca-bundle.crt",
+  "/etc/ssl/cert.pem",
+];
+let systemBundle: Uint8Array | undefined;
+
+/**
+ * The system's trusted CAs (read once), or undefined if none is found.
+ *
+ * @returns The PEM bundle.
+ */
+export function systemCaBundle(): Uint8Array | undefined {
+  if (systemBundle) return systemBundle;
+  for (const path of CA_BUNDLES) {
+    try {
+      return systemBundle = Deno.readFileSync(path);
+    } catch {
+      // try the next location
+    }
+  }
+  return undefined;
+}

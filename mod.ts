@@ -46,6 +46,13 @@ export type { ConnCloseEvent, ConnErrorEvent, MgEvent, OpenEvent } from "./src/e
 export { ConnectionClosedError, ManagerClosedError, MgnetError, type StatusName } from "./src/core/errors.ts";
 export { mongooseVersion } from "./src/core/ffi.ts";
 export {
+  type Pem,
+  selfSignedCert,
+  type TlsClientOptions,
+  type TlsKeyPair,
+  type TlsListenOptions,
+} from "./src/core/tls.ts";
+export {
   cached,
   type HttpServer,
   serve,

@@ -14,8 +14,9 @@ const MONGOOSE_DEFINES: &[(&str, &str)] = &[
     // Logging is compiled out: the hot path must not format log lines, and
     // mgnet reports errors through its own events.
     ("MG_ENABLE_LOG", "0"),
-    // TLS 1.3 built into Mongoose (no OpenSSL dependency).
-    ("MG_TLS", "MG_TLS_BUILTIN"),
+    // TLS through mgnet's own backend (rustls, rust/src/tls/): Mongoose's
+    // mg_tls_* calls land in Rust (docs/architecture.md, TLS section).
+    ("MG_TLS", "MG_TLS_CUSTOM"),
     // Granularity of receive/send buffer growth. 16 KiB (the Linux default)
     // makes every idle keep-alive connection hold ~32 KiB; mgnet grows the
     // receive buffer itself while a large body arrives (see http/server.rs).

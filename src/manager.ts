@@ -56,8 +56,9 @@ import {
 } from "./net/tcp.ts";
 
 /** The schemes `listen` takes for connection listeners (`udp://` binds a socket). */
-const LISTEN_SCHEMES: readonly string[] = [...HTTP_SCHEMES, ...TCP_SCHEMES];
+const LISTEN_SCHEMES: readonly string[] = [...HTTP_SCHEMES, ...TCP_SCHEMES, "https", "tls"];
 import { WsProtocol } from "./ws/protocol.ts";
+import { encodeListenTls, hasListenTls, type TlsListenOptions } from "./core/tls.ts";
 import { connectWebSocket, type WebSocketConnectOptions } from "./ws/client.ts";
 import type { MgWebSocket } from "./ws/socket.ts";
 
@@ -131,6 +132,7 @@ export class Listener {
   readonly url: string;
   #close: () => void;
   #isClosed: () => boolean;
+  #reload?: (tls: TlsListenOptions) => void;
   #closed = false;
 
   /**
@@ -141,13 +143,48 @@ export class Listener {
    * @param url Listen URL.
    * @param close Stops the listening socket.
    * @param isClosed Whether its manager is closed.
+   * @param reload Replaces its TLS settings (TLS listeners only).
    */
-  constructor(id: number, port: number, url: string, close: () => void, isClosed: () => boolean) {
+  constructor(
+    id: number,
+    port: number,
+    url: string,
+    close: () => void,
+    isClosed: () => boolean,
+    reload?: (tls: TlsListenOptions) => void,
+  ) {
     this.id = id;
     this.port = port;
     this.url = url;
     this.#close = close;
     this.#isClosed = isClosed;
+    this.#reload = reload;
+  }
+
+  /**
+   * Replaces the certificates (and the other TLS settings) of an
+   * `https://` or `tls://` listener without a restart: handshakes from now
+   * on use them, open connections keep theirs. Bad settings throw and leave
+   * the old ones in place.
+   *
+   * @param tls The new settings, as `listen` took them.
+   * @throws {MgnetError} (`Invalid`) for a bad PEM or a key that does not
+   *   match, or if this listener has no TLS; {ManagerClosedError} once closed.
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Manager, selfSignedCert } from "../mod.ts";
+   *
+   * await using mgr = new Manager();
+   * const listener = mgr.listen("https://127.0.0.1:0", { ...selfSignedCert(), onRequest: (ev) => void ev.reply(200, "hi") });
+   * listener.reloadTls(selfSignedCert(["example.test"]));
+   * assert.throws(() => listener.reloadTls({ cert: "junk", key: "junk" }), /cert/);
+   * ```
+   */
+  reloadTls(tls: TlsListenOptions): void {
+    if (!this.#reload) throw new MgnetError(`${this.url} is not a TLS listener`, "Invalid");
+    if (this.closed) throw new ManagerClosedError();
+    this.#reload(tls);
   }
 
   /** True once closed. */
@@ -301,6 +338,53 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
    */
   listen(url: `tcp://${string}`, options?: TcpListenOptions): Listener;
   /**
+   * Starts listening for raw TCP connections over TLS: as `tcp://`, with a
+   * certificate and key (see the `https://` form).
+   *
+   * @param url e.g. `"tls://0.0.0.0:7443"`.
+   * @param options TLS settings plus the `tcp://` options.
+   * @returns The listener, with its real `port`.
+   * @throws {MgnetError} (`Invalid`) for a bad URL, PEM or key.
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Manager, selfSignedCert } from "../mod.ts";
+   *
+   * await using mgr = new Manager();
+   * const l = mgr.listen("tls://127.0.0.1:0", { ...selfSignedCert(), framing: "line", maxFrame: 1024 });
+   * assert.ok(l.port > 0);
+   * ```
+   */
+  listen(url: `tls://${string}`, options: TlsListenOptions & TcpListenOptions): Listener;
+  /**
+   * Starts an HTTPS listener (WebSocket upgrades on it are `wss://`): as
+   * `http://`, with a certificate chain and key (PEM; RSA or ECDSA), and
+   * optionally certificates by host name (`sni`), client certificates
+   * (`ca` + `requestCert`) and ALPN (default `http/1.1`). The settings are
+   * parsed once, here: a bad PEM or a key that does not match the
+   * certificate throws before anything is bound, and every connection
+   * shares them. A failed handshake closes only that connection.
+   *
+   * @param url e.g. `"https://0.0.0.0:8443"`.
+   * @param options TLS settings, plus `onRequest` for handlers instead of `for await`.
+   * @returns The listener, with its real `port` and {@linkcode Listener.reloadTls}.
+   * @throws {MgnetError} (`Invalid`) for a bad URL, PEM or key, naming what is wrong.
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Manager, selfSignedCert } from "../mod.ts";
+   *
+   * const { cert, key } = selfSignedCert(["localhost"]);
+   * await using mgr = new Manager();
+   * const { port } = mgr.listen("https://127.0.0.1:0", { cert, key, onRequest: (ev) => void ev.reply(200, "secure") });
+   * const client = Deno.createHttpClient({ caCerts: [cert] });
+   * const res = await fetch(`https://localhost:${port}/`, { client });
+   * assert.equal(await res.text(), "secure");
+   * client.close();
+   * ```
+   */
+  listen(url: `https://${string}`, options: TlsListenOptions & Partial<ListenHandlers>): Listener;
+  /**
    * Starts listening. The URL scheme picks the protocol: `http://` serves
    * HTTP/1.1, `tcp://` raw TCP and `udp://` binds a {@linkcode UdpSocket}
    * (see the overloads). Port 0 binds a free port; read it from the result.
@@ -325,7 +409,14 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
    * ```
    */
   listen(url: string, handlers?: ListenHandlers): Listener;
-  listen(url: string, handlers?: ListenHandlers | TcpListenOptions | UdpListenOptions): Listener | UdpSocket {
+  listen(
+    url: string,
+    handlers?:
+      | ListenHandlers
+      | TcpListenOptions
+      | UdpListenOptions
+      | (TlsListenOptions & Partial<ListenHandlers>),
+  ): Listener | UdpSocket {
     if (/^udp:\/\//i.test(url)) return this.#listenUdp(url, handlers as UdpListenOptions | undefined);
     return this.#listenConn(url, handlers as ListenHandlers | TcpListenOptions | undefined);
   }
@@ -355,8 +446,21 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
   #listenConn(url: string, handlers?: ListenHandlers | TcpListenOptions): Listener {
     if (this.#loop.closed) throw new ManagerClosedError();
     if (this.#shutdown) throw new MgnetError("the manager is shutting down", "State");
-    const tcp = /^tcp:\/\//i.test(url);
+    const tcp = /^(tcp|tls):\/\//i.test(url);
+    const secure = /^(https|tls):\/\//i.test(url);
+    let tlsSpec: Uint8Array | undefined;
+    if (secure) {
+      if (!hasListenTls(handlers)) {
+        throw new TypeError(`${url.split(":")[0]}:// needs TLS settings: { cert, key } (PEM)`);
+      }
+      tlsSpec = encodeListenTls(handlers);
+    } else if (hasListenTls(handlers)) {
+      throw new TypeError("cert/key given for a plain listener: use https:// or tls://");
+    }
     let h: ListenHandlers | TcpHandlers | undefined = handlers;
+    if (secure && !tcp && typeof (handlers as Partial<ListenHandlers>).onRequest === "undefined") {
+      h = undefined;
+    }
     if (tcp && handlers !== undefined) {
       const t = handlers as TcpListenOptions;
       framingArgs(t); // bad framing options throw before anything is bound
@@ -377,7 +481,7 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
       throw new MgnetError("this manager runs handlers: give this listener handlers too", "State");
     }
     const loop = this.#loop;
-    const bound = loop.listen(url, LISTEN_SCHEMES, tcp ? this.#tcp : this.#http);
+    const bound = loop.listen(url, LISTEN_SCHEMES, tcp ? this.#tcp : this.#http, tlsSpec);
     if (tcp && handlers !== undefined) {
       try {
         setListenerFraming(loop, bound.slot, bound.id, handlers as TcpListenOptions);
@@ -386,7 +490,15 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
         throw e;
       }
     }
-    const listener = new Listener(bound.id, bound.port, url, () => loop.unlisten(bound), () => loop.closed);
+    const reload = secure ? (t: TlsListenOptions) => loop.reloadTls(bound, encodeListenTls(t)) : undefined;
+    const listener = new Listener(
+      bound.id,
+      bound.port,
+      url,
+      () => loop.unlisten(bound),
+      () => loop.closed,
+      reload,
+    );
     if (h !== undefined) {
       this.#handlers.set(listener.id, h);
       this.#startPump();
@@ -719,6 +831,42 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
    */
   connect(url: `tcp://${string}`, options?: TcpConnectOptions): Promise<TcpConnection>;
   /**
+   * Opens a raw TCP connection over TLS (`tls://host:port`): as `tcp://`,
+   * resolving once the handshake is done. The server is verified against
+   * `ca` (default: the system bundle) and the host name, which is always
+   * sent (SNI); `insecure` skips verification, `cert`/`key` present a client
+   * certificate.
+   *
+   * @param url e.g. `"tls://example.com:7443"`.
+   * @param options Framing, connect timeout and TLS trust.
+   * @returns The connection, once the handshake is done.
+   * @throws {ClientError} `kind` `tls` when the handshake or the settings fail.
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Manager, selfSignedCert, TcpDataEvent } from "../mod.ts";
+   *
+   * const { cert, key } = selfSignedCert(["localhost"]);
+   * await using mgr = new Manager();
+   * const l = mgr.listen("tls://127.0.0.1:0", {
+   *   cert,
+   *   key,
+   *   framing: "line",
+   *   maxFrame: 100,
+   *   onData: (ev) => void ev.conn.send(`re: ${ev.text()}\n`),
+   * });
+   * const conn = await mgr.connect(`tls://localhost:${l.port}`, { ca: cert, framing: "line", maxFrame: 100 });
+   * conn.send("hi\n");
+   * for await (const ev of conn) {
+   *   if (ev instanceof TcpDataEvent) {
+   *     assert.equal(ev.text(), "re: hi");
+   *     break;
+   *   }
+   * }
+   * ```
+   */
+  connect(url: `tls://${string}`, options?: TcpConnectOptions): Promise<TcpConnection>;
+  /**
    * Opens a WebSocket client connection (`ws://` or `wss://`): resolves
    * once the server accepted the handshake (101, the right
    * `sec-websocket-accept`, a subprotocol among those offered). Frames
@@ -783,7 +931,7 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
     if (/^wss?:/i.test(String(url))) {
       return connectWebSocket(this.#loop, this.#ws, url, options as WebSocketConnectOptions);
     }
-    if (typeof url === "string" && /^tcp:\/\//i.test(url)) {
+    if (typeof url === "string" && /^(tcp|tls):\/\//i.test(url)) {
       return openTcpConnection(
         this.#loop,
         url,
@@ -792,7 +940,12 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
         (message, timedOut) => {
           if (timedOut) return new ClientError("timeout", `connecting to ${url} timed out`);
           const msg = message ?? "the connection closed";
-          return new ClientError(/refused/i.test(msg) ? "refused" : "connect", `${url}: ${msg}`);
+          const kind = /refused/i.test(msg)
+            ? "refused"
+            : /^TLS\b/.test(msg) || (/^tls:/i.test(url) && !/connect failed/.test(msg))
+            ? "tls"
+            : "connect";
+          return new ClientError(kind, `${url}: ${msg}`);
         },
       );
     }

@@ -469,3 +469,42 @@ test("examples/proxy.ts forwards methods, paths, bodies and statuses to UPSTREAM
     assert.match(await res.text(), /^upstream failed: error sending request/);
   }, { UPSTREAM: `http://127.0.0.1:${upstream.addr.port}` });
 });
+
+test("examples/https.ts serves the hello JSON over TLS with a self-signed certificate, or CERT_FILE/KEY_FILE", async () => {
+  const tmp = Deno.makeTempDirSync();
+  try {
+    // First run: a self-signed certificate generated in process into TMPDIR.
+    const first = await startExample("https.ts", { TMPDIR: tmp });
+    let certPem: string;
+    try {
+      assert.match(first.url, /^https:\/\/127\.0\.0\.1:\d+\/$/);
+      certPem = Deno.readTextFileSync(`${tmp}/mgnet-https-example/cert.pem`);
+      const client = Deno.createHttpClient({ caCerts: [certPem] });
+      const res = await fetch(first.url.replace("127.0.0.1", "localhost") + "x", { client });
+      assert.deepEqual(await res.json(), { message: "Hello, World!" });
+      client.close();
+    } finally {
+      assert.equal((await first.stop()).code, 0);
+    }
+    // CERT_FILE/KEY_FILE: the given pair is served (here the one made above, copied).
+    Deno.copyFileSync(`${tmp}/mgnet-https-example/cert.pem`, `${tmp}/c.pem`);
+    Deno.copyFileSync(`${tmp}/mgnet-https-example/key.pem`, `${tmp}/k.pem`);
+    Deno.removeSync(`${tmp}/mgnet-https-example`, { recursive: true });
+    const second = await startExample("https.ts", {
+      TMPDIR: tmp,
+      CERT_FILE: `${tmp}/c.pem`,
+      KEY_FILE: `${tmp}/k.pem`,
+    });
+    try {
+      const client = Deno.createHttpClient({ caCerts: [certPem] });
+      const res = await fetch(second.url.replace("127.0.0.1", "localhost"), { client });
+      assert.deepEqual(await res.json(), { message: "Hello, World!" });
+      client.close();
+      assert.throws(() => Deno.statSync(`${tmp}/mgnet-https-example`), Deno.errors.NotFound);
+    } finally {
+      assert.equal((await second.stop("SIGTERM")).code, 0);
+    }
+  } finally {
+    Deno.removeSync(tmp, { recursive: true });
+  }
+});

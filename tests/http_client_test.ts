@@ -258,6 +258,10 @@ function makeCert(dir: string, cn: string, san: string): { cert: string; key: st
       `/CN=${cn}`,
       "-addext",
       `subjectAltName=${san}`,
+      // Not a CA: webpki (mgnet's client, Deno's fetch) refuses a CA
+      // certificate as the server's own.
+      "-addext",
+      "basicConstraints=critical,CA:FALSE",
     ],
     env: toolEnv,
     stderr: "null",

@@ -21,6 +21,7 @@ pub mod http;
 pub mod manager;
 pub mod net;
 pub mod sys;
+pub mod tls;
 pub mod util;
 pub mod ws;
 
@@ -29,7 +30,7 @@ use std::ffi::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::core::error::{self, fail, Status};
-use crate::core::outbound::ClientTls;
+use crate::core::transport::Transport;
 use manager::Manager;
 
 /// Version of this ABI. `src/ffi.ts` refuses a library with another one.
@@ -230,6 +231,30 @@ pub unsafe extern "C" fn mgnet_listen(h: u32, url: *const u8, url_len: u32, out:
 pub const CONNECT_TLS: u32 = 1;
 /// `mgnet_connect` flag: skip certificate and host name verification.
 pub const CONNECT_INSECURE: u32 = 2;
+/// `mgnet_connect` flag: `ca` is a TLS settings buffer (`tls::config::tag`:
+/// CA, client certificate and key, ALPN), not CA certificates.
+pub const CONNECT_TLS_SPEC: u32 = 4;
+
+/// The TLS transport of an outbound connection from `mgnet_connect`'s
+/// arguments (None without `CONNECT_TLS`). The settings are parsed here
+/// (client configurations are cached per settings).
+fn client_tls(flags: u32, name: &[u8], ca: &[u8]) -> Result<Option<Box<dyn Transport>>, i32> {
+    if flags & CONNECT_TLS == 0 {
+        return Ok(None);
+    }
+    let mut spec = if flags & CONNECT_TLS_SPEC != 0 {
+        tls::Spec::parse(ca).map_err(|e| fail(Status::Invalid, e))?
+    } else {
+        tls::Spec {
+            ca: ca.to_vec(),
+            ..Default::default()
+        }
+    };
+    spec.name = String::from_utf8_lossy(name).into_owned();
+    spec.insecure |= flags & CONNECT_INSECURE != 0;
+    let t = tls::ClientTls::new(&spec).map_err(|e| fail(Status::Invalid, format!("TLS: {e}")))?;
+    Ok(Some(Box::new(t)))
+}
 
 /// Opens an outbound connection to `addr` (`tcp://IP:port`; names must be
 /// resolved first). With `CONNECT_TLS`, `name` is the server name (SNI and
@@ -253,16 +278,14 @@ pub unsafe extern "C" fn mgnet_connect(
     out: *mut u8,
 ) -> i32 {
     let addr = bytes(addr, addr_len as usize);
-    let tls = (flags & CONNECT_TLS != 0).then(|| {
-        ClientTls::new(
-            bytes(name, name_len as usize),
-            bytes(ca, ca_len as usize),
-            flags & CONNECT_INSECURE != 0,
-        )
-    });
+    let (name, ca) = (bytes(name, name_len as usize), bytes(ca, ca_len as usize));
     with_manager(h, |m| {
         let Ok(addr) = std::str::from_utf8(addr) else {
             return fail(Status::Invalid, "address is not UTF-8");
+        };
+        let tls = match client_tls(flags, name, ca) {
+            Ok(t) => t,
+            Err(e) => return e,
         };
         slot_and_id(out, (*m).connect(addr, tls))
     })
@@ -1204,7 +1227,7 @@ pub unsafe extern "C" fn mgnet_tcp_connect(
             Ok(s) => s,
             Err(e) => return e,
         };
-        slot_and_id(out, (*m).connect_tcp(addr, spec))
+        slot_and_id(out, (*m).connect_tcp(addr, spec, None))
     })
 }
 
@@ -1493,13 +1516,7 @@ pub unsafe extern "C" fn mgnet_ws_connect(
     out: *mut u8,
 ) -> i32 {
     let addr = bytes(addr, addr_len as usize);
-    let tls = (flags & CONNECT_TLS != 0).then(|| {
-        ClientTls::new(
-            bytes(name, name_len as usize),
-            bytes(ca, ca_len as usize),
-            flags & CONNECT_INSECURE != 0,
-        )
-    });
+    let (name, ca) = (bytes(name, name_len as usize), bytes(ca, ca_len as usize));
     let head = bytes(head, head_len as usize);
     let offered: Vec<String> = String::from_utf8_lossy(bytes(protocols, protocols_len as usize))
         .split('\n')
@@ -1510,6 +1527,10 @@ pub unsafe extern "C" fn mgnet_ws_connect(
     with_manager(h, |m| {
         let Ok(addr) = std::str::from_utf8(addr) else {
             return fail(Status::Invalid, "address is not UTF-8");
+        };
+        let tls = match client_tls(flags, name, ca) {
+            Ok(t) => t,
+            Err(e) => return e,
         };
         match (*m).ws_connect(addr, tls, opts, head, offered) {
             Ok((slot, id)) => {
@@ -1562,6 +1583,147 @@ pub extern "C" fn mgnet_ws_tune(
 }
 
 // ---------------------------- end of WebSocket -----------------------------
+
+// ---------------------------------------------------------------------------
+// TLS (rust/src/tls/): listeners with certificates, reload, self-signed
+// ---------------------------------------------------------------------------
+
+/// Listens with TLS on `url` (`https://host:port` for HTTP and WebSocket,
+/// `tls://host:port` for raw TCP) with the settings buffer `spec`
+/// (`tls::config::tag`: cert, key, ca, requestCert, SNI entries, ALPN).
+/// The settings are parsed before anything is bound: a bad PEM or a key
+/// that does not match is `Invalid` with the reason. Writes the id (f64) at
+/// `out[0..8]` and the port (u16) at `out[8..10]`; returns the slot.
+///
+/// # Safety
+/// Each pointer is valid for its length; `out` for 16 bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_tls_listen(
+    h: u32,
+    url: *const u8,
+    url_len: u32,
+    spec: *const u8,
+    spec_len: u32,
+    out: *mut u8,
+) -> i32 {
+    let url = bytes(url, url_len as usize);
+    let spec = bytes(spec, spec_len as usize);
+    with_manager(h, |m| {
+        let Ok(url) = std::str::from_utf8(url) else {
+            return fail(Status::Invalid, "listen URL is not UTF-8");
+        };
+        match (*m).listen_tls(url, spec) {
+            Ok((slot, id, port)) => {
+                let out = std::slice::from_raw_parts_mut(out, 16);
+                out[..8].copy_from_slice(&(id as f64).to_le_bytes());
+                out[8..10].copy_from_slice(&port.to_le_bytes());
+                slot as i32
+            }
+            Err(e) => e,
+        }
+    })
+}
+
+/// Replaces a TLS listener's settings (certificates, SNI entries...): new
+/// handshakes use them, open connections keep theirs. A bad setting leaves
+/// the old ones in place and returns `Invalid`.
+///
+/// # Safety
+/// `spec` is valid for `spec_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_tls_reload(h: u32, slot: u32, id: f64, spec: *const u8, spec_len: u32) -> i32 {
+    let spec = bytes(spec, spec_len as usize);
+    with_manager(h, |m| status_of((*m).reload_tls(slot, id as u64, spec)))
+}
+
+/// Generates a self-signed P-256 certificate for the `\n`-separated host
+/// names in `names` and writes its PEM and then its key's PEM to `out`
+/// (when `cap` is large enough). Returns the total length; call again with
+/// a larger buffer if it exceeds `cap`. The pair is made once per process
+/// and set of names.
+///
+/// # Safety
+/// `names` is valid for `names_len` bytes, `out` for `cap` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_tls_self_signed(
+    names: *const u8,
+    names_len: u32,
+    out: *mut u8,
+    cap: u32,
+) -> i32 {
+    thread_local! {
+        static MADE: RefCell<Vec<(Vec<u8>, Vec<u8>)>> = const { RefCell::new(Vec::new()) };
+    }
+    let names = bytes(names, names_len as usize).to_vec();
+    boundary(|| {
+        let pem = MADE.with(|m| m.borrow().iter().find(|e| e.0 == names).map(|e| e.1.clone()));
+        let pem = match pem {
+            Some(p) => p,
+            None => {
+                let list: Vec<String> = String::from_utf8_lossy(&names)
+                    .split('\n')
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                match tls::config::self_signed(list) {
+                    Ok((cert, key)) => {
+                        let p = format!("{cert}{key}").into_bytes();
+                        MADE.with(|m| m.borrow_mut().push((names.clone(), p.clone())));
+                        p
+                    }
+                    Err(e) => return fail(Status::Invalid, format!("self-signed certificate: {e}")),
+                }
+            }
+        };
+        if !out.is_null() && pem.len() <= cap as usize {
+            std::ptr::copy_nonoverlapping(pem.as_ptr(), out, pem.len());
+        }
+        pem.len() as i32
+    })
+}
+
+/// Opens a raw TCP connection over TLS (`tls://`): as `mgnet_tcp_connect`
+/// (framing `kind`, `prefix`, `max_frame`), with `name` as the server name
+/// (SNI, verification) and `spec` a client settings buffer (CA, client
+/// certificate, insecure). OPEN follows the handshake. Writes the id (f64)
+/// at `out[0..8]`; returns the slot.
+///
+/// # Safety
+/// Each pointer is valid for its length; `out` for 8 bytes.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn mgnet_tls_tcp_connect(
+    h: u32,
+    addr: *const u8,
+    addr_len: u32,
+    kind: u32,
+    prefix: u32,
+    max_frame: u32,
+    name: *const u8,
+    name_len: u32,
+    spec: *const u8,
+    spec_len: u32,
+    out: *mut u8,
+) -> i32 {
+    let addr = bytes(addr, addr_len as usize);
+    let (name, spec) = (bytes(name, name_len as usize), bytes(spec, spec_len as usize));
+    with_manager(h, |m| {
+        let Ok(addr) = std::str::from_utf8(addr) else {
+            return fail(Status::Invalid, "address is not UTF-8");
+        };
+        let framing = match tcp_spec(kind, prefix, max_frame) {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        let tls = match client_tls(CONNECT_TLS | CONNECT_TLS_SPEC, name, spec) {
+            Ok(t) => t,
+            Err(e) => return e,
+        };
+        slot_and_id(out, (*m).connect_tcp(addr, framing, tls))
+    })
+}
+
+// ------------------------------- end of TLS --------------------------------
 
 #[cfg(test)]
 #[path = "lib_tests.rs"]

@@ -5,7 +5,7 @@
 //! Adding a protocol: register it in [`Manager::new`], map its scheme in
 //! [`Manager::listen`] (if it listens), add a typed accessor.
 
-use crate::core::outbound::ClientTls;
+use crate::core::transport::Transport;
 use crate::core::{error, Core};
 use crate::http::{HttpClient, HttpServer, Limits};
 use crate::net::post::Posts;
@@ -13,6 +13,7 @@ use crate::net::timer::Timers;
 use crate::net::udp::{Bound, Mode, Peer};
 use crate::net::Udp;
 use crate::net::{FrameSpec, Tcp};
+use crate::tls::{ServerTls, Spec as TlsSpec};
 use crate::ws::{handshake, Options as WsOptions, WsProtocol};
 
 /// A core plus the indices of its registered protocols.
@@ -146,7 +147,7 @@ impl Manager {
     pub fn ws_connect(
         &mut self,
         addr: &str,
-        tls: Option<ClientTls>,
+        tls: Option<Box<dyn Transport>>,
         opts: WsOptions,
         head: &[u8],
         offered: Vec<String>,
@@ -175,15 +176,65 @@ impl Manager {
         unsafe { Core::listen(self.core, url, proto) }
     }
 
+    /// Listens with TLS (`https://`, `tls://`): the settings are parsed and
+    /// checked first (a bad PEM or a key that does not match fails here,
+    /// before anything is bound), into one configuration every accepted
+    /// connection shares. `https://` offers ALPN `http/1.1`. Returns (slot,
+    /// id, port).
+    pub fn listen_tls(&mut self, url: &str, spec: &[u8]) -> Result<(u32, u64, u16), i32> {
+        let (proto, alpn): (usize, &[&[u8]]) = if url.starts_with("https://") {
+            (self.http, &[b"http/1.1"])
+        } else if url.starts_with("tls://") {
+            (self.tcp, &[])
+        } else {
+            return Err(error::fail(
+                error::Status::Invalid,
+                format!("unsupported TLS listen URL {url:?}: expected https://host:port or tls://host:port"),
+            ));
+        };
+        let t = server_tls(spec, alpn)?;
+        let plain = url
+            .split_once("://")
+            .map_or(url.to_string(), |(_, r)| format!("tcp://{r}"));
+        let (slot, id, port) = unsafe { Core::listen(self.core, &plain, proto)? };
+        self.core().set_listener_transport(slot, id, Box::new(t))?;
+        Ok((slot, id, port))
+    }
+
+    /// Replaces a TLS listener's certificates and settings: new handshakes
+    /// use them, open connections keep theirs. The old ALPN list is kept
+    /// unless `spec` names one.
+    pub fn reload_tls(&mut self, slot: u32, id: u64, spec: &[u8]) -> Result<(), i32> {
+        let core = self.core();
+        let Some(t) = core
+            .listener_transport(slot, id)?
+            .and_then(|t| t.as_any_mut().downcast_mut::<ServerTls>())
+        else {
+            return Err(error::fail(
+                error::Status::Invalid,
+                format!("listener {id} has no TLS"),
+            ));
+        };
+        let alpn: Vec<Vec<u8>> = t.config.alpn_protocols.clone();
+        let refs: Vec<&[u8]> = alpn.iter().map(|a| a.as_slice()).collect();
+        *t = server_tls(spec, &refs)?;
+        Ok(())
+    }
+
     /// Opens an outbound connection for the HTTP client. Returns (slot, id).
-    pub fn connect(&mut self, addr: &str, tls: Option<ClientTls>) -> Result<(u32, u64), i32> {
+    pub fn connect(&mut self, addr: &str, tls: Option<Box<dyn Transport>>) -> Result<(u32, u64), i32> {
         unsafe { Core::connect(self.core, addr, tls, self.client) }
     }
 
     /// Opens an outbound TCP connection (`tcp://IP:port`) whose input is cut
-    /// by `spec`. Returns (slot, id).
-    pub fn connect_tcp(&mut self, addr: &str, spec: FrameSpec) -> Result<(u32, u64), i32> {
-        let (slot, id) = unsafe { Core::connect(self.core, addr, None, self.tcp)? };
+    /// by `spec`, over TLS if `tls` is given. Returns (slot, id).
+    pub fn connect_tcp(
+        &mut self,
+        addr: &str,
+        spec: FrameSpec,
+        tls: Option<Box<dyn Transport>>,
+    ) -> Result<(u32, u64), i32> {
+        let (slot, id) = unsafe { Core::connect(self.core, addr, tls, self.tcp)? };
         // The connection is at most connecting: no byte has been read yet.
         // (If it already failed, its ERROR and CLOSE records tell JS.)
         let _ = self.tcp(|t, core| t.set_framing(core, slot, id, spec));
@@ -218,6 +269,17 @@ impl Manager {
         let (requests, hits) = self.http(|h, _| (h.requests, h.cache_hits));
         [s.polls, s.accepted, requests, hits]
     }
+}
+
+/// A listener's TLS from a settings buffer, with `alpn` unless it names its own.
+fn server_tls(spec: &[u8], alpn: &[&[u8]]) -> Result<ServerTls, i32> {
+    let invalid = |e: String| error::fail(error::Status::Invalid, e);
+    let mut s = TlsSpec::parse(spec).map_err(invalid)?;
+    if s.alpn.is_empty() {
+        s.alpn = alpn.iter().map(|a| a.to_vec()).collect();
+    }
+    let config = crate::tls::config::server_config(&s).map_err(invalid)?;
+    Ok(ServerTls { config })
 }
 
 #[cfg(test)]

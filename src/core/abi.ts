@@ -76,7 +76,22 @@ export const Payload = {
 export const ListenOut = { Id: 0, Port: 8, Size: 16 } as const;
 
 /** `mgnet_connect` flags (`rust/src/lib.rs`, `CONNECT_*`). */
-export const ConnectFlag = { Tls: 1, Insecure: 2 } as const;
+export const ConnectFlag = { Tls: 1, Insecure: 2, TlsSpec: 4 } as const;
+
+/**
+ * Field tags of a TLS settings buffer (`rust/src/tls/config.rs`, `tag`):
+ * each field is u32 tag, u32 length, the bytes (little-endian).
+ */
+export const TlsField = {
+  Cert: 1,
+  Key: 2,
+  Ca: 3,
+  RequestCert: 4,
+  Sni: 5,
+  Alpn: 6,
+  Name: 7,
+  Insecure: 8,
+} as const;
 
 /** Positions in the `mgnet_stats` output, as f64 (`rust/src/lib.rs`, `mgnet_stats`). */
 export const StatsOut = { Polls: 0, Accepted: 1, Requests: 2, CacheHits: 3, Count: 4 } as const;

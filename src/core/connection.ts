@@ -71,6 +71,8 @@ export interface ClientTls {
   ca?: Uint8Array;
   /** Skip certificate and name verification. */
   insecure?: boolean;
+  /** A full settings buffer (`tls.ts`: CA, client certificate, ALPN), instead of `ca`. */
+  spec?: Uint8Array;
 }
 
 /** The private parts of a connection, for code inside `src/`. */

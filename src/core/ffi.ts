@@ -240,6 +240,21 @@ export const symbols = {
   // int32_t mgnet_ws_tune(uint32_t h, uint32_t slot, double id, uint32_t ping_ms, uint32_t pong_ms,
   //   double max_buffered)
   mgnet_ws_tune: { parameters: ["u32", "u32", "f64", "u32", "u32", "f64"], result: "i32" },
+  // TLS (rust/src/tls/)
+  // int32_t mgnet_tls_listen(uint32_t h, const uint8_t *url, uint32_t url_len, const uint8_t *spec,
+  //   uint32_t spec_len, uint8_t out[16])
+  mgnet_tls_listen: { parameters: ["u32", "buffer", "u32", "buffer", "u32", "buffer"], result: "i32" },
+  // int32_t mgnet_tls_reload(uint32_t h, uint32_t slot, double id, const uint8_t *spec, uint32_t spec_len)
+  mgnet_tls_reload: { parameters: ["u32", "u32", "f64", "buffer", "u32"], result: "i32" },
+  // int32_t mgnet_tls_self_signed(const uint8_t *names, uint32_t names_len, uint8_t *out, uint32_t cap)
+  mgnet_tls_self_signed: { parameters: ["buffer", "u32", "buffer", "u32"], result: "i32" },
+  // int32_t mgnet_tls_tcp_connect(uint32_t h, const uint8_t *addr, uint32_t addr_len, uint32_t kind,
+  //   uint32_t prefix, uint32_t max_frame, const uint8_t *name, uint32_t name_len, const uint8_t *spec,
+  //   uint32_t spec_len, uint8_t *out)
+  mgnet_tls_tcp_connect: {
+    parameters: ["u32", "buffer", "u32", "u32", "u32", "u32", "buffer", "u32", "buffer", "u32", "buffer"],
+    result: "i32",
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded library's symbols. */

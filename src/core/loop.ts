@@ -214,19 +214,35 @@ export class Loop {
    * @param url `scheme://host:port`; checked before it reaches native code.
    * @param schemes The schemes `protocol` serves (the URL's must be one).
    * @param protocol The protocol of accepted connections.
+   * @param tls TLS settings (`tls.ts`) for a TLS listener (`https://`, `tls://`).
    * @returns Where it is bound.
    */
-  listen(url: string, schemes: readonly string[], protocol: Protocol): Bound {
+  listen(url: string, schemes: readonly string[], protocol: Protocol, tls?: Uint8Array): Bound {
     if (this.#closed) throw new ManagerClosedError();
     const a = parseListenUrl(url, schemes);
     const bytes = utf8Encoder.encode(`${a.scheme}://${a.host}:${a.port}`);
     const out = new Uint8Array(ListenOut.Size);
-    const slot = check(this.sym.mgnet_listen(this.handle, bytes, bytes.length, out));
+    const slot = check(
+      tls
+        ? this.sym.mgnet_tls_listen(this.handle, bytes, bytes.length, tls, tls.length, out)
+        : this.sym.mgnet_listen(this.handle, bytes, bytes.length, out),
+    );
     const dv = new DataView(out.buffer);
     const id = dv.getFloat64(ListenOut.Id, true);
     this.#byListener.set(id, protocol);
     this.#endSleep?.(); // a loop waiting without refs must now watch the listener
     return { slot, id, port: dv.getUint16(ListenOut.Port, true) };
+  }
+
+  /**
+   * Replaces a TLS listener's settings; new handshakes use them.
+   *
+   * @param bound What {@linkcode listen} returned.
+   * @param tls The new settings (`tls.ts`).
+   */
+  reloadTls(bound: Bound, tls: Uint8Array): void {
+    if (this.#closed) throw new ManagerClosedError();
+    check(this.sym.mgnet_tls_reload(this.handle, bound.slot, bound.id, tls, tls.length));
   }
 
   /**
@@ -268,8 +284,10 @@ export class Loop {
       slot = check(native.connect(a, out));
     } else {
       const name = utf8Encoder.encode(tls?.name ?? "");
-      const ca = tls?.ca ?? new Uint8Array(0);
-      const flags = tls ? ConnectFlag.Tls | (tls.insecure ? ConnectFlag.Insecure : 0) : 0;
+      const ca = tls?.spec ?? tls?.ca ?? new Uint8Array(0);
+      const flags = tls
+        ? ConnectFlag.Tls | (tls.insecure ? ConnectFlag.Insecure : 0) | (tls.spec ? ConnectFlag.TlsSpec : 0)
+        : 0;
       slot = check(
         this.sym.mgnet_connect(this.handle, a, a.length, flags, name, name.length, ca, ca.length, out),
       );

@@ -17,6 +17,7 @@ import { collectBytes, indexOfBytes, utf8Decoder, utf8Encoder } from "../core/by
 import type { ClientSink, ClientTls, Connection, NetAddr } from "../core/connection.ts";
 import { ConnectionClosedError, MgnetError } from "../core/errors.ts";
 import type { Loop } from "../core/loop.ts";
+import { encodeClientTls } from "../core/tls.ts";
 import { headerEntries, type ReplyHeaders } from "./headers.ts";
 
 /** Private parts of a client connection, for code inside `src/` (not re-exported by `mod.ts`). */
@@ -103,10 +104,14 @@ export interface ClientConnectOptions {
    */
   ca?: string | Uint8Array;
   /**
-   * `https:` without verifying the certificate or name (testing only; no
-   * SNI is sent then either).
+   * `https:` without verifying the certificate or name (testing only; the
+   * name is still sent as SNI).
    */
   insecure?: boolean;
+  /** Client certificate chain (PEM) for servers that ask for one (mutual TLS), with `key`. */
+  cert?: string | Uint8Array;
+  /** Private key (PEM) of `cert`. */
+  key?: string | Uint8Array;
 }
 
 /** One request. */
@@ -335,7 +340,7 @@ export class HttpClientConnection implements AsyncDisposable {
   /** Connects; resolves once open (TLS handshake done). */
   async #open(
     addr: string,
-    tls: { name: string; ca?: Uint8Array; insecure?: boolean } | undefined,
+    tls: ClientTls | undefined,
     ms: number,
   ) {
     const sink: ClientSink = {
@@ -818,14 +823,24 @@ export async function openHttpConnection(
   const ca = typeof options.ca === "string"
     ? utf8Encoder.encode(options.ca)
     : options.ca ?? (tls && !options.insecure ? systemCa() : undefined);
-  // Mongoose checks the name whenever one is given (it is also the SNI), so
-  // an insecure connection goes without.
-  await clientInternals.open(
-    conn,
-    loop,
-    addr,
-    tls ? { name: options.insecure ? "" : name, ca, insecure: options.insecure } : undefined,
-    options.connectTimeout ?? 10_000,
-  );
+  // The name is always sent (SNI) and verified unless `insecure`.
+  const spec = tls
+    ? encodeClientTls({ ca, cert: options.cert, key: options.key, insecure: options.insecure }, ["http/1.1"])
+    : undefined;
+  try {
+    await clientInternals.open(
+      conn,
+      loop,
+      addr,
+      tls ? { name, insecure: options.insecure, spec } : undefined,
+      options.connectTimeout ?? 10_000,
+    );
+  } catch (e) {
+    // Settings the native side refused (a bad CA or client key PEM).
+    if (e instanceof MgnetError && /^TLS: /.test(e.message)) {
+      throw new ClientError("tls", `${u.origin}: ${e.message}`, { cause: e });
+    }
+    throw e;
+  }
   return conn;
 }

@@ -134,7 +134,10 @@ export async function httpRequest(
   const asksClose = [...headerEntries(options.headers ?? {})].some(([k, v]) =>
     String(k).toLowerCase() === "connection" && /\bclose\b/i.test(String(v))
   );
-  if (pool && options.keepAlive !== false && options.ca === undefined && !asksClose) {
+  if (
+    pool && options.keepAlive !== false && options.ca === undefined && options.cert === undefined &&
+    !asksClose
+  ) {
     const key = `${u.origin} ${options.insecure ? "insecure" : "verified"}`;
     const body = options.body;
     const resendable = IDEMPOTENT.has(options.method ?? "GET") &&

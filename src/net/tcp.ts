@@ -22,6 +22,7 @@ import { utf8Decoder, utf8Encoder } from "../core/bytes.ts";
 import type { ConnCloseEvent, ConnErrorEvent, OpenEvent } from "../core/events.ts";
 import type { ClientSink } from "../core/connection.ts";
 import type { Loop } from "../core/loop.ts";
+import { encodeClientTls, systemCaBundle, type TlsClientOptions } from "../core/tls.ts";
 import { FramingCode, MaxFrame } from "./abi.ts";
 
 /** Bytes a connection's own iterator may hold unconsumed before reading pauses... */
@@ -71,8 +72,8 @@ export interface TcpHandlers {
 export interface TcpListenOptions extends TcpFramingOptions, TcpHandlers {}
 
 /** Options of `Manager.connect("tcp://…")`. */
-export interface TcpConnectOptions extends TcpFramingOptions {
-  /** Most ms to connect; default 10 000. */
+export interface TcpConnectOptions extends TcpFramingOptions, TlsClientOptions {
+  /** Most ms to connect (for `tls://` the handshake included); default 10 000. */
   connectTimeout?: number;
 }
 
@@ -513,8 +514,12 @@ export function setListenerFraming(loop: Loop, slot: number, id: number, o: TcpF
 
 /** `tcp://host:port` → bare host (IPv6 without brackets) and port. */
 function parseTcpUrl(url: string): { host: string; port: number } {
-  const m = /^tcp:\/\/(\[[0-9A-Fa-f:.]+\]|[^\s/:?#[\]]+):(\d{1,5})\/?$/i.exec(url);
-  if (!m) throw new TypeError(`invalid TCP address ${JSON.stringify(url)}: expected tcp://host:port`);
+  const m = /^(?:tcp|tls):\/\/(\[[0-9A-Fa-f:.]+\]|[^\s/:?#[\]]+):(\d{1,5})\/?$/i.exec(url);
+  if (!m) {
+    throw new TypeError(
+      `invalid TCP address ${JSON.stringify(url)}: expected tcp://host:port or tls://host:port`,
+    );
+  }
   const port = Number(m[2]);
   if (port < 1 || port > 65535) throw new TypeError(`invalid port in ${JSON.stringify(url)}`);
   const host = m[1].startsWith("[") ? m[1].slice(1, -1) : m[1];
@@ -561,8 +566,33 @@ export async function openTcpConnection(
       opened.reject(fail(lastError, false));
     },
   };
+  const tls = /^tls:/i.test(url);
+  const name = utf8Encoder.encode(host);
+  const spec = tls
+    ? encodeClientTls({
+      ca: options.ca ?? (options.insecure ? undefined : systemCaBundle()),
+      cert: options.cert,
+      key: options.key,
+      insecure: options.insecure,
+    })
+    : undefined;
   const conn = made.conn = loop.openClient(addr, undefined, sink, {
-    connect: (a, out) => loop.sym.mgnet_tcp_connect(loop.handle, a, a.length, kind, prefix, max, out),
+    connect: (a, out) =>
+      spec
+        ? loop.sym.mgnet_tls_tcp_connect(
+          loop.handle,
+          a,
+          a.length,
+          kind,
+          prefix,
+          max,
+          name,
+          name.length,
+          spec,
+          spec.length,
+          out,
+        )
+        : loop.sym.mgnet_tcp_connect(loop.handle, a, a.length, kind, prefix, max, out),
     make: (id) => {
       const c = new TcpConnection(id);
       tcpInternals.outbound(c);

@@ -177,6 +177,8 @@ export function staticParts(res: Response): ResponseParts | undefined {
 export interface RequestContext {
   /** `http://host:port` used when a request has no Host. */
   origin: string;
+  /** `"https"` on a TLS listener (default `"http"`). */
+  scheme?: string;
   /** Called once when `signal` is first read, to abort it on disconnect. */
   watch(connId: number, controller: AbortController): void;
 }
@@ -233,7 +235,7 @@ export class MgRequest {
       const ev = this.#ev;
       const host = ev.host;
       const path = ev.uri === "*" ? "/*" : `${ev.path}${ev.query ? `?${ev.query}` : ""}`;
-      this.#url = host ? `http://${host}${path}` : `${this.#ctx.origin}${path}`;
+      this.#url = host ? `${this.#ctx.scheme ?? "http"}://${host}${path}` : `${this.#ctx.origin}${path}`;
     }
     return this.#url;
   }

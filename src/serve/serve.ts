@@ -8,6 +8,7 @@
  */
 
 import type { NetAddr } from "../core/connection.ts";
+import type { Pem, TlsListenOptions } from "../core/tls.ts";
 import { ConnectionClosedError } from "../core/errors.ts";
 import { MgRequest, requestAbortController, type RequestContext, staticParts } from "./fetch_bridge.ts";
 import { type HttpRequestEvent, requestInternals } from "../http/request_event.ts";
@@ -37,6 +38,12 @@ export interface ServeOptions extends ManagerOptions {
   onListen?: ((localAddr: NetAddr) => void) | false;
   /** Turns a handler's error into a response (default: logs it, answers 500). */
   onError?: (error: unknown) => Response | Promise<Response>;
+  /** Certificate chain (PEM): with `key`, serves HTTPS, as `Deno.serve` does. */
+  cert?: Pem;
+  /** Private key (PEM) of `cert`. */
+  key?: Pem;
+  /** Further TLS settings (`sni`, `ca` + `requestCert`, `alpn`); with `cert`/`key`. */
+  tls?: Omit<TlsListenOptions, "cert" | "key">;
 }
 
 /** Options with the handler inside, the third form of {@linkcode serve}. */
@@ -211,19 +218,33 @@ class MgServer implements HttpServer {
     this.#onError = options.onError ?? defaultOnError;
     this.#mgr = new Manager(options);
     const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-    const listener = this.#mgr.listen(`http://${host}:${port}`, {
-      onRequest: (ev) => this.#onRequest(ev),
-      onClose: (ev) => {
-        const set = this.#watched.get(ev.conn.id);
-        if (!set) return;
-        this.#watched.delete(ev.conn.id);
-        for (const c of set) c.abort(new ConnectionClosedError("the client disconnected"));
-      },
-    });
+    const secure = options.cert !== undefined || options.key !== undefined;
+    const scheme = secure ? "https" : "http";
+    const tls = secure ? { ...options.tls, cert: options.cert!, key: options.key! } : undefined;
+    if (secure && (options.cert === undefined || options.key === undefined)) {
+      throw new TypeError("serve() with TLS needs both cert and key");
+    }
+    let listener;
+    try {
+      listener = this.#mgr.listen(`${scheme}://${host}:${port}` as `https://${string}`, {
+        ...tls!,
+        onRequest: (ev) => this.#onRequest(ev),
+        onClose: (ev) => {
+          const set = this.#watched.get(ev.conn.id);
+          if (!set) return;
+          this.#watched.delete(ev.conn.id);
+          for (const c of set) c.abort(new ConnectionClosedError("the client disconnected"));
+        },
+      });
+    } catch (e) {
+      this.#mgr.close();
+      throw e;
+    }
     this.addr = { transport: "tcp", hostname, port: listener.port };
     const shownHost = hostname === "0.0.0.0" ? "localhost" : host;
     this.#ctx = {
-      origin: `http://${shownHost}:${listener.port}`,
+      origin: `${scheme}://${shownHost}:${listener.port}`,
+      scheme,
       watch: (id, controller) => {
         let set = this.#watched.get(id);
         if (!set) this.#watched.set(id, set = new Set());
@@ -234,7 +255,7 @@ class MgServer implements HttpServer {
     // freed right after, which `close()` (idempotent) waits for.
     this.finished = this.#mgr.finished.then(() => this.#mgr.close());
     if (options.onListen !== false) {
-      (options.onListen ?? ((a: NetAddr) => console.log(`Listening on http://${shownHost}:${a.port}/`)))(
+      (options.onListen ?? ((a: NetAddr) => console.log(`Listening on ${scheme}://${shownHost}:${a.port}/`)))(
         this.addr,
       );
     }

@@ -10,6 +10,7 @@
 
 import type { Loop } from "../core/loop.ts";
 import { ConnectFlag } from "../core/abi.ts";
+import { encodeClientTls } from "../core/tls.ts";
 import { check } from "../core/ffi.ts";
 import { utf8Encoder } from "../core/bytes.ts";
 import { ClientError, resolveAddr, systemCa } from "../http/client.ts";
@@ -25,8 +26,12 @@ export interface WebSocketConnectOptions extends WebSocketOptions {
   headers?: HeadersInit;
   /** Trusted CA certificates for `wss:` (default: the system bundle). */
   ca?: string | Uint8Array;
-  /** `wss:` without verifying the server's certificate. */
+  /** `wss:` without verifying the server's certificate (the name is still sent as SNI). */
   insecure?: boolean;
+  /** Client certificate chain (PEM) for `wss:` servers that ask for one (mutual TLS), with `key`. */
+  cert?: string | Uint8Array;
+  /** Private key (PEM) of `cert`. */
+  key?: string | Uint8Array;
   /** Longest wait for the connection and the handshake (ms, default 10 000). */
   connectTimeout?: number;
 }
@@ -79,15 +84,22 @@ export async function connectWebSocket(
     head += `${k}: ${v}\r\n`;
   }
   const addr = await resolveAddr(name, port);
-  const ca = typeof options.ca === "string"
-    ? utf8Encoder.encode(options.ca)
-    : options.ca ?? (tls && !options.insecure ? systemCa() : new Uint8Array(0));
-  const tlsName = utf8Encoder.encode(tls && !options.insecure ? name : "");
+  const ca = tls
+    ? encodeClientTls({
+      ca: options.ca ?? (options.insecure ? undefined : systemCa()),
+      cert: options.cert,
+      key: options.key,
+      insecure: options.insecure,
+    }, ["http/1.1"])
+    : new Uint8Array(0);
+  const tlsName = utf8Encoder.encode(tls ? name : "");
   const a = utf8Encoder.encode(addr);
   const h = utf8Encoder.encode(head);
   const p = utf8Encoder.encode(protocols.join("\n"));
   const out = new Uint8Array(8);
-  const flags = tls ? ConnectFlag.Tls | (options.insecure ? ConnectFlag.Insecure : 0) : 0;
+  const flags = tls
+    ? ConnectFlag.Tls | ConnectFlag.TlsSpec | (options.insecure ? ConnectFlag.Insecure : 0)
+    : 0;
   const wsFlags = (options.autoPong === false ? WsOpt.NoAutoPong : 0) | (options.deflate ? WsOpt.Deflate : 0);
   const rc = loop.sym.mgnet_ws_connect(
     loop.handle,
@@ -112,7 +124,8 @@ export async function connectWebSocket(
     slot = check(rc);
   } catch (e) {
     const msg = (e as Error).message;
-    throw new ClientError(/refused/i.test(msg) ? "refused" : "connect", `${u.origin}: ${msg}`, { cause: e });
+    const kind = /^TLS: /.test(msg) ? "tls" : /refused/i.test(msg) ? "refused" : "connect";
+    throw new ClientError(kind, `${u.origin}: ${msg}`, { cause: e });
   }
   const id = new DataView(out.buffer).getFloat64(0, true);
   if (tuning) {
@@ -132,11 +145,13 @@ export async function connectWebSocket(
       if (!socket) return;
       if (socket.readyState === 0) {
         const msg = error ?? "the connection closed before the handshake completed";
-        const kind = /handshake|the server|subprotocol|extensions/.test(msg)
+        const kind = /^TLS\b|certificate/.test(msg)
+          ? "tls"
+          : /handshake|the server|subprotocol|extensions/.test(msg)
           ? "protocol"
           : /refused/i.test(msg)
           ? "refused"
-          : /tls|certificate/i.test(msg)
+          : /tls/i.test(msg)
           ? "tls"
           : "connect";
         socketInternals.failed(socket, new ClientError(kind, `${u.origin}: ${msg}`));

@@ -24,11 +24,12 @@ use std::ptr;
 
 use super::error::{fail, Status};
 use super::event::EventBuf;
-use super::outbound::{connect_errno, ClientTls};
+use super::outbound::connect_errno;
 use super::protocol::Protocol;
 use super::sys_io::{
     epoll_mode, has_fins, iobuf_consume, set_read_paused, sys_send, take_fins, take_half_close, DATA_FIN,
 };
+use super::transport::{self, Transport};
 use crate::sys;
 
 /// Most extra Mongoose polls one `poll()` runs while each accepts a
@@ -46,6 +47,8 @@ struct ListenerInfo {
     core: *mut Core,
     proto: usize,
     id: u64,
+    /// Started on every accepted connection (TLS), if any.
+    transport: Option<Box<dyn Transport>>,
 }
 
 /// What a slot holds.
@@ -79,8 +82,8 @@ struct Slot {
     quiet: bool,
     /// The slot's protocol deadline (Mongoose ms), see [`Core::set_deadline`].
     deadline: Option<u64>,
-    /// TLS settings of an outbound connection (used once it connects).
-    tls: Option<Box<ClientTls>>,
+    /// Transport of an outbound connection (started once it connects).
+    tls: Option<Box<dyn Transport>>,
 }
 
 /// Counters since the manager was created (`mgnet_stats`).
@@ -461,6 +464,7 @@ impl Core {
             core: this,
             proto,
             id: 0,
+            transport: None,
         });
         let info_ptr: *mut ListenerInfo = &mut *info;
         (*this).listeners.push(info);
@@ -488,6 +492,37 @@ impl Core {
         let slot = m.alloc_slot(id, c, Role::Listener, proto);
         set_slot_of(c, slot);
         Ok((slot, id, u16::from_be((*c).loc.port)))
+    }
+
+    /// Sets (or replaces: new connections get it, open ones keep theirs) the
+    /// transport a listener starts on every connection it accepts.
+    pub fn set_listener_transport(&mut self, slot: u32, id: u64, t: Box<dyn Transport>) -> Result<(), i32> {
+        self.listener_info(slot, id)?.transport = Some(t);
+        Ok(())
+    }
+
+    /// The transport of a listener, for typed access.
+    pub fn listener_transport(
+        &mut self,
+        slot: u32,
+        id: u64,
+    ) -> Result<Option<&mut (dyn Transport + 'static)>, i32> {
+        Ok(self.listener_info(slot, id)?.transport.as_deref_mut())
+    }
+
+    fn listener_info(&mut self, slot: u32, id: u64) -> Result<&mut ListenerInfo, i32> {
+        self.conn(slot, id)?;
+        if self.slots[slot as usize].role != Role::Listener {
+            return Err(fail(
+                Status::Invalid,
+                format!("connection {id} is not a listener"),
+            ));
+        }
+        self.listeners
+            .iter_mut()
+            .find(|l| l.id == id)
+            .map(|l| &mut **l)
+            .ok_or_else(|| fail(Status::Closed, format!("listener {id} is closed")))
     }
 
     /// Binds a datagram socket on `url` (`udp://host:port`) for protocol
@@ -537,7 +572,7 @@ impl Core {
     pub unsafe fn connect(
         this: *mut Core,
         addr: &str,
-        tls: Option<ClientTls>,
+        tls: Option<Box<dyn Transport>>,
         proto: usize,
     ) -> Result<(u32, u64), i32> {
         if !addr.starts_with("tcp://") {
@@ -567,7 +602,7 @@ impl Core {
         let m = &mut *this;
         let id = (*c).id;
         let slot = m.alloc_slot(id, c, Role::Outbound, proto);
-        m.slots[slot as usize].tls = tls.map(Box::new);
+        m.slots[slot as usize].tls = tls;
         set_slot_of(c, slot);
         if let Some(why) = early {
             // Ahead of the CLOSE that Mongoose's next poll brings.
@@ -601,6 +636,7 @@ impl Core {
             // Deadlines first: one set during the previous poll (due "now")
             // runs after JS handled that poll's events.
             (*this).expire_deadlines();
+            transport::take_pending();
             sys::mg_mgr_poll(ptr::addr_of_mut!((*this).mgr), 0);
             (*this).peer_ends();
             // Mongoose accepts one connection per listener per poll. A burst
@@ -624,7 +660,7 @@ impl Core {
 
     /// Milliseconds a wait may sleep before the next poll is due.
     pub fn next_timeout(&self) -> i32 {
-        if !self.events.is_empty() || self.needs_poll || !self.dirty.is_empty() {
+        if !self.events.is_empty() || self.needs_poll || !self.dirty.is_empty() || transport::pending() {
             return 0;
         }
         let now = now_ms();
@@ -706,7 +742,23 @@ impl Core {
                     continue;
                 }
                 let io = &mut (*c).send;
-                if io.len > 0 && (*c).is_tls() == 0 && (*c).is_connecting() == 0 {
+                if io.len > 0 && (*c).is_tls() != 0 {
+                    // A transport (TLS) encrypts and sends at once too;
+                    // during its handshake Mongoose sends after it.
+                    if (*c).is_tls_hs() == 0 && (*c).is_connecting() == 0 {
+                        let n = sys::mg_tls_send(c, io.buf as *const c_void, io.len);
+                        if n > 0 {
+                            iobuf_consume(io, n as usize);
+                        } else if n == sys::MG_IO_ERR as libc::c_long {
+                            (*c).set_is_closing(1);
+                            self.needs_poll = true;
+                            continue;
+                        }
+                    }
+                    if io.len > 0 {
+                        self.needs_poll = true;
+                    }
+                } else if io.len > 0 && (*c).is_connecting() == 0 {
                     let fd = (*c).fd as usize as c_int;
                     let n = sys_send(fd, io.buf, io.len);
                     if n > 0 {
@@ -754,6 +806,7 @@ impl Core {
         unsafe {
             // Read again (and discard) to see the peer's FIN.
             set_read_paused(c, false);
+            transport::end_stream(c);
             libc::shutdown((*c).fd as usize as c_int, libc::SHUT_WR);
         }
         let deadline = now_ms() + LINGER_MS;
@@ -927,7 +980,14 @@ impl Core {
         Ok(())
     }
 
-    fn on_accept(&mut self, c: *mut sys::mg_connection, core: *mut Core, proto: usize, listener: u64) {
+    fn on_accept(
+        &mut self,
+        c: *mut sys::mg_connection,
+        core: *mut Core,
+        proto: usize,
+        listener: u64,
+        transport: Option<&dyn Transport>,
+    ) {
         unsafe {
             self.accepted = true;
             self.stats.accepted += 1;
@@ -935,6 +995,12 @@ impl Core {
             let slot = self.alloc_slot(id, c, Role::Accepted, proto);
             self.slots[slot as usize].listener = listener;
             set_slot_of(c, slot);
+            let mut failed = None;
+            if let Some(t) = transport {
+                // TLS: the handshake runs before any byte reaches the
+                // protocol (Mongoose hands it no data until it ends).
+                failed = t.start(c).err();
+            }
             if (*c).is_tls() == 0 {
                 epoll_mode(c, true);
             }
@@ -942,6 +1008,10 @@ impl Core {
             (*c).fn_data = core as *mut c_void;
             self.open_record(slot, c, listener);
             self.dispatch(proto, |p, core| p.on_accept(core, slot));
+            if let Some(why) = failed {
+                self.events.error(id, slot, why.as_bytes());
+                (*c).set_is_closing(1);
+            }
         }
     }
 
@@ -999,8 +1069,12 @@ impl Core {
                 if self.slots[slot as usize].half_close {
                     take_half_close((*c).fd as usize as c_int, Some(slot));
                 }
-                match self.slots[slot as usize].tls.as_deref() {
-                    Some(t) => t.init(c),
+                match self.slots[slot as usize].tls.as_deref().map(|t| t.start(c)) {
+                    Some(Ok(())) => {} // OPEN once the handshake is done
+                    Some(Err(why)) => {
+                        self.events.error(id, slot, why.as_bytes());
+                        (*c).set_is_closing(1);
+                    }
                     None => self.open_record(slot, c, 0),
                 }
             }
@@ -1057,7 +1131,7 @@ unsafe extern "C" fn on_listener(c: *mut sys::mg_connection, ev: c_int, ev_data:
     let (m, proto, id) = (info.core, info.proto, info.id);
     if (*c).is_listening() == 0 {
         if ev == sys::MG_EV_ACCEPT as c_int {
-            guard(|| (*m).on_accept(c, m, proto, id));
+            guard(|| (*m).on_accept(c, m, proto, id, info.transport.as_deref()));
         }
         return;
     }

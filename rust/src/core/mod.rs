@@ -1,8 +1,9 @@
 //! The protocol-free core: the Mongoose manager and its poll loop
 //! (`manager.rs`), raw system calls and buffer helpers (`sys_io.rs`), the
 //! event batch encoding (`event.rs`), output queued behind a send buffer
-//! (`overflow.rs`), outbound transport and TLS (`outbound.rs`), status codes
-//! (`error.rs`) and the seam protocols implement (`protocol.rs`).
+//! (`overflow.rs`), outbound connect errors (`outbound.rs`), the transport
+//! seam TLS plugs into (`transport.rs`), status codes (`error.rs`) and the
+//! seam protocols implement (`protocol.rs`).
 //!
 //! Nothing here refers to a protocol module; protocols build on this.
 
@@ -15,6 +16,7 @@ pub mod protocol;
 pub mod sys_io;
 #[cfg(test)]
 mod tests;
+pub mod transport;
 
 pub use manager::Core;
 pub use protocol::Protocol;

@@ -1,6 +1,6 @@
-//! Transport pieces of outbound connections ([`Core::connect`]), shared by
-//! every protocol that connects out: TLS settings (Mongoose's built-in
-//! TLS), the wall clock TLS needs, and the reason a connect failed.
+//! Pieces of outbound connections ([`Core::connect`]), shared by every
+//! protocol that connects out: the wall clock and the reason a connect
+//! failed. (TLS settings are a [`Transport`](super::transport::Transport).)
 //!
 //! [`Core::connect`]: super::manager::Core::connect
 
@@ -8,61 +8,8 @@ use std::ffi::{c_int, c_void};
 
 use crate::sys;
 
-/// TLS settings of an outbound connection.
-pub struct ClientTls {
-    /// Server name for SNI and certificate verification.
-    name: Vec<u8>,
-    /// Trusted CA certificates (PEM or DER); empty: none given.
-    ca: Vec<u8>,
-    /// Skip certificate and host name verification.
-    insecure: bool,
-}
-
-impl ClientTls {
-    /// Copies the settings. Each buffer keeps a NUL after its bytes:
-    /// `mg_tls_init` copies the name with `strncpy`, which reads on to a
-    /// NUL (AddressSanitizer caught it reading past an unterminated name).
-    pub fn new(name: &[u8], ca: &[u8], insecure: bool) -> ClientTls {
-        let terminated = |b: &[u8]| {
-            let mut v = Vec::with_capacity(b.len() + 1);
-            v.extend_from_slice(b);
-            v.push(0);
-            v
-        };
-        ClientTls {
-            name: terminated(name),
-            ca: terminated(ca),
-            insecure,
-        }
-    }
-
-    /// Starts TLS on a connection that just connected (OPEN follows the
-    /// handshake).
-    ///
-    /// # Safety
-    /// `c` is a live connection.
-    pub(super) unsafe fn init(&self, c: *mut sys::mg_connection) {
-        let opts = sys::mg_tls_opts {
-            ca: mg_str(&self.ca),
-            name: mg_str(&self.name),
-            skip_verification: self.insecure,
-            ..Default::default()
-        };
-        sys::mg_tls_init(c, &opts);
-    }
-}
-
-/// An `mg_str` over a NUL-terminated buffer, the NUL not counted.
-fn mg_str(b: &[u8]) -> sys::mg_str {
-    sys::mg_str {
-        buf: b.as_ptr() as *mut libc::c_char,
-        len: b.len().saturating_sub(1),
-    }
-}
-
-/// Lets built-in TLS verify certificate dates against the system clock
-/// instead of asking an SNTP server first (Mongoose's default for devices
-/// without a clock; this process has one).
+/// Gives Mongoose's clock a wall-clock origin (its built-in TLS asked an
+/// SNTP server for one first; the time it reports stays meaningful).
 pub(super) fn set_wall_clock() {
     unsafe {
         if sys::mg_boot_timestamp_ms == 0 {

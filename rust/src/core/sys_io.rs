@@ -291,7 +291,16 @@ pub unsafe fn epoll_mode(c: *mut sys::mg_connection, edge: bool) {
 /// # Safety
 /// `c` is null or a live connection.
 pub unsafe fn set_read_paused(c: *mut sys::mg_connection, paused: bool) {
-    if c.is_null() || (*c).is_closing() != 0 || ((*c).is_full() != 0) == paused {
+    if c.is_null() || (*c).is_closing() != 0 {
+        return;
+    }
+    if (*c).is_tls_hs() != 0 {
+        // A transport (TLS) handshake needs its reads: the pause waits for
+        // its end (`transport::handshake_done`).
+        (*c).data[super::transport::DATA_PAUSE_AFTER_HANDSHAKE] = paused as _;
+        return;
+    }
+    if ((*c).is_full() != 0) == paused {
         return;
     }
     (*c).set_is_full(paused as _);

@@ -345,6 +345,10 @@ test("fetch: errors are TypeErrors like the global fetch's, with mgnet's ClientE
         "/CN=localhost",
         "-addext",
         "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        // Not a CA: webpki (mgnet's rustls client) refuses a CA certificate
+        // as the server's own.
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
       ],
       env: toolEnv,
       stderr: "null",

@@ -26,6 +26,7 @@ use super::outbound::{connect_errno, ClientTls};
 use super::protocol::Protocol;
 use super::sys_io::{
     epoll_mode, has_fins, iobuf_consume, set_read_paused, sys_send, take_fins, take_half_close, DATA_FIN,
+    DATA_LEVEL,
 };
 use crate::sys;
 
@@ -933,9 +934,14 @@ impl Core {
             sys::MG_EV_READ => {
                 if role == Role::Accepted && ((*c).data[DATA_FIN] != 0 || (*c).recv.len == (*c).recv.size) {
                     // Data may remain in the socket (a full buffer) or the
-                    // end of stream is pending: level-triggered from now on.
+                    // end of stream is pending: level-triggered from now on
+                    // (once: Mongoose's own re-registrations are
+                    // level-triggered with EPOLLIN too, and a paused socket
+                    // is not read).
                     (*c).data[DATA_FIN] = 0;
-                    epoll_mode(c, false);
+                    if (*c).data[DATA_LEVEL] == 0 {
+                        epoll_mode(c, false);
+                    }
                 }
                 if role != Role::Listener {
                     self.dispatch(proto, |p, core| p.on_read(core, slot));

@@ -14,6 +14,52 @@ use std::ptr;
 
 use crate::sys;
 
+/// Resizes a Mongoose I/O buffer as `mg_iobuf_resize` does (rounded up to
+/// its alignment; size 0 frees it), keeping the first `len` bytes that fit,
+/// but without clearing the old buffer with `mg_bzero` (a volatile byte
+/// loop that, freeing drained 64–128 KiB send buffers after each batch of
+/// 16 KiB WebSocket echoes, took 30% of the server's CPU) and without
+/// zeroing the new one (`calloc`: 8%): only its first `len` bytes are ever
+/// read. These buffers hold no secrets (TLS keeps its own; see
+/// [`iobuf_consume`]). The memory comes from `malloc`, which is what
+/// Mongoose's `mg_calloc`/`mg_free` use on Linux (build.rs does not set
+/// `MG_ENABLE_CUSTOM_CALLOC`), so Mongoose may grow or free it later.
+///
+/// # Safety
+/// `io` is a live Mongoose I/O buffer.
+pub unsafe fn iobuf_resize(io: *mut sys::mg_iobuf, new_size: usize) -> bool {
+    let align = (*io).align.max(1);
+    let new_size = new_size.div_ceil(align).saturating_mul(align);
+    if new_size == 0 {
+        sys::mg_free((*io).buf as *mut c_void);
+        (*io).buf = ptr::null_mut();
+        (*io).len = 0;
+        (*io).size = 0;
+    } else if new_size != (*io).size {
+        let p = libc::malloc(new_size) as *mut u8;
+        if p.is_null() {
+            return false;
+        }
+        let len = new_size.min((*io).len);
+        if len > 0 && !(*io).buf.is_null() {
+            ptr::copy_nonoverlapping((*io).buf, p, len);
+        }
+        sys::mg_free((*io).buf as *mut c_void);
+        (*io).buf = p;
+        (*io).size = new_size;
+        (*io).len = len;
+    }
+    true
+}
+
+/// Frees a Mongoose I/O buffer ([`iobuf_resize`] to 0).
+///
+/// # Safety
+/// `io` is a live Mongoose I/O buffer.
+pub unsafe fn iobuf_free(io: *mut sys::mg_iobuf) {
+    iobuf_resize(io, 0);
+}
+
 /// Appends `parts` to a Mongoose I/O buffer, growing it at most once and
 /// at least to double its size: `mg_iobuf_resize` copies (and zeroes) the
 /// whole buffer, so growing to the exact size made a run of appends
@@ -24,7 +70,7 @@ use crate::sys;
 pub unsafe fn iobuf_append(io: *mut sys::mg_iobuf, parts: &[&[u8]]) -> bool {
     let total: usize = parts.iter().map(|p| p.len()).sum();
     let need = (*io).len + total;
-    if need > (*io).size && !sys::mg_iobuf_resize(io, need.max((*io).size.saturating_mul(2))) {
+    if need > (*io).size && !iobuf_resize(io, need.max((*io).size.saturating_mul(2))) {
         return false;
     }
     let mut at = (*io).buf.add((*io).len);
@@ -178,6 +224,12 @@ pub const DATA_FIN: usize = 4;
 /// Index in `mg_connection.data` of the "parked" mark: a paused socket
 /// that reported EPOLLHUP was taken out of the epoll set (see below).
 pub const DATA_PARKED: usize = 5;
+/// Index in `mg_connection.data` of the "level-triggered" mark: set by
+/// [`epoll_mode`]`(c, false)`, cleared by `epoll_mode(c, true)`. Lets the
+/// read handler skip re-registering a socket that is level-triggered
+/// already (with 16 KiB WebSocket messages every read fills the buffer:
+/// one redundant `epoll_ctl` per message, ~3% of the server's CPU).
+pub const DATA_LEVEL: usize = 6;
 
 /// `epoll_wait(2)` for Mongoose's loop (routed here by a define in build.rs):
 /// a raw system call, plus one job. Accepted HTTP sockets are registered
@@ -276,6 +328,7 @@ pub unsafe fn epoll_mode(c: *mut sys::mg_connection, edge: bool) {
     if edge {
         ev.events |= (libc::EPOLLET | libc::EPOLLRDHUP) as u32;
     }
+    (*c).data[DATA_LEVEL] = (!edge) as _;
     let op = if (*c).data[DATA_PARKED] != 0 {
         (*c).data[DATA_PARKED] = 0;
         libc::EPOLL_CTL_ADD

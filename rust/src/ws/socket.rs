@@ -27,7 +27,7 @@ use crate::core::error::{fail, Status};
 use crate::core::manager::{now_ms, Core};
 use crate::core::overflow::Overflow;
 use crate::core::protocol::Protocol;
-use crate::core::sys_io::{iobuf_consume, set_read_paused};
+use crate::core::sys_io::{iobuf_consume, iobuf_free, iobuf_resize, set_read_paused};
 use crate::sys;
 
 /// Unsent bytes over which a socket is not read...
@@ -40,8 +40,13 @@ pub const DEFAULT_MAX_MESSAGE: usize = 16 << 20;
 pub const DEFAULT_CLOSE_TIMEOUT_MS: u32 = 5000;
 /// A receive buffer over this size is freed once empty.
 const RECV_KEEP: usize = 64 * 1024;
-/// A receive buffer is grown up to this for a large frame.
+/// A receive buffer is grown up to this for a large frame...
 const RECV_BIG: usize = 256 * 1024;
+/// ...and to at least this: reads of several frames at once. Sized to the
+/// frame alone (16 KiB), every read ended inside a frame: 1.15 `recv` per
+/// 16 KiB message and its bytes copied twice (reassembly, then record)
+/// against Deno's 0.4 (docs/architecture.md, "CPU per message").
+const RECV_CHUNK: usize = RECV_KEEP;
 
 /// `mgnet_ws_accept`/`mgnet_ws_connect` flag: do not answer pings.
 pub const OPT_NO_AUTO_PONG: u32 = 1;
@@ -604,11 +609,12 @@ impl WsProtocol {
         unsafe {
             let io = &mut (*c).recv;
             iobuf_consume(io, consumed);
-            if big_frame > 0 && io.size < RECV_BIG {
+            let want = (big_frame.min(RECV_BIG as u64) as usize).max(RECV_CHUNK);
+            if big_frame > 0 && io.size < want {
                 // A large frame is arriving: let Mongoose read big pieces.
-                sys::mg_iobuf_resize(io, (big_frame as usize).clamp(16 * 1024, RECV_BIG));
+                iobuf_resize(io, want);
             } else if io.len == 0 && io.size > RECV_KEEP {
-                sys::mg_iobuf_free(io);
+                iobuf_free(io);
             }
         }
         for p in pongs {
@@ -715,7 +721,7 @@ impl Protocol for WsProtocol {
         if q == 0 {
             unsafe {
                 if (*c).send.size > RECV_KEEP {
-                    sys::mg_iobuf_free(&mut (*c).send);
+                    iobuf_free(&mut (*c).send);
                 }
             }
             if done && !core.is_lingering(slot) {

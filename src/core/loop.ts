@@ -582,23 +582,6 @@ export class Loop {
     });
   }
 
-  /**
-   * Gives the event loop one turn (timers, other I/O), then resolves.
-   * `setImmediate` runs after the event loop has polled its I/O, on this
-   * thread: 2–3 µs of CPU, against 12 µs for a `nonblocking` FFI call that
-   * returns at once (a hop to the blocking pool and back), which busy
-   * loops made ~500 times a second (docs/architecture.md, "CPU per
-   * message").
-   */
-  #turn(): Promise<void> {
-    return new Promise<void>((resolve) =>
-      setImmediate(() => {
-        this.#lastYield = performance.now();
-        resolve();
-      })
-    );
-  }
-
   /** Waits on the JS thread for traffic, briefly. */
   #bridgeGap(ms: number): boolean {
     return this.sym.mgnet_wait_sync(this.#epfd, Math.min(ms, SYNC_WAIT_MS)) > 0;
@@ -624,7 +607,7 @@ export class Loop {
       if (this.#closed) return false;
       if (performance.now() - this.#lastYield >= YIELD_MS) {
         // Busy for a while: let timers and other I/O of this process run.
-        await this.#turn();
+        await this.#wait(0);
         continue;
       }
       if (this.#pos < this.#end) this.#toBacklog();

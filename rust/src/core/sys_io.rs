@@ -354,3 +354,59 @@ pub unsafe fn set_read_paused(c: *mut sys::mg_connection, paused: bool) {
         epoll_mode(c, false);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(align: usize) -> sys::mg_iobuf {
+        sys::mg_iobuf {
+            buf: ptr::null_mut(),
+            size: 0,
+            len: 0,
+            align,
+        }
+    }
+
+    fn bytes(io: &sys::mg_iobuf) -> &[u8] {
+        if io.len == 0 {
+            return &[];
+        }
+        unsafe { std::slice::from_raw_parts(io.buf, io.len) }
+    }
+
+    #[test]
+    fn iobuf_resize_keeps_what_fits_and_rounds_to_the_alignment() {
+        let mut b = io(64);
+        unsafe {
+            assert!(iobuf_resize(&mut b, 100));
+            assert_eq!((b.size, b.len), (128, 0));
+            assert!(iobuf_append(&mut b, &[b"hello ", b"world"]));
+            assert_eq!(bytes(&b), b"hello world");
+            // Growing keeps the bytes.
+            assert!(iobuf_resize(&mut b, 4096));
+            assert_eq!((b.size, bytes(&b)), (4096, &b"hello world"[..]));
+            // The same size again is no change (no new buffer).
+            let before = b.buf;
+            assert!(iobuf_resize(&mut b, 4090));
+            assert_eq!((b.buf, b.size), (before, 4096));
+            // Shrinking below the length keeps the first bytes.
+            let mut small = io(1);
+            assert!(iobuf_append(&mut small, &[b"abcdefgh"]));
+            assert!(iobuf_resize(&mut small, 3));
+            assert_eq!((small.size, bytes(&small)), (3, &b"abc"[..]));
+            iobuf_free(&mut small);
+            assert!(small.buf.is_null());
+            assert_eq!((small.size, small.len), (0, 0));
+            // Freed, then grown again by Mongoose's own resize: the memory is
+            // compatible both ways.
+            iobuf_free(&mut b);
+            assert!(sys::mg_iobuf_resize(&mut b, 256));
+            assert!(iobuf_append(&mut b, &[b"x"]));
+            assert!(iobuf_resize(&mut b, 1024));
+            assert_eq!(bytes(&b), b"x");
+            sys::mg_iobuf_free(&mut b);
+            assert!(b.buf.is_null());
+        }
+    }
+}

@@ -16,14 +16,14 @@ use crate::sys;
 
 /// Resizes a Mongoose I/O buffer as `mg_iobuf_resize` does (rounded up to
 /// its alignment; size 0 frees it), keeping the first `len` bytes that fit,
-/// but without clearing the old buffer with `mg_bzero` (a volatile byte
-/// loop that, freeing drained 64–128 KiB send buffers after each batch of
-/// 16 KiB WebSocket echoes, took 30% of the server's CPU) and without
-/// zeroing the new one (`calloc`: 8%): only its first `len` bytes are ever
-/// read. These buffers hold no secrets (TLS keeps its own; see
-/// [`iobuf_consume`]). The memory comes from `malloc`, which is what
-/// Mongoose's `mg_calloc`/`mg_free` use on Linux (build.rs does not set
-/// `MG_ENABLE_CUSTOM_CALLOC`), so Mongoose may grow or free it later.
+/// but without clearing the old buffer with `mg_bzero` first: a volatile
+/// byte loop that, freeing drained 64–128 KiB WebSocket send buffers after
+/// each batch of 16 KiB echoes, took 30% of the server's CPU. These
+/// buffers hold no secrets (TLS keeps its own; see [`iobuf_consume`]).
+/// Used by the WebSocket protocol only: moving HTTP's and TCP's resizes
+/// and `iobuf_append` to it too raised the peak RSS of the 100 MB
+/// slow-reader test under AddressSanitizer from 27.5–29.2 MB to 29.1–32.9
+/// (its bound is 32), for no gain measured on their paths.
 ///
 /// # Safety
 /// `io` is a live Mongoose I/O buffer.
@@ -36,7 +36,7 @@ pub unsafe fn iobuf_resize(io: *mut sys::mg_iobuf, new_size: usize) -> bool {
         (*io).len = 0;
         (*io).size = 0;
     } else if new_size != (*io).size {
-        let p = libc::malloc(new_size) as *mut u8;
+        let p = sys::mg_calloc(1, new_size) as *mut u8;
         if p.is_null() {
             return false;
         }
@@ -70,7 +70,7 @@ pub unsafe fn iobuf_free(io: *mut sys::mg_iobuf) {
 pub unsafe fn iobuf_append(io: *mut sys::mg_iobuf, parts: &[&[u8]]) -> bool {
     let total: usize = parts.iter().map(|p| p.len()).sum();
     let need = (*io).len + total;
-    if need > (*io).size && !iobuf_resize(io, need.max((*io).size.saturating_mul(2))) {
+    if need > (*io).size && !sys::mg_iobuf_resize(io, need.max((*io).size.saturating_mul(2))) {
         return false;
     }
     let mut at = (*io).buf.add((*io).len);

@@ -18,7 +18,7 @@ use crate::core::error::{fail, Status};
 use crate::core::manager::{now_ms, Core};
 use crate::core::overflow::Overflow;
 use crate::core::protocol::Protocol;
-use crate::core::sys_io::{iobuf_consume, iobuf_free, iobuf_resize, set_read_paused};
+use crate::core::sys_io::{iobuf_consume, set_read_paused};
 use crate::sys;
 
 /// At most this many requests of one connection wait for their responses;
@@ -313,7 +313,7 @@ impl HttpServer {
         unsafe {
             let sent_all = (*c).send.len == 0;
             if sent_all && (*c).send.size > 64 * 1024 {
-                iobuf_free(&mut (*c).send);
+                sys::mg_iobuf_free(&mut (*c).send);
             }
             if sent_all && h.close_when_sent && !core.is_lingering(slot) {
                 core.linger(slot);
@@ -484,16 +484,16 @@ impl HttpServer {
                 // Let Mongoose read big bodies in big steps.
                 let want = remaining.unwrap_or(64 * 1024).min(256 * 1024) as usize;
                 if recv.size < want.min(256 * 1024) {
-                    iobuf_resize(recv, want);
+                    sys::mg_iobuf_resize(recv, want);
                 }
             } else if recv.len == 0 && recv.size > 16 * 1024 {
-                iobuf_free(recv);
+                sys::mg_iobuf_free(recv);
             } else if recv.len * 2 > recv.size && recv.size < MAX_RECV {
                 // Unparsed input piles up (a client pipelining without
                 // reading): grow geometrically. Mongoose grows a full buffer
                 // by MG_IO_SIZE at a time, copying and zeroing it each time,
                 // which made 4 MiB of such input cost seconds of CPU.
-                iobuf_resize(recv, (recv.size * 2).min(MAX_RECV));
+                sys::mg_iobuf_resize(recv, (recv.size * 2).min(MAX_RECV));
             }
         }
         if body_pending {

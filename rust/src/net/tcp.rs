@@ -24,7 +24,7 @@ use crate::core::event::{EventBuf, HEADER_LEN};
 use crate::core::manager::{Core, Role};
 use crate::core::overflow::Overflow;
 use crate::core::protocol::Protocol;
-use crate::core::sys_io::{iobuf_consume, iobuf_free, iobuf_resize, set_read_paused};
+use crate::core::sys_io::{iobuf_consume, set_read_paused};
 use crate::sys;
 
 /// DATA record kind of the TCP protocol.
@@ -152,7 +152,7 @@ impl Protocol for Tcp {
             let unsent = t.unsent(c);
             unsafe {
                 if (*c).send.len == 0 && (*c).send.size > 64 * 1024 {
-                    iobuf_free(&mut (*c).send);
+                    sys::mg_iobuf_free(&mut (*c).send);
                 }
             }
             if let Some(mark) = t.drain_at {
@@ -284,9 +284,9 @@ unsafe fn size_recv_buf(io: *mut sys::mg_iobuf, spec: &FrameSpec, need: usize, f
         want = want.max((size * 2).min(READ_BUF_MAX.max(spec.frame_cap())));
     }
     if want > size {
-        iobuf_resize(io, want);
+        sys::mg_iobuf_resize(io, want);
     } else if (*io).len == 0 && size > READ_BUF_KEEP && !filled {
-        iobuf_free(io);
+        sys::mg_iobuf_free(io);
     }
 }
 

@@ -42,7 +42,8 @@ pub const DEFAULT_CLOSE_TIMEOUT_MS: u32 = 5000;
 const RECV_KEEP: usize = 64 * 1024;
 /// A receive buffer is grown up to this for a large frame...
 const RECV_BIG: usize = 256 * 1024;
-/// ...and to at least this: reads of several frames at once. Sized to the
+/// ...and, for a message of 16 KiB or more, to at least this: reads of
+/// several frames at once (smaller ones keep a 16 KiB floor). Sized to the
 /// frame alone (16 KiB), every read ended inside a frame: 1.15 `recv` per
 /// 16 KiB message and its bytes copied twice (reassembly, then record)
 /// against Deno's 0.4. 64 KiB read more per call (0.29 `recv` per message)
@@ -605,13 +606,21 @@ impl WsProtocol {
         self.messages_in += messages;
         self.shared = shared;
         let big_frame = parser.partial_left();
+        let big_message = parser.partial_message();
         let Some(s) = self.sock(slot) else { return };
         s.parser = parser;
         s.deflate = deflate;
         unsafe {
             let io = &mut (*c).recv;
             iobuf_consume(io, consumed);
-            let want = (big_frame.min(RECV_BIG as u64) as usize).max(RECV_CHUNK);
+            // Reads of RECV_CHUNK for large messages only: a 64 B socket
+            // whose frame straddled two reads keeps 16 KiB, as before.
+            let floor = if big_message >= 16 * 1024 {
+                RECV_CHUNK
+            } else {
+                16 * 1024
+            };
+            let want = (big_frame.min(RECV_BIG as u64) as usize).max(floor);
             if big_frame > 0 && io.size < want {
                 // A large frame is arriving: let Mongoose read big pieces.
                 iobuf_resize(io, want);

@@ -28,6 +28,7 @@ use super::outbound::connect_errno;
 use super::protocol::Protocol;
 use super::sys_io::{
     epoll_mode, has_fins, iobuf_consume, set_read_paused, sys_send, take_fins, take_half_close, DATA_FIN,
+    DATA_LEVEL,
 };
 use super::transport::{self, Transport};
 use crate::sys;
@@ -1056,9 +1057,14 @@ impl Core {
             sys::MG_EV_READ => {
                 if role == Role::Accepted && ((*c).data[DATA_FIN] != 0 || (*c).recv.len == (*c).recv.size) {
                     // Data may remain in the socket (a full buffer) or the
-                    // end of stream is pending: level-triggered from now on.
+                    // end of stream is pending: level-triggered from now on
+                    // (once: Mongoose's own re-registrations are
+                    // level-triggered with EPOLLIN too, and a paused socket
+                    // is not read).
                     (*c).data[DATA_FIN] = 0;
-                    epoll_mode(c, false);
+                    if (*c).data[DATA_LEVEL] == 0 {
+                        epoll_mode(c, false);
+                    }
                 }
                 if role != Role::Listener {
                     self.dispatch(proto, |p, core| p.on_read(core, slot));

@@ -112,6 +112,12 @@ impl Parser {
         self.frame.map_or(0, |f| f.left)
     }
 
+    /// With a data frame arriving, the size of its message so far plus what
+    /// the frame still lacks (0 with no frame arriving).
+    pub fn partial_message(&self) -> u64 {
+        self.frame.map_or(0, |f| f.left + self.msg.len() as u64)
+    }
+
     /// Bytes held for a message being reassembled (its capacity).
     pub fn buffered(&self) -> usize {
         self.msg.capacity()

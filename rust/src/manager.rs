@@ -5,6 +5,7 @@
 //! Adding a protocol: register it in [`Manager::new`], map its scheme in
 //! [`Manager::listen`] (if it listens), add a typed accessor.
 
+use crate::core::metrics::{Family, Kind};
 use crate::core::outbound::ClientTls;
 use crate::core::{error, Core};
 use crate::http::{HttpClient, HttpServer, Limits};
@@ -210,6 +211,35 @@ impl Manager {
     /// net: the manager's mailbox for posts from other threads.
     pub fn posts(&mut self) -> (&mut Posts, &Core) {
         (&mut self.posts, unsafe { &*self.core })
+    }
+
+    /// Turns the metrics' clock readings on or off (counters always count).
+    pub fn set_metrics(&mut self, on: bool) {
+        self.core().metrics_on = on;
+    }
+
+    /// Every metric family: the core's and the protocols' (in registration
+    /// order), then the timers' and posts'. Fixed for a manager's life.
+    pub fn metric_families(&mut self) -> Vec<Family> {
+        let mut f = self.core().metric_families();
+        f.push(Family::one(
+            "mgnet_timer_fires_total",
+            Kind::Counter,
+            "Timer fires delivered.",
+        ));
+        f.push(Family::one(
+            "mgnet_posts_total",
+            Kind::Counter,
+            "Messages posted into the manager and delivered.",
+        ));
+        f
+    }
+
+    /// The values of [`Manager::metric_families`], one per slot.
+    pub fn read_metrics(&mut self, out: &mut Vec<f64>) {
+        self.core().read_metrics(out);
+        out.push(self.timers.fired as f64);
+        out.push(self.posts.delivered as f64);
     }
 
     /// Counters: polls, connections accepted, requests parsed, cache hits.
@@ -511,5 +541,45 @@ mod tests {
             .map(|(_, _, r)| String::from_utf8_lossy(&r[24..]).into_owned())
             .expect("an ERROR record");
         assert!(err.contains("connect failed"), "{err}");
+    }
+
+    #[test]
+    fn metrics_describe_every_value_and_count_a_request() {
+        let mut t = T::new();
+        t.m().set_metrics(true);
+        let (_, _, port) = t.listen();
+        let mut s = client(port);
+        let req = b"GET /m HTTP/1.1\r\nHost: x\r\n\r\n";
+        s.write_all(req).unwrap();
+        let (slot, id, seq, _) = request(&t.wait(KIND_HTTP, 0, 1)[0]);
+        let r = t
+            .m()
+            .http(|h, core| h.reply(core, slot, id, seq, 404, REPLY_OWN_DATE, b"", b"no"));
+        assert_eq!(r, Ok(()));
+        t.poll();
+        let want = "HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\nno";
+        assert_eq!(read_exact(&mut s, want.len()), want);
+        let families = t.m().metric_families();
+        let mut values = Vec::new();
+        t.m().read_metrics(&mut values);
+        assert_eq!(families.iter().map(Family::slots).sum::<usize>(), values.len());
+        let value = |name: &str, label: Option<&str>| {
+            let mut at = 0;
+            for f in &families {
+                if f.name == name {
+                    let i = label.map_or(0, |l| f.values.iter().position(|v| v == l).unwrap());
+                    return values[at + i];
+                }
+                at += f.slots();
+            }
+            panic!("no family {name}");
+        };
+        assert_eq!(value("mgnet_http_requests_total", None), 1.0);
+        assert_eq!(value("mgnet_http_responses_total", Some("404")), 1.0);
+        assert_eq!(value("mgnet_http_responses_total", Some("200")), 0.0);
+        assert_eq!(value("mgnet_connections_open", None), 1.0);
+        assert_eq!(value("mgnet_received_bytes_total", None), req.len() as f64);
+        assert_eq!(value("mgnet_sent_bytes_total", None), want.len() as f64);
+        assert_eq!(value("mgnet_http_request_duration_seconds", Some("+Inf")), 1.0);
     }
 }

@@ -22,6 +22,7 @@ use std::ptr;
 
 use super::error::{fail, Status};
 use super::event::EventBuf;
+use super::metrics::{Family, Kind};
 use super::outbound::{connect_errno, ClientTls};
 use super::protocol::Protocol;
 use super::sys_io::{
@@ -87,6 +88,14 @@ pub struct Stats {
     pub polls: u64,
     /// Connections accepted by listeners.
     pub accepted: u64,
+    /// Stream connections (accepted and outbound) open now.
+    pub open: u64,
+    /// Stream connections closed.
+    pub closed: u64,
+    /// Bytes read from stream connections (after TLS).
+    pub bytes_in: u64,
+    /// Bytes written to stream connections (before TLS).
+    pub bytes_out: u64,
 }
 
 /// A Mongoose manager plus the generic state around it.
@@ -114,8 +123,13 @@ pub struct Core {
     needs_poll: bool,
     /// A listener accepted a connection during the current Mongoose poll.
     accepted: bool,
-    /// Counters for `mgnet_stats`.
+    /// Counters for `mgnet_stats` and the metrics.
     pub stats: Stats,
+    /// Metrics are on: protocols read the clock for latencies.
+    pub metrics_on: bool,
+    /// [`now_ns`](super::metrics::now_ns) at the start of the current poll
+    /// while metrics are on (else 0): when its requests were read.
+    pub poll_ns: u64,
     /// Occupied slots (listeners and connections), for [`Core::refs`].
     live_slots: usize,
     /// Other reasons to keep the loop waiting natively, held by what sits
@@ -202,6 +216,8 @@ impl Core {
             needs_poll: false,
             accepted: false,
             stats: Stats::default(),
+            metrics_on: false,
+            poll_ns: 0,
             live_slots: 0,
             holds: 0,
         });
@@ -303,6 +319,9 @@ impl Core {
             tls: None,
         };
         self.live_slots += 1;
+        if matches!(role, Role::Accepted | Role::Outbound) {
+            self.stats.open += 1;
+        }
         match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = slot;
@@ -317,6 +336,10 @@ impl Core {
 
     fn release_slot(&mut self, i: u32) {
         let s = &mut self.slots[i as usize];
+        if matches!(s.role, Role::Accepted | Role::Outbound) {
+            self.stats.open -= 1;
+            self.stats.closed += 1;
+        }
         s.id = 0;
         s.c = ptr::null_mut();
         s.role = Role::Free;
@@ -356,6 +379,72 @@ impl Core {
     /// `EPIPE`) after the core is freed.
     pub fn dup_wake_fd(&self) -> c_int {
         unsafe { libc::fcntl(self.wake_tx, libc::F_DUPFD_CLOEXEC, 0) }
+    }
+
+    /// The metric families of the core (connections, bytes, polls) and of
+    /// every registered protocol, in the order [`Core::read_metrics`]
+    /// writes them.
+    pub fn metric_families(&self) -> Vec<Family> {
+        let mut f = vec![
+            Family::one(
+                "mgnet_connections_open",
+                Kind::Gauge,
+                "Stream connections open now (accepted and outbound).",
+            ),
+            Family::one(
+                "mgnet_connections_accepted_total",
+                Kind::Counter,
+                "Connections accepted by listeners.",
+            ),
+            Family::one(
+                "mgnet_connections_closed_total",
+                Kind::Counter,
+                "Stream connections closed.",
+            ),
+            Family::one(
+                "mgnet_received_bytes_total",
+                Kind::Counter,
+                "Bytes read from stream connections (after TLS).",
+            ),
+            Family::one(
+                "mgnet_sent_bytes_total",
+                Kind::Counter,
+                "Bytes written to stream connections (before TLS).",
+            ),
+            Family::one(
+                "mgnet_polls_total",
+                Kind::Counter,
+                "Polls that gathered a batch of events.",
+            ),
+        ];
+        for p in self.protocols.iter().flatten() {
+            f.extend(p.metric_families());
+        }
+        f
+    }
+
+    /// Appends the values of [`Core::metric_families`].
+    pub fn read_metrics(&self, out: &mut Vec<f64>) {
+        let s = &self.stats;
+        for v in [s.open, s.accepted, s.closed, s.bytes_in, s.bytes_out, s.polls] {
+            out.push(v as f64);
+        }
+        for p in self.protocols.iter().flatten() {
+            p.read_metrics(out);
+        }
+    }
+
+    /// When metrics are on, a timestamp ([`now_ns`](super::metrics::now_ns))
+    /// for an event read now: the start of the current poll inside one (no
+    /// clock read per event), the clock otherwise. 0 while metrics are off.
+    pub fn metrics_stamp(&self) -> u64 {
+        if !self.metrics_on {
+            0
+        } else if self.poll_ns != 0 {
+            self.poll_ns
+        } else {
+            super::metrics::now_ns()
+        }
     }
 
     /// Requests handed to JS and not yet answered, over all protocols.
@@ -585,6 +674,9 @@ impl Core {
             }
             (*this).accepted = false;
             (*this).stats.polls += 1;
+            if (*this).metrics_on {
+                (*this).poll_ns = super::metrics::now_ns();
+            }
             // Deadlines first: one set during the previous poll (due "now")
             // runs after JS handled that poll's events.
             (*this).expire_deadlines();
@@ -603,6 +695,7 @@ impl Core {
                 extra += 1;
             }
             let m = &mut *this;
+            m.poll_ns = 0;
             m.expire_lingering();
             m.flush();
         }
@@ -694,6 +787,7 @@ impl Core {
                     let n = sys_send(fd, io.buf, io.len);
                     if n > 0 {
                         iobuf_consume(io, n as usize);
+                        self.stats.bytes_out += n as u64;
                     }
                     if io.len > 0 {
                         // The socket is full: Mongoose registers for EPOLLOUT
@@ -931,6 +1025,9 @@ impl Core {
         let (id, role, proto) = (s.id, s.role, s.proto);
         match ev as u32 {
             sys::MG_EV_READ => {
+                if !ev_data.is_null() {
+                    self.stats.bytes_in += *(ev_data as *const libc::c_long) as u64;
+                }
                 if role == Role::Accepted && ((*c).data[DATA_FIN] != 0 || (*c).recv.len == (*c).recv.size) {
                     // Data may remain in the socket (a full buffer) or the
                     // end of stream is pending: level-triggered from now on.
@@ -941,7 +1038,12 @@ impl Core {
                     self.dispatch(proto, |p, core| p.on_read(core, slot));
                 }
             }
-            sys::MG_EV_WRITE => self.after_send(slot),
+            sys::MG_EV_WRITE => {
+                if !ev_data.is_null() {
+                    self.stats.bytes_out += *(ev_data as *const libc::c_long) as u64;
+                }
+                self.after_send(slot)
+            }
             sys::MG_EV_CONNECT if role == Role::Outbound => {
                 if self.slots[slot as usize].half_close {
                     take_half_close((*c).fd as usize as c_int, Some(slot));

@@ -2,13 +2,15 @@
 //! (`manager.rs`), raw system calls and buffer helpers (`sys_io.rs`), the
 //! event batch encoding (`event.rs`), output queued behind a send buffer
 //! (`overflow.rs`), outbound transport and TLS (`outbound.rs`), status codes
-//! (`error.rs`) and the seam protocols implement (`protocol.rs`).
+//! (`error.rs`), the seam protocols implement (`protocol.rs`) and the metric
+//! families every layer describes its counters with (`metrics.rs`).
 //!
 //! Nothing here refers to a protocol module; protocols build on this.
 
 pub mod error;
 pub mod event;
 pub mod manager;
+pub mod metrics;
 pub mod outbound;
 pub mod overflow;
 pub mod protocol;

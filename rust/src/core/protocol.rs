@@ -25,6 +25,7 @@
 use std::any::Any;
 
 use super::manager::Core;
+use super::metrics::Family;
 
 /// What a protocol does with its connections. `slot` is the core's slot
 /// number; `core.slot_conn(slot)` gives the connection's id and pointer.
@@ -95,6 +96,17 @@ pub trait Protocol {
     /// in traffic synchronously only while this is 0 everywhere).
     fn awaiting(&self) -> usize {
         0
+    }
+
+    /// The protocol's metric families (its own counters), in the order
+    /// [`Protocol::read_metrics`] writes them.
+    fn metric_families(&self) -> Vec<Family> {
+        Vec::new()
+    }
+
+    /// Appends one value per slot of each of its metric families.
+    fn read_metrics(&self, out: &mut Vec<f64>) {
+        let _ = out;
     }
 
     /// For typed access from above ([`Core::with_protocol`]).

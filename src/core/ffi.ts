@@ -14,7 +14,7 @@ import { errorFromStatus } from "./errors.ts";
 import { BUILD_COMMAND, type Located, locateLibrary, NativeLibraryError } from "./native.ts";
 
 /** The ABI version this TypeScript expects (`mgnet_abi_version`). */
-export const ABI_VERSION = 4;
+export const ABI_VERSION = 5;
 
 /** Every symbol of the C ABI (`rust/src/lib.rs`). */
 export const symbols = {
@@ -236,6 +236,13 @@ export const symbols = {
     ],
     result: "i32",
   },
+  // metrics (rust/src/core/metrics.rs; rendered in src/core/metrics.ts)
+  // int32_t mgnet_metrics_enable(uint32_t h, uint32_t on)
+  mgnet_metrics_enable: { parameters: ["u32", "u32"], result: "i32" },
+  // int32_t mgnet_metrics_describe(uint32_t h, uint8_t *out, uint32_t cap) -- full length
+  mgnet_metrics_describe: { parameters: ["u32", "buffer", "u32"], result: "i32" },
+  // int32_t mgnet_metrics_read(uint32_t h, uint8_t *out /* f64 values */, uint32_t cap /* values */) -- count
+  mgnet_metrics_read: { parameters: ["u32", "buffer", "u32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded library's symbols. */

@@ -682,7 +682,9 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
   metrics(): string {
     const loop = this.#loop;
     if (loop.closed) throw new ManagerClosedError();
-    if (!this.#metrics) throw new MgnetError("metrics are off: create the manager with { metrics: true }", "State");
+    if (!this.#metrics) {
+      throw new MgnetError("metrics are off: create the manager with { metrics: true }", "State");
+    }
     return readMetrics(loop);
   }
 

@@ -85,7 +85,9 @@ export function renderMetrics(families: readonly MetricFamily[], values: ArrayLi
   for (const f of families) {
     out.push(`# HELP ${f.name} ${escapeHelp(f.help)}`, `# TYPE ${f.name} ${f.type}`);
     if (f.type === "histogram") {
-      f.values.forEach((le, i) => out.push(`${f.name}_bucket{le="${escapeLabel(le)}"} ${num(values[at + i])}`));
+      f.values.forEach((le, i) =>
+        out.push(`${f.name}_bucket{le="${escapeLabel(le)}"} ${num(values[at + i])}`)
+      );
       out.push(`${f.name}_sum ${num(values[at + f.values.length])}`);
       out.push(`${f.name}_count ${num(values[at + f.values.length + 1])}`);
     } else if (f.values.length === 0) {

@@ -112,7 +112,7 @@ impl HttpServer {
 
     /// Records the latency of request `idx`, whose response is now fully
     /// queued (metrics: only if it was stamped when read).
-    fn observe(&mut self, slot: u32, idx: usize) {
+    pub(super) fn observe(&mut self, slot: u32, idx: usize) {
         let t0 = self.conn_mut(slot).map_or(0, |h| h.inflight[idx].t0);
         if t0 != 0 {
             self.latency

@@ -690,6 +690,9 @@ impl HttpServer {
             return Err(fail(Status::Closed, format!("connection {id} is closing")));
         }
         self.awaiting -= 1;
+        // The WebSocket protocol answers 101 next: count it here.
+        self.statuses[status_slot(101)] += 1;
+        self.observe(slot, 0);
         let h = self.conns[slot as usize].take().expect("checked above");
         Ok(h.out)
     }

@@ -425,7 +425,9 @@ if (import.meta.main) {
     for (const key of args.scenarios) {
       const sc = SCENARIOS[key];
       if (!sc) throw new Error(`unknown scenario ${key}; known: ${Object.keys(SCENARIOS).join(", ")}`);
-      for (const server of args.servers) {
+      // Odd rounds run the servers in reverse order, so neighbours (e.g.
+      // "mgnet" and "mgnet metrics") meet the VM's drift from both sides.
+      for (const server of round % 2 ? [...args.servers].reverse() : args.servers) {
         const row = await measure(server, sc, args, useOha, round);
         if (!row) continue;
         rows.push(row);

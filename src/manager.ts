@@ -107,8 +107,8 @@ export interface ManagerOptions extends HttpLimits {
   shutdownTimeout?: number;
   /**
    * Turns metrics on: {@linkcode Manager.metrics} returns them in the
-   * Prometheus text format, with the request latency histogram (one clock
-   * read per poll and per response). Default off.
+   * Prometheus text format, with the request latency histogram (at most
+   * two clock reads per poll, none per request). Default off.
    */
   metrics?: boolean;
 }

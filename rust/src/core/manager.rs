@@ -22,7 +22,7 @@ use std::ptr;
 
 use super::error::{fail, Status};
 use super::event::EventBuf;
-use super::metrics::{Family, Kind};
+use super::metrics::{Family, Kind, Stamp};
 use super::outbound::{connect_errno, ClientTls};
 use super::protocol::Protocol;
 use super::sys_io::{
@@ -128,7 +128,8 @@ pub struct Core {
     /// Metrics are on: protocols read the clock for latencies.
     pub metrics_on: bool,
     /// [`now_ns`](super::metrics::now_ns) at the start of the current poll
-    /// while metrics are on (else 0): when its requests were read.
+    /// while metrics are on (else 0): when its requests were read, and when
+    /// the responses completed before it were flushed.
     pub poll_ns: u64,
     /// Occupied slots (listeners and connections), for [`Core::refs`].
     live_slots: usize,
@@ -661,6 +662,16 @@ impl Core {
     /// # Safety
     /// `this` is a live core, no `&mut` to it is held.
     pub unsafe fn poll(this: *mut Core) -> usize {
+        if (*this).metrics_on {
+            // One clock read: it ends the latencies of the responses
+            // completed since the last poll (flushed now) and starts those
+            // of the requests this poll reads.
+            let mut now = Stamp::default();
+            for p in (*this).protocols.iter_mut().flatten() {
+                p.on_clock(&mut now);
+            }
+            (*this).poll_ns = now.get();
+        }
         (*this).flush();
         if !(*this).close_soon.is_empty() {
             for (slot, id) in std::mem::take(&mut (*this).close_soon) {
@@ -674,9 +685,6 @@ impl Core {
             }
             (*this).accepted = false;
             (*this).stats.polls += 1;
-            if (*this).metrics_on {
-                (*this).poll_ns = super::metrics::now_ns();
-            }
             // Deadlines first: one set during the previous poll (due "now")
             // runs after JS handled that poll's events.
             (*this).expire_deadlines();
@@ -695,10 +703,18 @@ impl Core {
                 extra += 1;
             }
             let m = &mut *this;
-            m.poll_ns = 0;
             m.expire_lingering();
+            if m.metrics_on {
+                // Responses completed inside this poll (native answers)
+                // are flushed next: a clock read only if there are some.
+                let mut now = Stamp::default();
+                for p in m.protocols.iter_mut().flatten() {
+                    p.on_clock(&mut now);
+                }
+            }
             m.flush();
         }
+        (*this).poll_ns = 0;
         (*this).events.len()
     }
 

@@ -173,6 +173,21 @@ pub fn now_ns() -> u64 {
         | 1
 }
 
+/// A clock reading taken on first use: callers that may not need the time
+/// (nothing to observe) do not pay for it.
+#[derive(Default)]
+pub struct Stamp(u64);
+
+impl Stamp {
+    /// The time ([`now_ns`]), read the first time it is asked for.
+    pub fn get(&mut self) -> u64 {
+        if self.0 == 0 {
+            self.0 = now_ns();
+        }
+        self.0
+    }
+}
+
 /// The description text of `families` (one line each).
 pub fn describe(families: &[Family]) -> String {
     let mut s = String::new();

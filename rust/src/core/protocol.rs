@@ -25,7 +25,7 @@
 use std::any::Any;
 
 use super::manager::Core;
-use super::metrics::Family;
+use super::metrics::{Family, Stamp};
 
 /// What a protocol does with its connections. `slot` is the core's slot
 /// number; `core.slot_conn(slot)` gives the connection's id and pointer.
@@ -91,6 +91,13 @@ pub trait Protocol {
 
     /// A Mongoose poll is about to run (refresh per-poll caches).
     fn on_poll(&mut self) {}
+
+    /// While metrics are on, at the start and at the end of each poll,
+    /// just before the core flushes what is queued: `now` gives the time
+    /// (read once, and only if some protocol asks for it).
+    fn on_clock(&mut self, now: &mut Stamp) {
+        let _ = now;
+    }
 
     /// Requests handed to JS not yet answered (the loop bridges short gaps
     /// in traffic synchronously only while this is 0 everywhere).

@@ -110,13 +110,13 @@ impl HttpServer {
         Ok(p.meta)
     }
 
-    /// Records the latency of request `idx`, whose response is now fully
-    /// queued (metrics: only if it was stamped when read).
+    /// Request `idx`'s response is now fully queued: if the request was
+    /// stamped when read (metrics on), its latency ends at the next poll,
+    /// which flushes it (no clock read per response; see `on_clock`).
     pub(super) fn observe(&mut self, slot: u32, idx: usize) {
         let t0 = self.conn_mut(slot).map_or(0, |h| h.inflight[idx].t0);
         if t0 != 0 {
-            self.latency
-                .observe(crate::core::metrics::now_ns().saturating_sub(t0));
+            self.latency_pending.push(t0);
         }
     }
 

@@ -16,7 +16,7 @@ use super::record::{
 use super::writer::{reject_body, DateCache, ResponseMeta, StreamFraming};
 use crate::core::error::{fail, Status};
 use crate::core::manager::{now_ms, Core};
-use crate::core::metrics::{Family, Histogram, Kind};
+use crate::core::metrics::{Family, Histogram, Kind, Stamp};
 use crate::core::overflow::Overflow;
 use crate::core::protocol::Protocol;
 use crate::core::sys_io::{iobuf_consume, set_read_paused};
@@ -144,8 +144,11 @@ pub struct HttpServer {
     /// Responses by status: index `status - 100` for 100..=599, the last
     /// slot for 600..=999.
     pub(super) statuses: Box<[u64; STATUS_SLOTS]>,
-    /// Time from a request read to its response fully queued (metrics on).
+    /// Time from the poll that read a request to the poll that flushed its
+    /// response (metrics on).
     pub(super) latency: Histogram,
+    /// Read stamps of requests answered since the last poll.
+    pub(super) latency_pending: Vec<u64>,
 }
 
 /// Slots of [`HttpServer::statuses`].
@@ -268,6 +271,16 @@ impl Protocol for HttpServer {
         self.awaiting
     }
 
+    fn on_clock(&mut self, now: &mut Stamp) {
+        if self.latency_pending.is_empty() {
+            return;
+        }
+        let now = now.get();
+        for t0 in self.latency_pending.drain(..) {
+            self.latency.observe(now.saturating_sub(t0));
+        }
+    }
+
     fn metric_families(&self) -> Vec<Family> {
         let mut codes: Vec<String> = (100..600).map(|c: u16| c.to_string()).collect();
         codes.push("other".into());
@@ -284,7 +297,7 @@ impl Protocol for HttpServer {
             },
             Family::histogram(
                 "mgnet_http_request_duration_seconds",
-                "From the poll that read a request to its response fully queued (counted while metrics are on).",
+                "From the poll that read a request to the poll that flushed its complete response (while metrics are on).",
             ),
         ]
     }
@@ -314,6 +327,7 @@ impl HttpServer {
             cache_hits: 0,
             statuses: Box::new([0; STATUS_SLOTS]),
             latency: Histogram::default(),
+            latency_pending: Vec::new(),
         }
     }
 

@@ -664,15 +664,13 @@ impl Core {
     pub unsafe fn poll(this: *mut Core) -> usize {
         if (*this).metrics_on {
             // One clock read: it ends the latencies of the responses
-            // completed since the last poll (flushed now) and starts those
+            // completed since the last flush (flushed now) and starts those
             // of the requests this poll reads.
             let mut now = Stamp::default();
-            for p in (*this).protocols.iter_mut().flatten() {
-                p.on_clock(&mut now);
-            }
+            (*this).clock_tick(&mut now);
             (*this).poll_ns = now.get();
         }
-        (*this).flush();
+        (*this).flush_queued();
         if !(*this).close_soon.is_empty() {
             for (slot, id) in std::mem::take(&mut (*this).close_soon) {
                 let _ = (*this).close(slot, id, true); // already gone: nothing to do
@@ -704,14 +702,8 @@ impl Core {
             }
             let m = &mut *this;
             m.expire_lingering();
-            if m.metrics_on {
-                // Responses completed inside this poll (native answers)
-                // are flushed next: a clock read only if there are some.
-                let mut now = Stamp::default();
-                for p in m.protocols.iter_mut().flatten() {
-                    p.on_clock(&mut now);
-                }
-            }
+            // Responses completed inside this poll (native answers) leave
+            // now: with metrics on, a clock read only if there are some.
             m.flush();
         }
         (*this).poll_ns = 0;
@@ -782,7 +774,25 @@ impl Core {
     /// Writes every dirty connection's send buffer to its socket now instead
     /// of on the next poll (saves Mongoose's EPOLLOUT round trip). What the
     /// socket does not take stays for Mongoose to send when writable.
+    ///
+    /// With metrics on, protocols first see the time ([`Protocol::on_clock`],
+    /// read only if one asks): what leaves now was complete by then.
     pub fn flush(&mut self) {
+        if self.metrics_on {
+            self.clock_tick(&mut Stamp::default());
+        }
+        self.flush_queued();
+    }
+
+    /// Hands `now` to every protocol ([`Protocol::on_clock`]).
+    fn clock_tick(&mut self, now: &mut Stamp) {
+        for p in self.protocols.iter_mut().flatten() {
+            p.on_clock(now);
+        }
+    }
+
+    /// [`Core::flush`] without the metrics' clock tick.
+    fn flush_queued(&mut self) {
         let mut i = 0;
         while i < self.dirty.len() {
             let slot = self.dirty[i];

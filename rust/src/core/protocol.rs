@@ -92,9 +92,9 @@ pub trait Protocol {
     /// A Mongoose poll is about to run (refresh per-poll caches).
     fn on_poll(&mut self) {}
 
-    /// While metrics are on, at the start and at the end of each poll,
-    /// just before the core flushes what is queued: `now` gives the time
-    /// (read once, and only if some protocol asks for it).
+    /// While metrics are on, just before the core flushes what is queued
+    /// (at the start and end of each poll, and when JS asks for a flush):
+    /// `now` gives the time (read once, and only if a protocol asks).
     fn on_clock(&mut self, now: &mut Stamp) {
         let _ = now;
     }

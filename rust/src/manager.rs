@@ -582,4 +582,76 @@ mod tests {
         assert_eq!(value("mgnet_sent_bytes_total", None), want.len() as f64);
         assert_eq!(value("mgnet_http_request_duration_seconds", Some("+Inf")), 1.0);
     }
+
+    /// The native cost of metrics per request, measured rather than
+    /// asserted (timing varies with the machine): a loopback client writes
+    /// 32 pipelined GETs, the manager parses and answers them, the client
+    /// reads every response; blocks of 100 such cycles alternate metrics
+    /// off and on, and the thread's CPU time per request is compared.
+    /// `cargo test --release metrics_cost -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn metrics_cost_per_request() {
+        const BATCH: usize = 32;
+        const CYCLES: usize = 100;
+        const BLOCKS: usize = 40;
+        fn cpu_ns() -> u64 {
+            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+            ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+        }
+        let mut t = T::new();
+        let (_, _, port) = t.listen();
+        let mut s = client(port);
+        let batch = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(BATCH);
+        let resp = ok(200, "hello");
+        let mut cycle = |t: &mut T| {
+            s.write_all(&batch).unwrap();
+            let mut answered = 0;
+            while answered < BATCH {
+                t.m().poll();
+                let bytes = std::mem::take(&mut t.m().core().events.bytes);
+                for (kind, _, r) in split_records(&bytes) {
+                    if kind == KIND_HTTP {
+                        let (slot, id, seq, _) = request(r);
+                        let r = t
+                            .m()
+                            .http(|h, core| h.reply(core, slot, id, seq, 200, REPLY_OWN_DATE, b"", b"hello"));
+                        assert_eq!(r, Ok(()));
+                        answered += 1;
+                    }
+                }
+            }
+            t.m().poll(); // flushes
+            assert_eq!(read_exact(&mut s, resp.len() * BATCH).len(), resp.len() * BATCH);
+        };
+        for _ in 0..CYCLES {
+            cycle(&mut t); // warm-up
+        }
+        let (mut off, mut on) = (Vec::new(), Vec::new());
+        for b in 0..BLOCKS * 2 {
+            let metrics = b % 2 == 1;
+            t.m().set_metrics(metrics);
+            let start = cpu_ns();
+            for _ in 0..CYCLES {
+                cycle(&mut t);
+            }
+            let per = (cpu_ns() - start) as f64 / (CYCLES * BATCH) as f64;
+            if metrics { on.push(per) } else { off.push(per) }
+        }
+        let med = |v: &mut Vec<f64>| {
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            (v[v.len() / 2], v[0])
+        };
+        let ((off_med, off_min), (on_med, on_min)) = (med(&mut off), med(&mut on));
+        eprintln!(
+            "thread CPU per request (server + loopback client), {BLOCKS} blocks each: metrics off median {off_med:.0} ns (min {off_min:.0}), on median {on_med:.0} ns (min {on_min:.0}): +{:.0} ns median, +{:.0} ns min",
+            on_med - off_med,
+            on_min - off_min
+        );
+        let latency = t.m().http(|h, _| h.latency.clone());
+        let mut v = Vec::new();
+        latency.read(&mut v);
+        assert!(v[v.len() - 1] >= (BLOCKS * CYCLES * BATCH) as f64, "every request observed while on");
+    }
 }

@@ -146,7 +146,7 @@ pub struct HttpServer {
     pub(super) statuses: Box<[u64; STATUS_SLOTS]>,
     /// Time from the poll that read a request to the poll that flushed its
     /// response (metrics on).
-    pub(super) latency: Histogram,
+    pub latency: Histogram,
     /// Read stamps of requests answered since the last poll.
     pub(super) latency_pending: Vec<u64>,
 }

@@ -17,6 +17,7 @@
 //! `&mut Core` without aliasing itself.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::ffi::{c_int, c_void, CStr};
 use std::ptr;
 
@@ -127,10 +128,11 @@ pub struct Core {
     pub stats: Stats,
     /// Metrics are on: protocols read the clock for latencies.
     pub metrics_on: bool,
-    /// [`now_ns`](super::metrics::now_ns) at the start of the current poll
-    /// while metrics are on (else 0): when its requests were read, and when
-    /// the responses completed before it were flushed.
-    pub poll_ns: u64,
+    /// While metrics are on and a poll runs: the poll's time (0 until it is
+    /// first needed; [`Core::metrics_stamp`]).
+    poll_ns: Cell<u64>,
+    /// A poll is running (its requests share one timestamp).
+    in_poll: bool,
     /// Occupied slots (listeners and connections), for [`Core::refs`].
     live_slots: usize,
     /// Other reasons to keep the loop waiting natively, held by what sits
@@ -218,7 +220,8 @@ impl Core {
             accepted: false,
             stats: Stats::default(),
             metrics_on: false,
-            poll_ns: 0,
+            poll_ns: Cell::new(0),
+            in_poll: false,
             live_slots: 0,
             holds: 0,
         });
@@ -438,14 +441,20 @@ impl Core {
     /// When metrics are on, a timestamp ([`now_ns`](super::metrics::now_ns))
     /// for an event read now: the start of the current poll inside one (no
     /// clock read per event), the clock otherwise. 0 while metrics are off.
+    /// The clock is read at most once per poll, and only if asked.
     pub fn metrics_stamp(&self) -> u64 {
         if !self.metrics_on {
-            0
-        } else if self.poll_ns != 0 {
-            self.poll_ns
-        } else {
-            super::metrics::now_ns()
+            return 0;
         }
+        if !self.in_poll {
+            return super::metrics::now_ns();
+        }
+        let mut t = self.poll_ns.get();
+        if t == 0 {
+            t = super::metrics::now_ns();
+            self.poll_ns.set(t);
+        }
+        t
     }
 
     /// Requests handed to JS and not yet answered, over all protocols.
@@ -663,12 +672,14 @@ impl Core {
     /// `this` is a live core, no `&mut` to it is held.
     pub unsafe fn poll(this: *mut Core) -> usize {
         if (*this).metrics_on {
-            // One clock read: it ends the latencies of the responses
-            // completed since the last flush (flushed now) and starts those
-            // of the requests this poll reads.
+            // One clock read at most, and only if needed: it ends the
+            // latencies of the responses completed since the last flush
+            // (flushed now) and starts those of the requests this poll
+            // reads (read lazily otherwise, see `metrics_stamp`).
             let mut now = Stamp::default();
             (*this).clock_tick(&mut now);
-            (*this).poll_ns = now.get();
+            (*this).poll_ns.set(now.peek());
+            (*this).in_poll = true;
         }
         (*this).flush_queued();
         if !(*this).close_soon.is_empty() {
@@ -706,7 +717,8 @@ impl Core {
             // now: with metrics on, a clock read only if there are some.
             m.flush();
         }
-        (*this).poll_ns = 0;
+        (*this).poll_ns.set(0);
+        (*this).in_poll = false;
         (*this).events.len()
     }
 

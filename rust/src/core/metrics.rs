@@ -186,6 +186,11 @@ impl Stamp {
         }
         self.0
     }
+
+    /// The time if it was read, else 0.
+    pub fn peek(&self) -> u64 {
+        self.0
+    }
 }
 
 /// The description text of `families` (one line each).

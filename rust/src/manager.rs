@@ -596,8 +596,7 @@ mod tests {
         metrics_cost(1, 1000);
     }
 
-    fn metrics_cost(batch_size: usize, cycles: usize) {
-        let (BATCH, CYCLES): (usize, usize) = (batch_size, cycles);
+    fn metrics_cost(batch: usize, cycles: usize) {
         const BLOCKS: usize = 40;
         fn cpu_ns() -> u64 {
             let mut ts = libc::timespec {
@@ -610,12 +609,12 @@ mod tests {
         let mut t = T::new();
         let (_, _, port) = t.listen();
         let mut s = client(port);
-        let batch = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(BATCH);
+        let requests = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(batch);
         let resp = ok(200, "hello");
         let mut cycle = |t: &mut T| {
-            s.write_all(&batch).unwrap();
+            s.write_all(&requests).unwrap();
             let mut answered = 0;
-            while answered < BATCH {
+            while answered < batch {
                 t.m().poll();
                 let bytes = std::mem::take(&mut t.m().core().events.bytes);
                 for (kind, _, r) in split_records(&bytes) {
@@ -630,9 +629,9 @@ mod tests {
                 }
             }
             t.m().poll(); // flushes
-            assert_eq!(read_exact(&mut s, resp.len() * BATCH).len(), resp.len() * BATCH);
+            assert_eq!(read_exact(&mut s, resp.len() * batch).len(), resp.len() * batch);
         };
-        for _ in 0..CYCLES {
+        for _ in 0..cycles {
             cycle(&mut t); // warm-up
         }
         let (mut off, mut on) = (Vec::new(), Vec::new());
@@ -640,10 +639,10 @@ mod tests {
             let metrics = b % 2 == 1;
             t.m().set_metrics(metrics);
             let start = cpu_ns();
-            for _ in 0..CYCLES {
+            for _ in 0..cycles {
                 cycle(&mut t);
             }
-            let per = (cpu_ns() - start) as f64 / (CYCLES * BATCH) as f64;
+            let per = (cpu_ns() - start) as f64 / (cycles * batch) as f64;
             if metrics {
                 on.push(per)
             } else {
@@ -656,7 +655,7 @@ mod tests {
         };
         let ((off_med, off_min), (on_med, on_min)) = (med(&mut off), med(&mut on));
         eprintln!(
-            "{BATCH} pipelined per write: thread CPU per request (server + loopback client), {BLOCKS} blocks each: metrics off median {off_med:.0} ns (min {off_min:.0}), on median {on_med:.0} ns (min {on_min:.0}): +{:.0} ns median, +{:.0} ns min",
+            "{batch} pipelined per write: thread CPU per request (server + loopback client), {BLOCKS} blocks each: metrics off median {off_med:.0} ns (min {off_min:.0}), on median {on_med:.0} ns (min {on_min:.0}): +{:.0} ns median, +{:.0} ns min",
             on_med - off_med,
             on_min - off_min
         );
@@ -664,7 +663,7 @@ mod tests {
         let mut v = Vec::new();
         latency.read(&mut v);
         assert!(
-            v[v.len() - 1] >= (BLOCKS * CYCLES * BATCH) as f64,
+            v[v.len() - 1] >= (BLOCKS * cycles * batch) as f64,
             "every request observed while on"
         );
     }

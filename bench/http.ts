@@ -394,7 +394,11 @@ async function measure(
       p99: r.p99,
     };
   } finally {
-    child.kill("SIGTERM");
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // it already exited (a crash shows in its stderr and in the figures)
+    }
     await child.status;
   }
 }

@@ -32,7 +32,8 @@ for await (const ev of mgr) {
   } else {
     (async () => {
       await new Promise((r) => setTimeout(r, 0));
-      ev.reply(200, body, headers);
+      // The load tool may close the connection meanwhile (at the end of a run).
+      if (!ev.conn.closed) ev.reply(200, body, headers);
     })();
   }
 }

@@ -1,7 +1,7 @@
 /**
  * HTTP benchmark: mgnet against Deno.serve and plain-C Mongoose, in one run.
  *
- *   deno task bench:http [--duration=10] [--rounds=1] [--scenarios=a,b] [--servers=a,b]
+ *   deno task bench:http [--duration=10] [--rounds=3] [--scenarios=a,b] [--servers=a,b] [--out=docs/bench]
  *
  * Every server is pinned to core 0 and the load tool (oha if installed, else
  * wrk; wrk always for pipelining, which oha lacks) to core 1. For each
@@ -26,10 +26,20 @@
  *
  * Prints a markdown table with ratios to Deno.serve and to plain-C Mongoose;
  * with --rounds=N every figure is the median over N rounds, and ratios are
- * medians of per-round ratios.
+ * medians of per-round ratios. Writes the same table with the run's date,
+ * machine and versions to `<out>/http.md` and a bar chart (mgnet, Deno.serve,
+ * Mongoose-C per scenario: CPU µs/request and req/s) to `<out>/http.svg`
+ * (`--out=` with nothing after it writes no files).
+ *
+ * "mgnet metrics" is mgnet with metrics on (`new Manager({ metrics: true })`)
+ * and scraped once a second; its "CPU × baseline" column (baseline "mgnet")
+ * is the cost of metrics, summarised per scenario as the median per-round
+ * ratio with its range.
  */
 
 import { cpuTicks, median } from "./_measure.ts";
+import { CHART_SERVERS, type ChartRow, renderChart, renderReport, type RunInfo } from "./_report.ts";
+import { mongooseVersion } from "../src/core/ffi.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const BUILD = `${ROOT}bench/.build`;
@@ -40,6 +50,8 @@ interface Args {
   rounds: number;
   scenarios: string[];
   servers: string[];
+  /** Directory for http.md and http.svg ("" for none). */
+  out: string;
 }
 
 function parseArgs(): Args {
@@ -54,6 +66,7 @@ function parseArgs(): Args {
     rounds: Number(a.rounds ?? 3),
     scenarios: (a.scenarios ?? Object.keys(SCENARIOS).join(",")).split(","),
     servers: (a.servers ?? Object.keys(SERVERS).join(",")).split(","),
+    out: a.out ?? `${ROOT}docs/bench`,
   };
 }
 
@@ -111,6 +124,7 @@ const SCENARIOS: Record<string, Scenario> = {
 
 const HELLO_APP = `${ROOT}bench/servers/fetch_app.ts`;
 const MGNET_APP = `${ROOT}bench/servers/mgnet_app.ts`;
+const MGNET_METRICS_HELLO = `${ROOT}bench/servers/mgnet_metrics_hello.ts`;
 
 interface ServerDef {
   /** The command for a mode, or undefined if this server skips it. */
@@ -153,6 +167,11 @@ const SERVERS: Record<string, ServerDef> = {
         ? undefined
         : [DENO, "run", "-A", m === "hello" ? `${ROOT}examples/hello.ts` : MGNET_APP],
     baseline: "Deno.serve",
+  },
+  "mgnet metrics": {
+    cmd: (m) => [DENO, "run", "-A", m === "hello" ? MGNET_METRICS_HELLO : MGNET_APP],
+    env: { METRICS: "1" },
+    baseline: "mgnet",
   },
   "mgnet serve()": {
     cmd: (m) => (m === "async" ? undefined : [DENO, "run", "-A", HELLO_APP]),
@@ -424,7 +443,11 @@ async function measure(
       p99: r.p99,
     };
   } finally {
-    child.kill("SIGTERM");
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // it already exited (a crash shows in its stderr and in the figures)
+    }
     await child.status;
   }
 }
@@ -465,7 +488,9 @@ if (import.meta.main) {
     for (const key of args.scenarios) {
       const sc = SCENARIOS[key];
       if (!sc) throw new Error(`unknown scenario ${key}; known: ${Object.keys(SCENARIOS).join(", ")}`);
-      for (const server of args.servers) {
+      // Odd rounds run the servers in reverse order, so neighbours (e.g.
+      // "mgnet" and "mgnet metrics") meet the VM's drift from both sides.
+      for (const server of round % 2 ? [...args.servers].reverse() : args.servers) {
         const row = await measure(server, sc, args, useOha, round);
         if (!row) continue;
         rows.push(row);
@@ -480,5 +505,66 @@ if (import.meta.main) {
     upstream.kill("SIGTERM");
     await upstream.status;
   }
-  console.log(table(rows, args.servers));
+  const md = table(rows, args.servers);
+  console.log(md);
+  const cost = metricsCost(rows);
+  for (const line of cost) console.log(line);
+  if (args.out !== "") await writeReport(args, rows, md, cost);
+}
+
+/** Per scenario: the median per-round CPU ratio of "mgnet metrics" to "mgnet", with its range. */
+function metricsCost(rows: Row[]): string[] {
+  const lines: string[] = [];
+  for (const sc of [...new Set(rows.map((r) => r.scenario))]) {
+    const ratios = rows.filter((r) => r.scenario === sc && r.server === "mgnet metrics").map((r) => {
+      const base = rows.find((x) => x.scenario === sc && x.server === "mgnet" && x.round === r.round);
+      return base ? r.cpuUs / base.cpuUs : NaN;
+    }).filter(Number.isFinite);
+    if (ratios.length === 0) continue;
+    const pct = (x: number) => `${x >= 1 ? "+" : ""}${((x - 1) * 100).toFixed(1)}%`;
+    lines.push(
+      `- ${sc}: ${pct(median(ratios))} server CPU per request (median of ${ratios.length} rounds; ` +
+        `range ${pct(Math.min(...ratios))} to ${pct(Math.max(...ratios))})`,
+    );
+  }
+  return lines;
+}
+
+/** Date, CPU model, core count, Deno and Mongoose versions. */
+function runInfo(args: Args): RunInfo {
+  let cpu = "unknown CPU";
+  try {
+    cpu = /^model name\s*:\s*(.+)$/m.exec(Deno.readTextFileSync("/proc/cpuinfo"))?.[1].trim() ?? cpu;
+  } catch {
+    // not Linux: keep "unknown CPU"
+  }
+  return {
+    date: new Date().toISOString().slice(0, 10),
+    machine: `${cpu}, ${navigator.hardwareConcurrency} cores`,
+    deno: Deno.version.deno,
+    mongoose: mongooseVersion(),
+    rounds: args.rounds,
+    duration: args.duration,
+  };
+}
+
+async function writeReport(args: Args, rows: Row[], md: string, cost: string[]): Promise<void> {
+  const info = runInfo(args);
+  const chart: ChartRow[] = [];
+  for (const sc of [...new Set(rows.map((r) => r.scenario))]) {
+    for (const { name } of CHART_SERVERS) {
+      const mine = rows.filter((r) => r.scenario === sc && r.server === name);
+      if (mine.length === 0) continue;
+      chart.push({
+        scenario: sc,
+        server: name,
+        cpuUs: median(mine.map((r) => r.cpuUs)),
+        rps: median(mine.map((r) => r.rps)),
+      });
+    }
+  }
+  await Deno.mkdir(args.out, { recursive: true });
+  await Deno.writeTextFile(`${args.out}/http.svg`, renderChart(chart, info));
+  await Deno.writeTextFile(`${args.out}/http.md`, renderReport(md, info, "http.svg", cost));
+  console.error(`wrote ${args.out}/http.md and ${args.out}/http.svg`);
 }

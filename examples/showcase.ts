@@ -13,6 +13,7 @@
  * | `GET /stream`      | a 1 MiB body streamed with backpressure                    |
  * | `GET /static/*`    | files from `examples/web_root/` (ETag, 304, Range, HEAD)   |
  * | `GET /upload`      | an upload form; `POST /upload` saves multipart files       |
+ * | `GET /metrics`     | the server's metrics, Prometheus text (`metrics` option)   |
  *
  * Uploads go to a fresh temporary directory (or `UPLOAD_DIR`), under
  * sanitised unique names; bodies over 16 MiB get 413.
@@ -43,6 +44,7 @@ const PAGE = `<!doctype html>
 <li><a href="/stream">/stream</a> — 1 MiB streamed with backpressure</li>
 <li><a href="/static/">/static/</a> — static files with ETag, 304 and ranges</li>
 <li><a href="/upload">/upload</a> — multipart file upload</li>
+<li><a href="/metrics">/metrics</a> — the server's metrics (Prometheus text)</li>
 </ul>
 <pre id="ticks"></pre>
 <script>
@@ -95,6 +97,7 @@ const server = serve({
   port,
   hostname,
   maxBodySize: 16 << 20,
+  metrics: "/metrics",
   // Open event streams never finish on their own: do not wait for them.
   shutdownTimeout: 50,
   onListen: ({ port }) => {

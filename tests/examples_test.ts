@@ -79,6 +79,10 @@ test("examples/showcase.ts serves every route and exits cleanly with an event st
     assert.match(page.headers.get("content-type") ?? "", /text\/html/);
     assert.match(await page.text(), /<h1>mgnet<\/h1>/);
     assert.deepEqual(await (await fetch(`${url}api/hello?name=Deno`)).json(), { message: "Hello, Deno!" });
+    const metrics = await fetch(`${url}metrics`);
+    assert.equal(metrics.headers.get("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+    // The page and /api/hello were answered (200 both); this request is not yet.
+    assert.match(await metrics.text(), /^mgnet_http_responses_total\{code="200"\} 2$/m);
     const echo = await fetch(`${url}api/echo`, {
       method: "POST",
       body: '{"a":1}',

@@ -1725,6 +1725,69 @@ pub unsafe extern "C" fn mgnet_tls_tcp_connect(
 
 // ------------------------------- end of TLS --------------------------------
 
+// ---------------------------------------------------------------------------
+// Metrics (`core/metrics.rs`; families from the core, each protocol, timers
+// and posts): switch the clock readings on, describe the families once, read
+// every value in one call. The Prometheus text is made in src/core/metrics.ts.
+// ---------------------------------------------------------------------------
+
+/// Turns metrics' clock readings (the request latency histogram) on
+/// (`on` != 0) or off. Counters count either way. Returns 0.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle is
+/// answered with a status.
+#[no_mangle]
+pub extern "C" fn mgnet_metrics_enable(h: u32, on: u32) -> i32 {
+    with_manager(h, |m| unsafe {
+        (*m).set_metrics(on != 0);
+        0
+    })
+}
+
+/// Copies the description of the manager's metric families (UTF-8, one
+/// line per family: name, type, help, label, sparse flag, label values;
+/// tab-separated, values comma-separated) into `out` (up to `cap` bytes);
+/// returns its full length (call again with a larger buffer if it is over
+/// `cap`).
+///
+/// # Safety
+/// `out` is valid for `cap` bytes of writes (or null with `cap` 0).
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_metrics_describe(h: u32, out: *mut u8, cap: u32) -> i32 {
+    with_manager(h, |m| {
+        let text = core::metrics::describe(&(*m).metric_families());
+        let n = text.len().min(cap as usize);
+        if n > 0 && !out.is_null() {
+            std::ptr::copy_nonoverlapping(text.as_ptr(), out, n);
+        }
+        text.len().min(i32::MAX as usize) as i32
+    })
+}
+
+/// Writes the value of every slot of the described families, in order, as
+/// little-endian doubles into `out` (up to `cap` values); returns how many
+/// there are.
+///
+/// # Safety
+/// `out` is valid for `cap * 8` bytes of writes (or null with `cap` 0).
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_metrics_read(h: u32, out: *mut u8, cap: u32) -> i32 {
+    with_manager(h, |m| {
+        let mut values = Vec::with_capacity(640);
+        (*m).read_metrics(&mut values);
+        let n = values.len().min(cap as usize);
+        if n > 0 && !out.is_null() {
+            let dst = std::slice::from_raw_parts_mut(out, n * 8);
+            for (i, v) in values[..n].iter().enumerate() {
+                dst[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        values.len().min(i32::MAX as usize) as i32
+    })
+}
+// ----------------------------- end of metrics ------------------------------
+
 #[cfg(test)]
 #[path = "lib_tests.rs"]
 mod tests;

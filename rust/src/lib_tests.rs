@@ -204,3 +204,33 @@ fn a_request_round_trip_through_the_exports() {
     assert_eq!(mgnet_wait(mgnet_wait_fd(h), 1000), 1);
     assert_eq!(mgnet_manager_free(h), 0);
 }
+
+#[test]
+fn metrics_exports_describe_then_read_every_value_and_refuse_a_bad_handle() {
+    let h = new_manager();
+    assert_eq!(mgnet_metrics_enable(h, 1), 0);
+    // A zero-capacity call tells the length; nothing is written.
+    let len = unsafe { mgnet_metrics_describe(h, std::ptr::null_mut(), 0) };
+    assert!(len > 100, "{len}");
+    let mut text = vec![0u8; len as usize];
+    assert_eq!(
+        unsafe { mgnet_metrics_describe(h, text.as_mut_ptr(), len as u32) },
+        len
+    );
+    let text = String::from_utf8(text).unwrap();
+    let families = text.lines().count();
+    assert!(text.lines().all(|l| l.split('\t').count() == 6), "{text}");
+    assert!(text.starts_with("mgnet_connections_open\tgauge\t"), "{text}");
+    // Values: one per slot; a short buffer gets what fits and the full count.
+    let n = unsafe { mgnet_metrics_read(h, std::ptr::null_mut(), 0) };
+    assert!(n as usize > families, "{n} values for {families} families");
+    let mut one = [0xffu8; 16];
+    assert_eq!(unsafe { mgnet_metrics_read(h, one.as_mut_ptr(), 1) }, n);
+    assert_eq!(f64::from_le_bytes(one[..8].try_into().unwrap()), 0.0); // no connection open
+    assert_eq!(one[8..], [0xff; 8]); // nothing past the capacity
+    assert_eq!(mgnet_metrics_enable(h, 0), 0);
+    assert_eq!(mgnet_manager_free(h), 0);
+    assert_eq!(mgnet_metrics_enable(h, 1), BAD);
+    assert_eq!(unsafe { mgnet_metrics_describe(h, one.as_mut_ptr(), 16) }, BAD);
+    assert_eq!(unsafe { mgnet_metrics_read(h, one.as_mut_ptr(), 2) }, BAD);
+}

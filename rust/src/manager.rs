@@ -5,6 +5,7 @@
 //! Adding a protocol: register it in [`Manager::new`], map its scheme in
 //! [`Manager::listen`] (if it listens), add a typed accessor.
 
+use crate::core::metrics::{Family, Kind};
 use crate::core::transport::Transport;
 use crate::core::{error, Core};
 use crate::http::{HttpClient, HttpServer, Limits};
@@ -261,6 +262,35 @@ impl Manager {
     /// net: the manager's mailbox for posts from other threads.
     pub fn posts(&mut self) -> (&mut Posts, &Core) {
         (&mut self.posts, unsafe { &*self.core })
+    }
+
+    /// Turns the metrics' clock readings on or off (counters always count).
+    pub fn set_metrics(&mut self, on: bool) {
+        self.core().metrics_on = on;
+    }
+
+    /// Every metric family: the core's and the protocols' (in registration
+    /// order), then the timers' and posts'. Fixed for a manager's life.
+    pub fn metric_families(&mut self) -> Vec<Family> {
+        let mut f = self.core().metric_families();
+        f.push(Family::one(
+            "mgnet_timer_fires_total",
+            Kind::Counter,
+            "Timer fires delivered.",
+        ));
+        f.push(Family::one(
+            "mgnet_posts_total",
+            Kind::Counter,
+            "Messages posted into the manager and delivered.",
+        ));
+        f
+    }
+
+    /// The values of [`Manager::metric_families`], one per slot.
+    pub fn read_metrics(&mut self, out: &mut Vec<f64>) {
+        self.core().read_metrics(out);
+        out.push(self.timers.fired as f64);
+        out.push(self.posts.delivered as f64);
     }
 
     /// Counters: polls, connections accepted, requests parsed, cache hits.
@@ -573,5 +603,130 @@ mod tests {
             .map(|(_, _, r)| String::from_utf8_lossy(&r[24..]).into_owned())
             .expect("an ERROR record");
         assert!(err.contains("connect failed"), "{err}");
+    }
+
+    #[test]
+    fn metrics_describe_every_value_and_count_a_request() {
+        let mut t = T::new();
+        t.m().set_metrics(true);
+        let (_, _, port) = t.listen();
+        let mut s = client(port);
+        let req = b"GET /m HTTP/1.1\r\nHost: x\r\n\r\n";
+        s.write_all(req).unwrap();
+        let (slot, id, seq, _) = request(&t.wait(KIND_HTTP, 0, 1)[0]);
+        let r = t
+            .m()
+            .http(|h, core| h.reply(core, slot, id, seq, 404, REPLY_OWN_DATE, b"", b"no"));
+        assert_eq!(r, Ok(()));
+        t.poll();
+        let want = "HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\nno";
+        assert_eq!(read_exact(&mut s, want.len()), want);
+        let families = t.m().metric_families();
+        let mut values = Vec::new();
+        t.m().read_metrics(&mut values);
+        assert_eq!(families.iter().map(Family::slots).sum::<usize>(), values.len());
+        let value = |name: &str, label: Option<&str>| {
+            let mut at = 0;
+            for f in &families {
+                if f.name == name {
+                    let i = label.map_or(0, |l| f.values.iter().position(|v| v == l).unwrap());
+                    return values[at + i];
+                }
+                at += f.slots();
+            }
+            panic!("no family {name}");
+        };
+        assert_eq!(value("mgnet_http_requests_total", None), 1.0);
+        assert_eq!(value("mgnet_http_responses_total", Some("404")), 1.0);
+        assert_eq!(value("mgnet_http_responses_total", Some("200")), 0.0);
+        assert_eq!(value("mgnet_connections_open", None), 1.0);
+        assert_eq!(value("mgnet_received_bytes_total", None), req.len() as f64);
+        assert_eq!(value("mgnet_sent_bytes_total", None), want.len() as f64);
+        assert_eq!(value("mgnet_http_request_duration_seconds", Some("+Inf")), 1.0);
+    }
+
+    /// The native cost of metrics per request, measured rather than
+    /// asserted (timing varies with the machine): a loopback client writes
+    /// 32 pipelined GETs (then 1 per write), the manager parses and answers them, the client
+    /// reads every response; blocks of 100 such cycles alternate metrics
+    /// off and on, and the thread's CPU time per request is compared.
+    /// `cargo test --release metrics_cost -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn metrics_cost_per_request() {
+        metrics_cost(32, 100);
+        metrics_cost(1, 1000);
+    }
+
+    fn metrics_cost(batch: usize, cycles: usize) {
+        const BLOCKS: usize = 40;
+        fn cpu_ns() -> u64 {
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+            ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+        }
+        let mut t = T::new();
+        let (_, _, port) = t.listen();
+        let mut s = client(port);
+        let requests = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(batch);
+        let resp = ok(200, "hello");
+        let mut cycle = |t: &mut T| {
+            s.write_all(&requests).unwrap();
+            let mut answered = 0;
+            while answered < batch {
+                t.m().poll();
+                let bytes = std::mem::take(&mut t.m().core().events.bytes);
+                for (kind, _, r) in split_records(&bytes) {
+                    if kind == KIND_HTTP {
+                        let (slot, id, seq, _) = request(r);
+                        let r = t
+                            .m()
+                            .http(|h, core| h.reply(core, slot, id, seq, 200, REPLY_OWN_DATE, b"", b"hello"));
+                        assert_eq!(r, Ok(()));
+                        answered += 1;
+                    }
+                }
+            }
+            t.m().poll(); // flushes
+            assert_eq!(read_exact(&mut s, resp.len() * batch).len(), resp.len() * batch);
+        };
+        for _ in 0..cycles {
+            cycle(&mut t); // warm-up
+        }
+        let (mut off, mut on) = (Vec::new(), Vec::new());
+        for b in 0..BLOCKS * 2 {
+            let metrics = b % 2 == 1;
+            t.m().set_metrics(metrics);
+            let start = cpu_ns();
+            for _ in 0..cycles {
+                cycle(&mut t);
+            }
+            let per = (cpu_ns() - start) as f64 / (cycles * batch) as f64;
+            if metrics {
+                on.push(per)
+            } else {
+                off.push(per)
+            }
+        }
+        let med = |v: &mut Vec<f64>| {
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            (v[v.len() / 2], v[0])
+        };
+        let ((off_med, off_min), (on_med, on_min)) = (med(&mut off), med(&mut on));
+        eprintln!(
+            "{batch} pipelined per write: thread CPU per request (server + loopback client), {BLOCKS} blocks each: metrics off median {off_med:.0} ns (min {off_min:.0}), on median {on_med:.0} ns (min {on_min:.0}): +{:.0} ns median, +{:.0} ns min",
+            on_med - off_med,
+            on_min - off_min
+        );
+        let latency = t.m().http(|h, _| h.latency.clone());
+        let mut v = Vec::new();
+        latency.read(&mut v);
+        assert!(
+            v[v.len() - 1] >= (BLOCKS * cycles * batch) as f64,
+            "every request observed while on"
+        );
     }
 }

@@ -255,6 +255,13 @@ export const symbols = {
     parameters: ["u32", "buffer", "u32", "u32", "u32", "u32", "buffer", "u32", "buffer", "u32", "buffer"],
     result: "i32",
   },
+  // metrics (rust/src/core/metrics.rs; rendered in src/core/metrics.ts)
+  // int32_t mgnet_metrics_enable(uint32_t h, uint32_t on)
+  mgnet_metrics_enable: { parameters: ["u32", "u32"], result: "i32" },
+  // int32_t mgnet_metrics_describe(uint32_t h, uint8_t *out, uint32_t cap) -- full length
+  mgnet_metrics_describe: { parameters: ["u32", "buffer", "u32"], result: "i32" },
+  // int32_t mgnet_metrics_read(uint32_t h, uint8_t *out /* f64 values */, uint32_t cap /* values */) -- count
+  mgnet_metrics_read: { parameters: ["u32", "buffer", "u32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded library's symbols. */

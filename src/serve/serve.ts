@@ -16,6 +16,7 @@ import { completeUpgrade } from "../ws/accept.ts";
 import { bodyToBytes, encodeCachedHead } from "../http/headers.ts";
 import { type CacheOptions, cacheSet } from "../http/cache.ts";
 import { Manager, managerLoop, type ManagerOptions } from "../manager.ts";
+import { METRICS_CONTENT_TYPE } from "../core/metrics.ts";
 
 /** Extra information a handler receives, like `Deno.ServeHandlerInfo`. */
 export interface ServeHandlerInfo {
@@ -29,7 +30,7 @@ export interface ServeHandlerInfo {
 export type ServeHandler = (request: Request, info: ServeHandlerInfo) => Response | Promise<Response>;
 
 /** Options of {@linkcode serve}, a subset of `Deno.ServeTcpOptions` plus mgnet's limits. */
-export interface ServeOptions extends ManagerOptions {
+export interface ServeOptions extends Omit<ManagerOptions, "metrics"> {
   /** Port to listen on (default 8000; 0 picks a free one). */
   port?: number;
   /** Address to listen on (default `"0.0.0.0"`). */
@@ -44,6 +45,12 @@ export interface ServeOptions extends ManagerOptions {
   key?: Pem;
   /** Further TLS settings (`sni`, `ca` + `requestCert`, `alpn`); with `cert`/`key`. */
   tls?: Omit<TlsListenOptions, "cert" | "key">;
+  /**
+   * A path (e.g. `"/metrics"`) answered with the server's metrics in the
+   * Prometheus text format for GET and HEAD, before the handler sees the
+   * request; turns `metrics` on. Default: none.
+   */
+  metrics?: string;
 }
 
 /** Options with the handler inside, the third form of {@linkcode serve}. */
@@ -82,6 +89,7 @@ export interface HttpServer extends AsyncDisposable {
 }
 
 const cacheMarks = new WeakMap<Response, CacheOptions>();
+const METRICS_HEADERS = Object.freeze({ "content-type": METRICS_CONTENT_TYPE });
 
 /**
  * Marks a handler's response for the native cache: once sent, later GET and
@@ -206,6 +214,7 @@ class MgServer implements HttpServer {
   }
 
   #onError: (error: unknown) => Response | Promise<Response>;
+  #metricsPath: string | undefined;
   #ctx: RequestContext;
   /** Abort controllers of requests whose `signal` was read, per connection. */
   #watched = new Map<number, Set<AbortController>>();
@@ -216,7 +225,11 @@ class MgServer implements HttpServer {
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`invalid port ${port}`);
     this.#handler = handler;
     this.#onError = options.onError ?? defaultOnError;
-    this.#mgr = new Manager(options);
+    if (options.metrics !== undefined && !/^\/[^?#\s]*$/.test(options.metrics)) {
+      throw new TypeError(`metrics must be a path starting with "/", got ${JSON.stringify(options.metrics)}`);
+    }
+    this.#metricsPath = options.metrics;
+    this.#mgr = new Manager({ ...options, metrics: options.metrics !== undefined });
     const host = hostname.includes(":") ? `[${hostname}]` : hostname;
     const secure = options.cert !== undefined || options.key !== undefined;
     const scheme = secure ? "https" : "http";
@@ -262,6 +275,13 @@ class MgServer implements HttpServer {
   }
 
   #onRequest(ev: HttpRequestEvent): void {
+    if (
+      this.#metricsPath !== undefined && ev.path === this.#metricsPath &&
+      (ev.method === "GET" || ev.method === "HEAD")
+    ) {
+      ev.reply(200, this.#mgr.metrics(), METRICS_HEADERS);
+      return;
+    }
     const req = new MgRequest(ev, this.#ctx);
     const info = new HandlerInfo(ev);
     let res: Response | Promise<Response>;

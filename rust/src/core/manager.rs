@@ -17,6 +17,7 @@
 //! `&mut Core` without aliasing itself.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::ffi::{c_int, c_void, CStr};
@@ -24,6 +25,7 @@ use std::ptr;
 
 use super::error::{fail, Status};
 use super::event::EventBuf;
+use super::metrics::{Family, Kind, Stamp};
 use super::outbound::connect_errno;
 use super::protocol::Protocol;
 use super::sys_io::{
@@ -95,6 +97,14 @@ pub struct Stats {
     pub polls: u64,
     /// Connections accepted by listeners.
     pub accepted: u64,
+    /// Stream connections (accepted and outbound) open now.
+    pub open: u64,
+    /// Stream connections closed.
+    pub closed: u64,
+    /// Bytes read from stream connections (after TLS).
+    pub bytes_in: u64,
+    /// Bytes written to stream connections (before TLS).
+    pub bytes_out: u64,
 }
 
 /// A Mongoose manager plus the generic state around it.
@@ -126,8 +136,15 @@ pub struct Core {
     needs_poll: bool,
     /// A listener accepted a connection during the current Mongoose poll.
     accepted: bool,
-    /// Counters for `mgnet_stats`.
+    /// Counters for `mgnet_stats` and the metrics.
     pub stats: Stats,
+    /// Metrics are on: protocols read the clock for latencies.
+    pub metrics_on: bool,
+    /// While metrics are on and a poll runs: the poll's time (0 until it is
+    /// first needed; [`Core::metrics_stamp`]).
+    poll_ns: Cell<u64>,
+    /// A poll is running (its requests share one timestamp).
+    in_poll: bool,
     /// Occupied slots (listeners and connections), for [`Core::refs`].
     live_slots: usize,
     /// Other reasons to keep the loop waiting natively, held by what sits
@@ -215,6 +232,9 @@ impl Core {
             needs_poll: false,
             accepted: false,
             stats: Stats::default(),
+            metrics_on: false,
+            poll_ns: Cell::new(0),
+            in_poll: false,
             live_slots: 0,
             holds: 0,
         });
@@ -317,6 +337,9 @@ impl Core {
             tls: None,
         };
         self.live_slots += 1;
+        if matches!(role, Role::Accepted | Role::Outbound) {
+            self.stats.open += 1;
+        }
         match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = slot;
@@ -331,6 +354,10 @@ impl Core {
 
     fn release_slot(&mut self, i: u32) {
         let s = &mut self.slots[i as usize];
+        if matches!(s.role, Role::Accepted | Role::Outbound) {
+            self.stats.open -= 1;
+            self.stats.closed += 1;
+        }
         s.id = 0;
         s.c = ptr::null_mut();
         s.role = Role::Free;
@@ -373,6 +400,78 @@ impl Core {
     /// `EPIPE`) after the core is freed.
     pub fn dup_wake_fd(&self) -> c_int {
         unsafe { libc::fcntl(self.wake_tx, libc::F_DUPFD_CLOEXEC, 0) }
+    }
+
+    /// The metric families of the core (connections, bytes, polls) and of
+    /// every registered protocol, in the order [`Core::read_metrics`]
+    /// writes them.
+    pub fn metric_families(&self) -> Vec<Family> {
+        let mut f = vec![
+            Family::one(
+                "mgnet_connections_open",
+                Kind::Gauge,
+                "Stream connections open now (accepted and outbound).",
+            ),
+            Family::one(
+                "mgnet_connections_accepted_total",
+                Kind::Counter,
+                "Connections accepted by listeners.",
+            ),
+            Family::one(
+                "mgnet_connections_closed_total",
+                Kind::Counter,
+                "Stream connections closed.",
+            ),
+            Family::one(
+                "mgnet_received_bytes_total",
+                Kind::Counter,
+                "Bytes read from stream connections (after TLS).",
+            ),
+            Family::one(
+                "mgnet_sent_bytes_total",
+                Kind::Counter,
+                "Bytes written to stream connections (before TLS).",
+            ),
+            Family::one(
+                "mgnet_polls_total",
+                Kind::Counter,
+                "Polls that gathered a batch of events.",
+            ),
+        ];
+        for p in self.protocols.iter().flatten() {
+            f.extend(p.metric_families());
+        }
+        f
+    }
+
+    /// Appends the values of [`Core::metric_families`].
+    pub fn read_metrics(&self, out: &mut Vec<f64>) {
+        let s = &self.stats;
+        for v in [s.open, s.accepted, s.closed, s.bytes_in, s.bytes_out, s.polls] {
+            out.push(v as f64);
+        }
+        for p in self.protocols.iter().flatten() {
+            p.read_metrics(out);
+        }
+    }
+
+    /// When metrics are on, a timestamp ([`now_ns`](super::metrics::now_ns))
+    /// for an event read now: the start of the current poll inside one (no
+    /// clock read per event), the clock otherwise. 0 while metrics are off.
+    /// The clock is read at most once per poll, and only if asked.
+    pub fn metrics_stamp(&self) -> u64 {
+        if !self.metrics_on {
+            return 0;
+        }
+        if !self.in_poll {
+            return super::metrics::now_ns();
+        }
+        let mut t = self.poll_ns.get();
+        if t == 0 {
+            t = super::metrics::now_ns();
+            self.poll_ns.set(t);
+        }
+        t
     }
 
     /// Requests handed to JS and not yet answered, over all protocols.
@@ -621,7 +720,17 @@ impl Core {
     /// # Safety
     /// `this` is a live core, no `&mut` to it is held.
     pub unsafe fn poll(this: *mut Core) -> usize {
-        (*this).flush();
+        if (*this).metrics_on {
+            // One clock read at most, and only if needed: it ends the
+            // latencies of the responses completed since the last flush
+            // (flushed now) and starts those of the requests this poll
+            // reads (read lazily otherwise, see `metrics_stamp`).
+            let mut now = Stamp::default();
+            (*this).clock_tick(&mut now);
+            (*this).poll_ns.set(now.peek());
+            (*this).in_poll = true;
+        }
+        (*this).flush_queued();
         if !(*this).close_soon.is_empty() {
             for (slot, id) in std::mem::take(&mut (*this).close_soon) {
                 let _ = (*this).close(slot, id, true); // already gone: nothing to do
@@ -654,8 +763,12 @@ impl Core {
             }
             let m = &mut *this;
             m.expire_lingering();
+            // Responses completed inside this poll (native answers) leave
+            // now: with metrics on, a clock read only if there are some.
             m.flush();
         }
+        (*this).poll_ns.set(0);
+        (*this).in_poll = false;
         (*this).events.len()
     }
 
@@ -727,7 +840,25 @@ impl Core {
     /// Writes every dirty connection's send buffer to its socket now instead
     /// of on the next poll (saves Mongoose's EPOLLOUT round trip). What the
     /// socket does not take stays for Mongoose to send when writable.
+    ///
+    /// With metrics on, protocols first see the time ([`Protocol::on_clock`],
+    /// read only if one asks): what leaves now was complete by then.
     pub fn flush(&mut self) {
+        if self.metrics_on {
+            self.clock_tick(&mut Stamp::default());
+        }
+        self.flush_queued();
+    }
+
+    /// Hands `now` to every protocol ([`Protocol::on_clock`]).
+    fn clock_tick(&mut self, now: &mut Stamp) {
+        for p in self.protocols.iter_mut().flatten() {
+            p.on_clock(now);
+        }
+    }
+
+    /// [`Core::flush`] without the metrics' clock tick.
+    fn flush_queued(&mut self) {
         let mut i = 0;
         while i < self.dirty.len() {
             let slot = self.dirty[i];
@@ -764,6 +895,7 @@ impl Core {
                     let n = sys_send(fd, io.buf, io.len);
                     if n > 0 {
                         iobuf_consume(io, n as usize);
+                        self.stats.bytes_out += n as u64;
                     }
                     if io.len > 0 {
                         // The socket is full: Mongoose registers for EPOLLOUT
@@ -1055,6 +1187,9 @@ impl Core {
         let (id, role, proto) = (s.id, s.role, s.proto);
         match ev as u32 {
             sys::MG_EV_READ => {
+                if !ev_data.is_null() {
+                    self.stats.bytes_in += *(ev_data as *const libc::c_long) as u64;
+                }
                 if role == Role::Accepted && ((*c).data[DATA_FIN] != 0 || (*c).recv.len == (*c).recv.size) {
                     // Data may remain in the socket (a full buffer) or the
                     // end of stream is pending: level-triggered from now on
@@ -1070,7 +1205,12 @@ impl Core {
                     self.dispatch(proto, |p, core| p.on_read(core, slot));
                 }
             }
-            sys::MG_EV_WRITE => self.after_send(slot),
+            sys::MG_EV_WRITE => {
+                if !ev_data.is_null() {
+                    self.stats.bytes_out += *(ev_data as *const libc::c_long) as u64;
+                }
+                self.after_send(slot)
+            }
             sys::MG_EV_CONNECT if role == Role::Outbound => {
                 if self.slots[slot as usize].half_close {
                     take_half_close((*c).fd as usize as c_int, Some(slot));

@@ -25,6 +25,7 @@
 use std::any::Any;
 
 use super::manager::Core;
+use super::metrics::{Family, Stamp};
 
 /// What a protocol does with its connections. `slot` is the core's slot
 /// number; `core.slot_conn(slot)` gives the connection's id and pointer.
@@ -91,10 +92,28 @@ pub trait Protocol {
     /// A Mongoose poll is about to run (refresh per-poll caches).
     fn on_poll(&mut self) {}
 
+    /// While metrics are on, just before the core flushes what is queued
+    /// (at the start and end of each poll, and when JS asks for a flush):
+    /// `now` gives the time (read once, and only if a protocol asks).
+    fn on_clock(&mut self, now: &mut Stamp) {
+        let _ = now;
+    }
+
     /// Requests handed to JS not yet answered (the loop bridges short gaps
     /// in traffic synchronously only while this is 0 everywhere).
     fn awaiting(&self) -> usize {
         0
+    }
+
+    /// The protocol's metric families (its own counters), in the order
+    /// [`Protocol::read_metrics`] writes them.
+    fn metric_families(&self) -> Vec<Family> {
+        Vec::new()
+    }
+
+    /// Appends one value per slot of each of its metric families.
+    fn read_metrics(&self, out: &mut Vec<f64>) {
+        let _ = out;
     }
 
     /// For typed access from above ([`Core::with_protocol`]).

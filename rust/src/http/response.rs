@@ -4,7 +4,9 @@
 //! front of the queue waits in memory (`held`) until the ones before it are
 //! done; the front one goes straight to the send buffer.
 
-use super::server::{HttpServer, RespState, REPLY_CLOSE, REPLY_OWN_DATE, SEND_HIGH_WATER, SEQ_OLDEST};
+use super::server::{
+    status_slot, HttpServer, RespState, REPLY_CLOSE, REPLY_OWN_DATE, SEND_HIGH_WATER, SEQ_OLDEST,
+};
 use super::writer::{
     write_chunk, write_response, write_stream_end, write_stream_head, ResponseMeta, StreamFraming,
 };
@@ -108,6 +110,16 @@ impl HttpServer {
         Ok(p.meta)
     }
 
+    /// Request `idx`'s response is now fully queued: if the request was
+    /// stamped when read (metrics on), its latency ends at the next poll,
+    /// which flushes it (no clock read per response; see `on_clock`).
+    pub(super) fn observe(&mut self, slot: u32, idx: usize) {
+        let t0 = self.conn_mut(slot).map_or(0, |h| h.inflight[idx].t0);
+        if t0 != 0 {
+            self.latency_pending.push(t0);
+        }
+    }
+
     /// Answers request `seq` (or the oldest unanswered one) with a complete
     /// response. Responses leave in request order: an early answer waits.
     #[allow(clippy::too_many_arguments)]
@@ -128,6 +140,8 @@ impl HttpServer {
         let (c, idx) = self.request(core, slot, id, seq)?;
         let meta = self.answer(slot, idx, flags, RespState::Done { held: Vec::new() })?;
         self.awaiting -= 1;
+        self.statuses[status_slot(status)] += 1;
+        self.observe(slot, idx);
         let (date, date_len) = self.date_line(flags);
         let mut result = Ok(());
         write_response(status, head, body, meta, &date[..date_len], &mut |parts| {
@@ -175,6 +189,7 @@ impl HttpServer {
             left: length.unwrap_or(u64::MAX),
         };
         let meta = self.answer(slot, idx, flags | close, state)?;
+        self.statuses[status_slot(status)] += 1;
         let (date, date_len) = self.date_line(flags);
         let mut result = Ok(());
         write_stream_head(
@@ -261,6 +276,7 @@ impl HttpServer {
         p.state = RespState::Done { held };
         p.meta.close |= close || short;
         self.awaiting -= 1;
+        self.observe(slot, idx);
         let mut result = Ok(());
         write_stream_end(framing, &mut |parts| {
             result = self.emit(core, slot, c, idx, parts);

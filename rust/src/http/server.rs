@@ -16,6 +16,7 @@ use super::record::{
 use super::writer::{reject_body, DateCache, ResponseMeta, StreamFraming};
 use crate::core::error::{fail, Status};
 use crate::core::manager::{now_ms, Core};
+use crate::core::metrics::{Family, Histogram, Kind, Stamp};
 use crate::core::overflow::Overflow;
 use crate::core::protocol::Protocol;
 use crate::core::sys_io::{iobuf_consume, set_read_paused};
@@ -60,13 +61,16 @@ pub(super) enum RespState {
 pub(super) struct Pending {
     pub(super) meta: ResponseMeta,
     pub(super) state: RespState,
+    /// When it was read ([`Core::metrics_stamp`]; 0: metrics off).
+    pub(super) t0: u64,
 }
 
 impl Pending {
-    fn new(meta: ResponseMeta) -> Pending {
+    fn new(meta: ResponseMeta, t0: u64) -> Pending {
         Pending {
             meta,
             state: RespState::Waiting,
+            t0,
         }
     }
 
@@ -137,6 +141,22 @@ pub struct HttpServer {
     pub requests: u64,
     /// Requests answered from the native cache.
     pub cache_hits: u64,
+    /// Responses by status: index `status - 100` for 100..=599, the last
+    /// slot for 600..=999.
+    pub(super) statuses: Box<[u64; STATUS_SLOTS]>,
+    /// Time from the poll that read a request to the poll that flushed its
+    /// response (metrics on).
+    pub latency: Histogram,
+    /// Read stamps of requests answered since the last poll.
+    pub(super) latency_pending: Vec<u64>,
+}
+
+/// Slots of [`HttpServer::statuses`].
+const STATUS_SLOTS: usize = 501;
+
+/// The slot of `status` (100..=999) in [`HttpServer::statuses`].
+pub(super) fn status_slot(status: u16) -> usize {
+    (status as usize).saturating_sub(100).min(STATUS_SLOTS - 1)
 }
 
 /// The HTTP record flags of a request.
@@ -251,6 +271,44 @@ impl Protocol for HttpServer {
         self.awaiting
     }
 
+    fn on_clock(&mut self, now: &mut Stamp) {
+        if self.latency_pending.is_empty() {
+            return;
+        }
+        let now = now.get();
+        for t0 in self.latency_pending.drain(..) {
+            self.latency.observe(now.saturating_sub(t0));
+        }
+    }
+
+    fn metric_families(&self) -> Vec<Family> {
+        let mut codes: Vec<String> = (100..600).map(|c: u16| c.to_string()).collect();
+        codes.push("other".into());
+        vec![
+            Family::one("mgnet_http_requests_total", Kind::Counter, "HTTP requests parsed (handed to JS or answered from the cache)."),
+            Family::one("mgnet_http_cache_hits_total", Kind::Counter, "HTTP requests answered from the native cache."),
+            Family {
+                name: "mgnet_http_responses_total",
+                kind: Kind::Counter,
+                help: "HTTP responses by status code (started or complete; \"other\": 600-999).",
+                label: "code",
+                values: codes,
+                sparse: true,
+            },
+            Family::histogram(
+                "mgnet_http_request_duration_seconds",
+                "From the poll that read a request to the poll that flushed its complete response (while metrics are on).",
+            ),
+        ]
+    }
+
+    fn read_metrics(&self, out: &mut Vec<f64>) {
+        out.push(self.requests as f64);
+        out.push(self.cache_hits as f64);
+        out.extend(self.statuses.iter().map(|&n| n as f64));
+        self.latency.read(out);
+    }
+
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
@@ -267,6 +325,9 @@ impl HttpServer {
             cache: Cache::default(),
             requests: 0,
             cache_hits: 0,
+            statuses: Box::new([0; STATUS_SLOTS]),
+            latency: Histogram::default(),
+            latency_pending: Vec::new(),
         }
     }
 
@@ -363,6 +424,7 @@ impl HttpServer {
         let mut body_pending = false;
         let mut cached: Vec<(u32, Rc<Entry>, bool)> = Vec::new();
         let mut now = 0;
+        let t0 = core.metrics_stamp();
         let consumed = unsafe {
             let input = if (*c).recv.len == 0 {
                 &[][..]
@@ -379,13 +441,13 @@ impl HttpServer {
                         if let Some(entry) = self.cache.get(target, now) {
                             let fresh = header_value(r.head, r.info, b"if-none-match")
                                 .is_some_and(|v| etag_matches(v, &entry.etag));
-                            let (seq, more) = self.queue_request(slot, c, r.info);
+                            let (seq, more) = self.queue_request(slot, c, r.info, t0);
                             self.cache_hits += 1;
                             cached.push((seq, entry, fresh));
                             return more;
                         }
                     }
-                    let (seq, mut more) = self.queue_request(slot, c, r.info);
+                    let (seq, mut more) = self.queue_request(slot, c, r.info, t0);
                     if is_websocket_upgrade(r.head, r.info) {
                         if let Some(h) = self.conn_mut(slot) {
                             h.upgrade_seq = Some(seq);
@@ -412,7 +474,7 @@ impl HttpServer {
                     more
                 }
                 Parsed::StreamStart(r) => {
-                    let (seq, _) = self.queue_request(slot, c, r.info);
+                    let (seq, _) = self.queue_request(slot, c, r.info, t0);
                     if let Some(h) = self.conn_mut(slot) {
                         h.streaming_seq = Some(seq);
                         h.continue_on_read = r.info.expect_continue;
@@ -534,11 +596,14 @@ impl HttpServer {
             let seq = h.next_seq;
             h.next_seq = h.next_seq.wrapping_add(1);
             h.continue_pending = false;
-            h.inflight.push_back(Pending::new(ResponseMeta {
-                head_only: false,
-                close: true,
-                http10: false,
-            }));
+            h.inflight.push_back(Pending::new(
+                ResponseMeta {
+                    head_only: false,
+                    close: true,
+                    http10: false,
+                },
+                t0,
+            ));
             self.awaiting += 1;
             self.reply_rejection(core, slot, id, seq, status);
         }
@@ -563,18 +628,27 @@ impl HttpServer {
     /// Adds a request handed to JS (or to the cache) to the connection's
     /// response queue. Returns its sequence number and whether another
     /// request may start now (pipelining backpressure).
-    fn queue_request(&mut self, slot: u32, c: *mut sys::mg_connection, info: &ReqInfo) -> (u32, bool) {
+    fn queue_request(
+        &mut self,
+        slot: u32,
+        c: *mut sys::mg_connection,
+        info: &ReqInfo,
+        t0: u64,
+    ) -> (u32, bool) {
         let Some(h) = self.conns.get_mut(slot as usize).and_then(|h| h.as_deref_mut()) else {
             return (0, false);
         };
         let seq = h.next_seq;
         self.requests += 1;
         h.next_seq = h.next_seq.wrapping_add(1);
-        h.inflight.push_back(Pending::new(ResponseMeta {
-            head_only: info.head_only,
-            close: !info.keep_alive || h.last_request,
-            http10: info.http10,
-        }));
+        h.inflight.push_back(Pending::new(
+            ResponseMeta {
+                head_only: info.head_only,
+                close: !info.keep_alive || h.last_request,
+                http10: info.http10,
+            },
+            t0,
+        ));
         self.awaiting += 1;
         let more = !h.last_request && h.inflight.len() < MAX_INFLIGHT && h.unsent(c) < SEND_HIGH_WATER;
         if !more {
@@ -630,6 +704,9 @@ impl HttpServer {
             return Err(fail(Status::Closed, format!("connection {id} is closing")));
         }
         self.awaiting -= 1;
+        // The WebSocket protocol answers 101 next: count it here.
+        self.statuses[status_slot(101)] += 1;
+        self.observe(slot, 0);
         let h = self.conns[slot as usize].take().expect("checked above");
         Ok(h.out)
     }

@@ -101,6 +101,8 @@ pub struct Posts {
     mailbox: Option<(u64, Arc<Mailbox>)>,
     /// Drained messages not yet turned into records (reused buffer).
     taken: VecDeque<(u8, Vec<u8>)>,
+    /// Posts delivered (POST records written), for the metrics.
+    pub delivered: u64,
 }
 
 impl Posts {
@@ -153,6 +155,7 @@ impl Posts {
         mb.room.notify_all();
         let total: usize = self.taken.iter().map(|(_, m)| HEADER_LEN + 8 + m.len()).sum();
         events.reserve(total);
+        self.delivered += self.taken.len() as u64;
         for (flags, msg) in self.taken.drain(..) {
             events.header(KIND_POST, flags, 0, HEADER_LEN + 8 + msg.len(), 0);
             events.u32(u32::MAX);

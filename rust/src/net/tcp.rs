@@ -22,6 +22,7 @@ use super::framing::{FrameSpec, Framing};
 use crate::core::error::{fail, Status};
 use crate::core::event::{EventBuf, HEADER_LEN};
 use crate::core::manager::{Core, Role};
+use crate::core::metrics::{Family, Kind};
 use crate::core::overflow::Overflow;
 use crate::core::protocol::Protocol;
 use crate::core::sys_io::{iobuf_consume, set_read_paused};
@@ -89,9 +90,32 @@ pub struct Tcp {
     conns: Vec<Option<Box<TcpConn>>>,
     /// Framing of each listener's connections, by listener id.
     listeners: HashMap<u64, FrameSpec>,
+    /// Bytes handed to JS (cut into frames) and bytes queued to send.
+    bytes_in: u64,
+    bytes_out: u64,
 }
 
 impl Protocol for Tcp {
+    fn metric_families(&self) -> Vec<Family> {
+        vec![
+            Family::one(
+                "mgnet_tcp_received_bytes_total",
+                Kind::Counter,
+                "Bytes of tcp:// connections handed to JS.",
+            ),
+            Family::one(
+                "mgnet_tcp_sent_bytes_total",
+                Kind::Counter,
+                "Bytes queued to send on tcp:// connections.",
+            ),
+        ]
+    }
+
+    fn read_metrics(&self, out: &mut Vec<f64>) {
+        out.push(self.bytes_in as f64);
+        out.push(self.bytes_out as f64);
+    }
+
     fn on_accept(&mut self, core: &mut Core, slot: u32) {
         let spec = self
             .listeners
@@ -116,6 +140,7 @@ impl Protocol for Tcp {
             unsafe { (*c).recv.len = 0 };
             return;
         }
+        let mut got = 0;
         unsafe {
             let io = &mut (*c).recv;
             if io.len == 0 {
@@ -127,6 +152,7 @@ impl Protocol for Tcp {
             let split = t.spec.split(input, &mut |f| data_record(events, id, slot, f));
             match split {
                 Ok(split) => {
+                    got = split.consumed as u64;
                     iobuf_consume(io, split.consumed);
                     size_recv_buf(io, &t.spec, split.need, filled);
                 }
@@ -139,6 +165,7 @@ impl Protocol for Tcp {
                 }
             }
         }
+        self.bytes_in += got;
     }
 
     fn on_sent(&mut self, core: &mut Core, slot: u32) {
@@ -354,6 +381,7 @@ impl Tcp {
         }
         let unsent = t.unsent(c);
         core.mark_dirty(slot);
+        self.bytes_out += data.len() as u64;
         Ok(unsent)
     }
 

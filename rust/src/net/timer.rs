@@ -69,6 +69,8 @@ pub struct Timers {
     /// Boxed: entries point at it from Mongoose's callbacks, so its address
     /// must not move with `Timers`.
     shared: Box<Shared>,
+    /// Fires delivered (TIMER records written), for the metrics.
+    pub fired: u64,
 }
 
 impl Default for Timers {
@@ -77,6 +79,7 @@ impl Default for Timers {
             entries: HashMap::new(),
             next_id: 1,
             shared: Box::default(),
+            fired: 0,
         }
     }
 }
@@ -194,6 +197,7 @@ impl Timers {
             return;
         }
         shared.fires.sort_unstable();
+        self.fired += shared.fires.len() as u64;
         let ev = &mut (*core).events;
         for &(_, id) in &shared.fires {
             ev.header(KIND_TIMER, 0, 0, TIMER_LEN, id);

@@ -30,6 +30,7 @@ use super::sntp::{self, SntpQuery};
 use crate::core::error::{fail, Status};
 use crate::core::event::{EventBuf, HEADER_LEN};
 use crate::core::manager::Core;
+use crate::core::metrics::{Family, Kind};
 use crate::core::protocol::Protocol;
 
 /// Record kind of a received datagram (mirrored in `src/net/udp_abi.ts`).
@@ -172,8 +173,14 @@ pub struct Udp {
     socks: Vec<Option<Sock>>,
     /// Receive buffer shared by all sockets (see [`RECV_ARENA`]).
     buf: Vec<u8>,
-    /// Datagrams received (all sockets), for tests and stats.
+    /// Datagrams received (all sockets), for tests, stats and metrics.
     pub received: u64,
+    /// Bytes of the datagrams received (oversized ones: as the kernel
+    /// reported them).
+    received_bytes: u64,
+    /// Datagrams and their bytes the kernel took from `send`.
+    sent: u64,
+    sent_bytes: u64,
 }
 
 /// The current `errno`.
@@ -315,7 +322,12 @@ impl Udp {
         }
         let (sa, len) = to.to_sockaddr(sock.v6)?;
         let fd = unsafe { (*c).fd } as usize as c_int;
-        send_to(fd, &sa, len, data)
+        let took = send_to(fd, &sa, len, data)?;
+        if took {
+            self.sent += 1;
+            self.sent_bytes += data.len() as u64;
+        }
+        Ok(took)
     }
 
     /// Starts a DNS query on a fresh socket (see `dns.rs`).
@@ -461,6 +473,7 @@ impl Udp {
             self.received += r as u64;
             for i in 0..r {
                 let size = msgs[i].msg_len as usize;
+                self.received_bytes += size as u64;
                 let peer = unsafe { Peer::from_sockaddr(&addrs[i]) };
                 let oversized = size > max || msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
                 let bytes = if oversized {
@@ -551,6 +564,37 @@ pub fn datagram_record(
 }
 
 impl Protocol for Udp {
+    fn metric_families(&self) -> Vec<Family> {
+        vec![
+            Family::one(
+                "mgnet_udp_received_datagrams_total",
+                Kind::Counter,
+                "UDP datagrams received (all sockets, DNS and SNTP included).",
+            ),
+            Family::one(
+                "mgnet_udp_received_bytes_total",
+                Kind::Counter,
+                "Bytes of the UDP datagrams received.",
+            ),
+            Family::one(
+                "mgnet_udp_sent_datagrams_total",
+                Kind::Counter,
+                "UDP datagrams the kernel took from UdpSocket.send.",
+            ),
+            Family::one(
+                "mgnet_udp_sent_bytes_total",
+                Kind::Counter,
+                "Bytes of the UDP datagrams sent.",
+            ),
+        ]
+    }
+
+    fn read_metrics(&self, out: &mut Vec<f64>) {
+        for v in [self.received, self.received_bytes, self.sent, self.sent_bytes] {
+            out.push(v as f64);
+        }
+    }
+
     fn on_accept(&mut self, _core: &mut Core, _slot: u32) {}
 
     fn on_read(&mut self, core: &mut Core, slot: u32) {

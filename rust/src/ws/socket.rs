@@ -40,6 +40,7 @@ use super::handshake;
 use super::record::{self, CLOSE_CLEAN, CTRL_PING, CTRL_PONG, MSG_BINARY};
 use crate::core::error::{fail, Status};
 use crate::core::manager::{now_ms, Core};
+use crate::core::metrics::{Family, Kind};
 use crate::core::overflow::Overflow;
 use crate::core::protocol::Protocol;
 use crate::core::sys_io::{iobuf_consume, iobuf_free, iobuf_resize, set_read_paused};
@@ -179,8 +180,11 @@ pub struct WsProtocol {
     rng: u64,
     /// Compressor shared by every socket (no server context takeover).
     shared: deflate::Shared,
-    /// Messages received and sent (for stats and tests).
+    /// Messages received (for stats, tests and metrics).
     pub messages_in: u64,
+    /// Text and binary messages queued to send (a broadcast counts one per
+    /// socket that got it).
+    pub messages_out: u64,
 }
 
 /// Bytes the kernel still holds unsent (or unacknowledged) on the socket.
@@ -578,6 +582,7 @@ impl WsProtocol {
             Some(z) => self.frame_out(core, slot, c, opcode, true, z)?,
             None => self.frame_out(core, slot, c, opcode, false, data)?,
         }
+        self.messages_out += u64::from(opcode < frame::OP_CLOSE);
         Ok(self.sock(slot).map_or(0, |s| s.unsent(c)))
     }
 
@@ -621,6 +626,7 @@ impl WsProtocol {
                 sent += 1;
             }
         }
+        self.messages_out += sent as u64;
         sent
     }
 
@@ -891,6 +897,26 @@ impl WsProtocol {
 }
 
 impl Protocol for WsProtocol {
+    fn metric_families(&self) -> Vec<Family> {
+        vec![
+            Family::one(
+                "mgnet_ws_messages_received_total",
+                Kind::Counter,
+                "WebSocket messages received (all sockets).",
+            ),
+            Family::one(
+                "mgnet_ws_messages_sent_total",
+                Kind::Counter,
+                "WebSocket text and binary messages queued to send (a broadcast counts each socket).",
+            ),
+        ]
+    }
+
+    fn read_metrics(&self, out: &mut Vec<f64>) {
+        out.push(self.messages_in as f64);
+        out.push(self.messages_out as f64);
+    }
+
     fn on_accept(&mut self, core: &mut Core, slot: u32) {
         // No listener hands connections to this protocol directly; be safe.
         let _ = core;

@@ -229,7 +229,11 @@ pub const DATA_PARKED: usize = 5;
 /// read handler skip re-registering a socket that is level-triggered
 /// already (with 16 KiB WebSocket messages every read fills the buffer:
 /// one redundant `epoll_ctl` per message, ~3% of the server's CPU).
-pub const DATA_LEVEL: usize = 6;
+/// The indices of `mg_connection.data` the core uses: the slot 0..4,
+/// [`DATA_FIN`] 4, [`DATA_PARKED`] 5, transport.rs's `DATA_END_STREAM` 6
+/// and `DATA_PAUSE_AFTER_HANDSHAKE` 7, this one 8 (a test checks they are
+/// distinct: two branches once both took 6, and wss:// stalled).
+pub const DATA_LEVEL: usize = 8;
 
 /// `epoll_wait(2)` for Mongoose's loop (routed here by a define in build.rs):
 /// a raw system call, plus one job. Accepted HTTP sockets are registered
@@ -367,6 +371,25 @@ pub unsafe fn set_read_paused(c: *mut sys::mg_connection, paused: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connection_data_marks_are_distinct_and_past_the_slot() {
+        use crate::core::transport::{DATA_END_STREAM, DATA_PAUSE_AFTER_HANDSHAKE};
+        let marks = [
+            DATA_FIN,
+            DATA_PARKED,
+            DATA_END_STREAM,
+            DATA_PAUSE_AFTER_HANDSHAKE,
+            DATA_LEVEL,
+        ];
+        for (i, a) in marks.iter().enumerate() {
+            assert!(
+                *a >= 4 && *a < sys::MG_DATA_SIZE as usize,
+                "mark {a} inside the slot or past data"
+            );
+            assert!(!marks[i + 1..].contains(a), "mark {a} used twice");
+        }
+    }
 
     fn io(align: usize) -> sys::mg_iobuf {
         sys::mg_iobuf {

@@ -31,7 +31,7 @@ pub trait Transport {
 }
 
 /// Index in `mg_connection.data` of the "end the stream" mark (the slot
-/// takes bytes 0..4, sys_io's marks 4 and 5): the transport's next flush
+/// takes bytes 0..4, sys_io's marks 4, 5 and 8): the transport's next flush
 /// ends its stream (see [`end_stream`]).
 pub const DATA_END_STREAM: usize = 6;
 

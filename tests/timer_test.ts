@@ -40,9 +40,11 @@ test("setTimer: a repeating timer fires at most once per period over a window", 
   rep.cancel();
   // Due at 10, 20, ... 100 ms after it was set (the stop timer was set in
   // the same or the next millisecond): never more than 10; a loop that is
-  // late skips fires instead of bursting.
+  // late skips fires instead of bursting. No lower bound beyond "it fired":
+  // how many fires a loaded machine lets through is timing (a run of the
+  // full suite beside two cargo builds saw 3).
   assert.ok(n <= 10, `${n} fires of a 10 ms timer in 105 ms`);
-  assert.ok(n >= 4, `${n} fires of a 10 ms timer in 105 ms`);
+  assert.ok(n >= 1, `${n} fires of a 10 ms timer in 105 ms`);
 });
 
 test("setTimer: timers fire in the order they are due, whatever the order they were set in", async () => {

@@ -1,6 +1,7 @@
 /**
  * mgnet's `serve()` against `Deno.serve`, side by side, as `deno bench`
- * prints it: in every group Deno.serve is the baseline, so the summary reads
+ * prints it: in every group Deno.serve (or Deno.upgradeWebSocket) is the
+ * baseline, so the summary reads
  * "mgnet is N× faster/slower than Deno.serve". `deno task bench` runs this
  * file with the other benches in bench/.
  *
@@ -145,16 +146,55 @@ Deno.bench({
   fn: async () => await mgc.exchange(GET_64K, 1, BIG),
 });
 
-// --- WebSocket echo: to come ---------------------------------------------
-// PLACEHOLDER for the WebSocket engineer: once mgnet serves WebSockets, add a
-// group "websocket: one 32-byte text message echoed" with Deno.upgradeWebSocket
-// (baseline: true) against mgnet's WebSocket, on one open socket per server.
+/** One open WebSocket (Deno's own client, the same for both servers): send, await the echo. */
+class Echo {
+  #next: ((data: unknown) => void) | undefined;
+  private constructor(readonly ws: WebSocket) {
+    ws.onmessage = (e) => this.#next?.(e.data);
+  }
+  static async open(port: number): Promise<Echo> {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+    await new Promise((resolve, reject) => {
+      ws.onopen = resolve;
+      ws.onerror = reject;
+    });
+    return new Echo(ws);
+  }
+  exchange(msg: string): Promise<unknown> {
+    const { promise, resolve } = Promise.withResolvers<unknown>();
+    this.#next = resolve;
+    this.ws.send(msg);
+    return promise;
+  }
+}
+
+const WS_MSG = "x".repeat(32);
+const mgws = await Echo.open(mg.port);
+const dnws = await Echo.open(dn.port);
+
+Deno.bench({
+  name: "Deno.upgradeWebSocket",
+  group: "websocket: one 32-byte text message echoed on an open socket",
+  baseline: true,
+  fn: async () => {
+    if (await dnws.exchange(WS_MSG) !== WS_MSG) throw new Error("wrong echo");
+  },
+});
+Deno.bench({
+  name: "mgnet upgradeWebSocket",
+  group: "websocket: one 32-byte text message echoed on an open socket",
+  fn: async () => {
+    if (await mgws.exchange(WS_MSG) !== WS_MSG) throw new Error("wrong echo");
+  },
+});
 
 // `deno bench` has no after-all hook: the servers are stopped when this
 // module's process unloads.
 globalThis.addEventListener("unload", () => {
   mgc.close();
   dnc.close();
+  mgws.ws.close();
+  dnws.ws.close();
   for (const { child } of [mg, dn]) {
     try {
       child.kill("SIGTERM");

@@ -15,8 +15,11 @@
  * ratio column is the median of per-round ratios.
  *
  * Servers: `Deno.listen` (bench/servers/deno_tcp_echo.ts: `for await` over
- * the listener, a read/write loop per connection) and mgnet
+ * the listener, a read/write loop per connection), the same with
+ * `setNoDelay(true)` on each connection (mgnet's sockets, like Mongoose's,
+ * have TCP_NODELAY; Deno.listen's keep Nagle's algorithm), and mgnet
  * (examples/tcp_echo.ts: `for await` over the manager, `send(ev.bytes)`).
+ * The ratio column is against `Deno.listen` as a user gets it.
  */
 
 import { cpuTicks, median, numberFlags } from "./_measure.ts";
@@ -33,6 +36,7 @@ function parseArgs() {
 
 const SERVERS: Record<string, string[]> = {
   "Deno.listen": [DENO, "run", "-A", `${ROOT}bench/servers/deno_tcp_echo.ts`],
+  "Deno.listen, setNoDelay": [DENO, "run", "-A", `${ROOT}bench/servers/deno_tcp_echo.ts`, "nodelay"],
   "mgnet": [DENO, "run", "-A", `${ROOT}examples/tcp_echo.ts`],
 };
 

@@ -7,7 +7,12 @@ const port = Number(Deno.env.get("PORT") ?? "7000");
 const listener = Deno.listen({ hostname: "127.0.0.1", port });
 console.log(`Listening on tcp://127.0.0.1:${port}/`);
 
+// `nodelay` as the first argument: TCP_NODELAY on every accepted socket, as
+// mgnet (Mongoose) sets it; Deno.listen leaves Nagle's algorithm on.
+const noDelay = Deno.args[0] === "nodelay";
+
 async function echo(conn: Deno.Conn): Promise<void> {
+  if (noDelay) (conn as Deno.TcpConn).setNoDelay(true);
   const buf = new Uint8Array(16 * 1024);
   try {
     for (;;) {

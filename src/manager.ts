@@ -1117,8 +1117,10 @@ export class Manager implements AsyncIterable<MgEvent>, AsyncDisposable {
    * keep-alive connections, lets the requests already received get their
    * responses (each busy connection closes after its last one, with
    * `connection: close` where still possible), then {@linkcode close}s.
-   * Requests arriving meanwhile are not read. After `timeout` ms whatever
-   * is still open is closed anyway. The event loop keeps running until
+   * Requests arriving meanwhile are not read. Outbound connections (a
+   * database pool, an upstream) stay open while any accepted connection
+   * is still being answered, then close the same way. After `timeout` ms
+   * whatever is still open is closed anyway. The event loop keeps running until
    * then, so handlers can finish. Idempotent.
    *
    * @param options `timeout` in ms (default: the `shutdownTimeout` option, 10 s).

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type HttpRequestEvent, Manager, MgnetError } from "../mod.ts";
+import { type HttpRequestEvent, Manager, MgnetError, serve } from "../mod.ts";
 import { readResponses, refused, test, until, writeAll } from "./helpers.ts";
 
 const enc = new TextEncoder();
@@ -171,4 +171,40 @@ test("Manager.shutdown(): an upload in progress (streamed or buffered) is finish
     assert.equal(r.responses[0].headers.get("connection"), "close");
     assert.equal(r.closed, true);
   }
+});
+
+test("shutdown keeps the outbound connection a pending request awaits, then closes it and ends", async () => {
+  // A peer (Deno.listen) that answers a line only when the test says so.
+  const peer = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const asked = Promise.withResolvers<Deno.Conn>();
+  const peerConn = peer.accept().then(async (c) => {
+    await c.read(new Uint8Array(64)); // "ping\n"
+    asked.resolve(c);
+    return c;
+  });
+  const server = serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async () => {
+    // The handler awaits a round trip on an outbound connection of the same manager.
+    upstream.send("ping\n");
+    for await (const ev of upstream) {
+      if (ev.type === "data") return new Response(`upstream said ${ev.text().trim()}`);
+    }
+    return new Response("upstream closed", { status: 502 });
+  });
+  const upstream = await server.manager.connect(`tcp://127.0.0.1:${peer.addr.port}`, { framing: "line" });
+  const response = fetch(`http://127.0.0.1:${server.addr.port}/`);
+  // The request waits on the peer: shut down now, then let the peer answer.
+  const c = await asked.promise;
+  // The shutdown's own timeout is far beyond the test's deadline (30 s): it
+  // ends only if the outbound connection's close is counted.
+  const stopping = server.manager.shutdown({ timeout: 600_000 });
+  await writeAll(c, enc.encode("pong\n"));
+  const res = await response;
+  assert.equal(res.status, 200);
+  assert.equal(await res.text(), "upstream said pong");
+  // Then the outbound connection is closed (the peer reads its end and
+  // closes too, as a database server does), which ends the shutdown.
+  assert.equal(await c.read(new Uint8Array(8)), null);
+  (await peerConn).close();
+  await stopping;
+  peer.close();
 });

@@ -528,6 +528,7 @@ export class Loop {
             this.#idleClients.delete(id);
             this.#rejectDrain(client.conn);
             client.sink.onClose();
+            this.#connClosed?.resolve(); // a graceful shutdown counts outbound connections too
             continue;
           }
           const protocol = this.#connProto[slot];

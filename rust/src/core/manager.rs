@@ -1065,10 +1065,14 @@ impl Core {
     }
 
     /// Graceful shutdown, step by step: closes every listener and lets each
-    /// protocol wind its connections down. Calling it again only counts.
-    /// Returns the connections that protocols count as still open.
+    /// protocol wind its accepted connections down; outbound connections
+    /// (a database pool, an upstream) are wound down only once no accepted
+    /// connection remains, so a request still being answered keeps the
+    /// connections its handler awaits. Returns the connections that
+    /// protocols count as still open (accepted ones first, then outbound).
     pub fn shutdown(&mut self) -> usize {
-        let mut open = 0;
+        let mut accepted = 0;
+        let mut outbound = Vec::new();
         for i in 0..self.slots.len() {
             let slot = i as u32;
             let s = &self.slots[i];
@@ -1078,15 +1082,25 @@ impl Core {
             }
             match role {
                 Role::Listener | Role::Datagram => unsafe { (*c).set_is_closing(1) },
-                Role::Accepted | Role::Outbound => {
+                Role::Accepted => {
                     let mut still_open = false;
                     self.dispatch(proto, |p, core| still_open = p.on_shutdown(core, slot));
-                    open += usize::from(still_open);
+                    accepted += usize::from(still_open);
                 }
+                Role::Outbound => outbound.push((slot, proto)),
                 Role::Free => {}
             }
         }
         self.needs_poll = true;
+        if accepted > 0 {
+            return accepted;
+        }
+        let mut open = 0;
+        for (slot, proto) in outbound {
+            let mut still_open = false;
+            self.dispatch(proto, |p, core| still_open = p.on_shutdown(core, slot));
+            open += usize::from(still_open);
+        }
         open
     }
 

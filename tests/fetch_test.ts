@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ClientError, createFetch, fetch, Manager, serve } from "../mod.ts";
 import { handlerContext } from "../src/manager.ts";
-import { test, toolEnv } from "./helpers.ts";
+import { makeCert, test, toolEnv } from "./helpers.ts";
 
 const enc = new TextEncoder();
 
@@ -326,36 +326,7 @@ test("fetch: errors are TypeErrors like the global fetch's, with mgnet's ClientE
   // TLS: a certificate nobody trusts.
   const dir = Deno.makeTempDirSync();
   try {
-    const out = new Deno.Command("openssl", {
-      args: [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        `${dir}/k.pem`,
-        "-out",
-        `${dir}/c.pem`,
-        "-days",
-        "2",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        // Not a CA: webpki (mgnet's rustls client) refuses a CA certificate
-        // as the server's own.
-        "-addext",
-        "basicConstraints=critical,CA:FALSE",
-      ],
-      env: toolEnv,
-      stderr: "null",
-    }).outputSync();
-    assert.ok(out.success, "openssl made a certificate");
-    const cert = Deno.readTextFileSync(`${dir}/c.pem`);
-    const key = Deno.readTextFileSync(`${dir}/k.pem`);
+    const { cert, key } = makeCert(dir, "localhost", "DNS:localhost,IP:127.0.0.1");
     await using tls = Deno.serve(
       { port: 0, hostname: "127.0.0.1", onListen() {}, cert, key },
       () => new Response("secure"),

@@ -2,6 +2,7 @@
  * Test helpers: a served manager with a handler, raw-socket exchanges and
  * a small HTTP/1.1 response parser (independent of mgnet's own code).
  */
+import assert from "node:assert/strict";
 import { type HttpRequestEvent, Manager, type ManagerOptions, type MgEvent } from "../mod.ts";
 
 /** Options of {@linkcode test}. */
@@ -480,3 +481,40 @@ export async function refused(port: number): Promise<boolean> {
  * tools do not expect (curl deadlocks under it).
  */
 export const toolEnv: Record<string, string> = { LD_PRELOAD: "" };
+
+/**
+ * A self-signed P-256 certificate and key (PEM) made with openssl in `dir`
+ * (files `<cn>.pem`, `<cn>.key`), for `cn` with the subjectAltName `san`
+ * (e.g. `DNS:localhost,IP:127.0.0.1`).
+ */
+export function makeCert(dir: string, cn: string, san: string): { cert: string; key: string } {
+  const out = new Deno.Command("openssl", {
+    args: [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      `${dir}/${cn}.key`,
+      "-out",
+      `${dir}/${cn}.pem`,
+      "-days",
+      "2",
+      "-subj",
+      `/CN=${cn}`,
+      "-addext",
+      `subjectAltName=${san}`,
+      // Not a CA: webpki (mgnet's client, Deno's fetch) refuses a CA
+      // certificate as the server's own.
+      "-addext",
+      "basicConstraints=critical,CA:FALSE",
+    ],
+    env: toolEnv,
+    stderr: "null",
+  }).outputSync();
+  assert.ok(out.success, "openssl made a certificate");
+  return { cert: Deno.readTextFileSync(`${dir}/${cn}.pem`), key: Deno.readTextFileSync(`${dir}/${cn}.key`) };
+}

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ClientError, Manager } from "../mod.ts";
-import { countingStream, inFlight, test, toolEnv, until, untilStalled } from "./helpers.ts";
+import { countingStream, inFlight, makeCert, test, toolEnv, until, untilStalled } from "./helpers.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -237,38 +237,6 @@ test("client errors: dns, refused, timeout, reset, protocol, aborted", async () 
   }
   await assert.rejects(mgr.request("ftp://example.com/"), TypeError);
 });
-
-function makeCert(dir: string, cn: string, san: string): { cert: string; key: string } {
-  const out = new Deno.Command("openssl", {
-    args: [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      `${dir}/${cn}.key`,
-      "-out",
-      `${dir}/${cn}.pem`,
-      "-days",
-      "2",
-      "-subj",
-      `/CN=${cn}`,
-      "-addext",
-      `subjectAltName=${san}`,
-      // Not a CA: webpki (mgnet's client, Deno's fetch) refuses a CA
-      // certificate as the server's own.
-      "-addext",
-      "basicConstraints=critical,CA:FALSE",
-    ],
-    env: toolEnv,
-    stderr: "null",
-  }).outputSync();
-  assert.ok(out.success, "openssl made a certificate");
-  return { cert: Deno.readTextFileSync(`${dir}/${cn}.pem`), key: Deno.readTextFileSync(`${dir}/${cn}.key`) };
-}
 
 test("client: https with a verified certificate; wrong names and unknown CAs fail with kind tls", async () => {
   const dir = Deno.makeTempDirSync();

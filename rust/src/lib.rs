@@ -7,8 +7,9 @@
 //!   checked on every call: no pointer ever leaves Rust;
 //! - no panic crosses the boundary (`catch_unwind` around each body);
 //! - a manager is used only by the thread that created it (the registry is
-//!   thread-local); only `mgnet_wait` runs elsewhere and it touches nothing
-//!   but a file descriptor.
+//!   thread-local); only `mgnet_wait` and the watcher thread of
+//!   `mgnet_watcher_new` run elsewhere, and they touch nothing but file
+//!   descriptors.
 //!
 //! This file holds the exports only. Below it: `manager.rs` (the protocols
 //! registered on a core), `core/` (loop, connections, flush, event
@@ -746,6 +747,117 @@ pub extern "C" fn mgnet_wait(fd: i32, timeout_ms: i32) -> i32 {
             return Status::Io as i32;
         }
     }
+}
+
+thread_local! {
+    /// Watcher threads of this thread's managers (`core/watcher.rs`); an id is
+    /// an index + 1, never reused.
+    static WATCHERS: RefCell<Vec<Option<crate::core::watcher::Watcher>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Starts a watcher thread for manager `h`'s epoll fd (a wake path compared
+/// with `mgnet_wait`, see docs/architecture.md section 29). It reports each
+/// armed wait by calling `callback(ready)` when `callback` is not null (a
+/// Deno `UnsafeCallback.threadSafe`), else by writing one byte to a socket
+/// pair whose other end's fd it writes to `fd_out` (4 bytes, native endian)
+/// for JS to read on Deno's reactor (a doorbell). Returns the watcher id
+/// (> 0). Free it with `mgnet_watcher_free` before the manager.
+///
+/// # Safety
+/// `callback`, when not null, is a function taking one `i32` callable from
+/// any thread; `fd_out` is null or valid for 4 bytes of writes.
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_watcher_new(
+    h: u32,
+    callback: *const std::ffi::c_void,
+    fd_out: *mut u8,
+) -> i32 {
+    use crate::core::watcher::{Notify, Watcher};
+    with_manager(h, |m| {
+        let fd = (*m).core().epoll_fd();
+        let mut peer = -1;
+        let notify = if !callback.is_null() {
+            Notify::Callback(std::mem::transmute::<*const std::ffi::c_void, extern "C" fn(i32)>(callback))
+        } else {
+            if fd_out.is_null() {
+                return fail(Status::Invalid, "a doorbell needs fd_out");
+            }
+            let mut sv = [0 as c_int; 2];
+            if libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+                0,
+                sv.as_mut_ptr(),
+            ) != 0
+            {
+                return fail(
+                    Status::Io,
+                    format!("socketpair: {}", std::io::Error::last_os_error()),
+                );
+            }
+            peer = sv[1];
+            Notify::Doorbell(sv[0])
+        };
+        match Watcher::start(fd, notify) {
+            Ok(w) => {
+                if peer >= 0 {
+                    std::ptr::copy_nonoverlapping(peer.to_ne_bytes().as_ptr(), fd_out, 4);
+                }
+                WATCHERS.with(|ws| {
+                    let mut ws = ws.borrow_mut();
+                    ws.push(Some(w));
+                    ws.len() as i32
+                })
+            }
+            Err(e) => {
+                if let Notify::Doorbell(own) = notify {
+                    libc::close(own);
+                    libc::close(peer);
+                }
+                fail(Status::Io, e)
+            }
+        }
+    })
+}
+
+/// Arms watcher `id` for one report: when the epoll fd is ready, or after
+/// `timeout_ms` (negative: none). Arm it again only after that report.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only.
+#[no_mangle]
+pub extern "C" fn mgnet_watcher_arm(id: u32, timeout_ms: i32) -> i32 {
+    boundary(|| {
+        WATCHERS.with(|ws| match ws.borrow().get((id as usize).wrapping_sub(1)) {
+            Some(Some(w)) => match w.arm(timeout_ms) {
+                Ok(()) => 0,
+                Err(e) => fail(Status::Io, e),
+            },
+            _ => fail(Status::BadHandle, format!("watcher {id} is closed")),
+        })
+    })
+}
+
+/// Stops and joins watcher `id` (no report after this returns).
+///
+/// # Safety
+/// Safe to call with any arguments: integers only.
+#[no_mangle]
+pub extern "C" fn mgnet_watcher_free(id: u32) -> i32 {
+    boundary(|| {
+        let w = WATCHERS.with(|ws| {
+            ws.borrow_mut()
+                .get_mut((id as usize).wrapping_sub(1))
+                .and_then(Option::take)
+        });
+        match w {
+            Some(w) => {
+                drop(w);
+                0
+            }
+            None => fail(Status::BadHandle, format!("watcher {id} is closed")),
+        }
+    })
 }
 
 // ---------------------------------------------------------------------------

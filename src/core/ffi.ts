@@ -110,6 +110,12 @@ export const symbols = {
   mgnet_wait: { parameters: ["i32", "i32"], result: "i32", nonblocking: true },
   // the same function, called on the JS thread (short waits while busy)
   mgnet_wait_sync: { name: "mgnet_wait", parameters: ["i32", "i32"], result: "i32" },
+  // int32_t mgnet_watcher_new(uint32_t h, void (*cb)(int32_t), uint8_t fd_out[4])
+  mgnet_watcher_new: { parameters: ["u32", "function", "buffer"], result: "i32" },
+  // int32_t mgnet_watcher_arm(uint32_t id, int32_t timeout_ms)
+  mgnet_watcher_arm: { parameters: ["u32", "i32"], result: "i32" },
+  // int32_t mgnet_watcher_free(uint32_t id)
+  mgnet_watcher_free: { parameters: ["u32"], result: "i32" },
   // int32_t mgnet_awaiting(uint32_t h)
   mgnet_awaiting: { parameters: ["u32"], result: "i32" },
   // int32_t mgnet_stats(uint32_t h, uint8_t out[32]) -- polls, accepted, requests, cache hits as doubles

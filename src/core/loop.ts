@@ -7,11 +7,12 @@
  * - while there is work, one synchronous FFI call sends queued replies,
  *   polls Mongoose without blocking and copies a whole batch of events;
  * - when idle, it waits in a `nonblocking` FFI call that only `poll(2)`s
- *   the epoll fd, so the JS thread is free for timers, fetch and other I/O;
+ *   the epoll fd (src/core/idle_wait.ts), so the JS thread is free for
+ *   timers, fetch and other I/O;
  * - but when every request handed out has been answered (no handler is
  *   awaiting anything), a gap in the traffic is first bridged by a short
  *   synchronous wait of at most {@linkcode SYNC_WAIT_MS} on the JS thread:
- *   it saves the two thread hand-offs of a `nonblocking` call, the largest
+ *   it saves the two thread hand-offs of a native wait, the largest
  *   cost of a busy server's idle moments;
  * - replies made while a batch is being consumed are sent when the batch
  *   ends (one `send()` per connection per batch); replies made later
@@ -32,6 +33,7 @@ import {
 } from "./connection.ts";
 import { ConnectionClosedError, ManagerClosedError } from "./errors.ts";
 import { check, lib, type Symbols } from "./ffi.ts";
+import { type IdleWait, idleWait } from "./idle_wait.ts";
 import { ConnectFlag, Header, Kind, ListenOut, Open, Payload, Status } from "./abi.ts";
 import { decodeAddr, parseListenUrl } from "./address.ts";
 import { utf8Decoder, utf8Encoder } from "./bytes.ts";
@@ -82,6 +84,8 @@ export class Loop {
   /** What connections need from this loop. */
   readonly host: ConnectionHost;
   #epfd: number;
+  /** How idle waits leave the JS thread free (src/core/idle_wait.ts). */
+  #idle: IdleWait;
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -141,6 +145,7 @@ export class Loop {
     this.sym = lib();
     this.handle = handle;
     this.#epfd = check(this.sym.mgnet_wait_fd(handle));
+    this.#idle = idleWait(this.sym, handle, this.#epfd);
     // deno-lint-ignore no-this-alias
     const self = this;
     this.host = {
@@ -593,7 +598,7 @@ export class Loop {
   }
 
   #wait(ms: number): Promise<number> {
-    const p = this.sym.mgnet_wait(this.#epfd, ms);
+    const p = this.#idle.wait(ms);
     this.#waiting = p;
     return p.finally(() => {
       if (this.#waiting === p) this.#waiting = undefined;
@@ -815,6 +820,7 @@ export class Loop {
       this.#endSleep?.();
       while (this.#waiting) await this.#waiting.catch(() => {});
       await stopped;
+      this.#idle.close();
       this.sym.mgnet_manager_free(this.handle);
       for (const c of this.#conns) if (c) connInternals.markClosed(c);
       const clients = [...this.#clients.values()];

@@ -19,6 +19,7 @@ pub mod sys_io;
 #[cfg(test)]
 mod tests;
 pub mod transport;
+pub mod watcher;
 
 pub use manager::Core;
 pub use protocol::Protocol;

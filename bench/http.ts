@@ -65,7 +65,7 @@ function parseArgs(): Args {
     duration: Number(a.duration ?? 10),
     rounds: Number(a.rounds ?? 3),
     scenarios: (a.scenarios ?? Object.keys(SCENARIOS).join(",")).split(","),
-    servers: (a.servers ?? Object.keys(SERVERS).join(",")).split(","),
+    servers: a.servers?.split(",") ?? Object.keys(SERVERS).filter((k) => !SERVERS[k].study),
     out: a.out ?? `${ROOT}docs/bench`,
   };
 }
@@ -134,6 +134,8 @@ interface ServerDef {
   modeEnv?: (mode: Mode) => Record<string, string>;
   /** The server this one is compared with in the "× baseline" columns. */
   baseline?: string;
+  /** Run only when named in `--servers` (a variant kept for a study). */
+  study?: boolean;
 }
 
 /** Modes only the fetch-style servers (Deno.serve, mgnet serve()) run. */
@@ -176,6 +178,22 @@ const SERVERS: Record<string, ServerDef> = {
   "mgnet serve()": {
     cmd: (m) => (m === "async" ? undefined : [DENO, "run", "-A", HELLO_APP]),
     env: { RUNTIME: "mgnet" },
+    modeEnv: (m) => appEnv(m, true),
+    baseline: "Deno.serve",
+  },
+  // The other wake paths of an idle loop (src/core/idle_wait.ts; the
+  // default is "nonblocking"), kept to compare them: docs/architecture.md §29.
+  "mgnet serve() callback": {
+    cmd: (m) => (m === "async" ? undefined : [DENO, "run", "-A", HELLO_APP]),
+    env: { RUNTIME: "mgnet", MGNET_WAKE: "callback" },
+    study: true,
+    modeEnv: (m) => appEnv(m, true),
+    baseline: "Deno.serve",
+  },
+  "mgnet serve() doorbell": {
+    cmd: (m) => (m === "async" ? undefined : [DENO, "run", "-A", HELLO_APP]),
+    env: { RUNTIME: "mgnet", MGNET_WAKE: "doorbell" },
+    study: true,
     modeEnv: (m) => appEnv(m, true),
     baseline: "Deno.serve",
   },

@@ -35,6 +35,15 @@ const SERVERS: Record<string, Record<string, string>> = {
   "mgnet serve() + pg (mgnet socket)": { RUNTIME: "mgnet", SOCKET: "mgnet" },
 };
 const BASE = "Deno.serve + pg (Deno sockets)";
+// --wakes=callback,doorbell adds the mgnet rows again with each of those wake
+// paths (MGNET_WAKE, docs/architecture.md section 29).
+for (const wake of (a.wakes ?? "").split(",").filter(Boolean)) {
+  for (const [name, env] of Object.entries(SERVERS)) {
+    if (env.RUNTIME === "mgnet" && !env.MGNET_WAKE) {
+      SERVERS[`${name}, ${wake}`] = { ...env, MGNET_WAKE: wake };
+    }
+  }
+}
 
 async function run(cmd: string[]): Promise<string> {
   const out = await new Deno.Command(cmd[0], { args: cmd.slice(1), stdout: "piped", stderr: "piped" })

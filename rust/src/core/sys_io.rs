@@ -231,7 +231,8 @@ pub const DATA_PARKED: usize = 5;
 /// one redundant `epoll_ctl` per message, ~3% of the server's CPU).
 /// The indices of `mg_connection.data` the core uses: the slot 0..4,
 /// [`DATA_FIN`] 4, [`DATA_PARKED`] 5, transport.rs's `DATA_END_STREAM` 6
-/// and `DATA_PAUSE_AFTER_HANDSHAKE` 7, this one 8 (a test checks they are
+/// and `DATA_PAUSE_AFTER_HANDSHAKE` 7, this one 8, transport.rs's
+/// `DATA_TRANSPORT_IDLE` 9 (a test checks they are
 /// distinct: two branches once both took 6, and wss:// stalled).
 pub const DATA_LEVEL: usize = 8;
 
@@ -374,13 +375,14 @@ mod tests {
 
     #[test]
     fn connection_data_marks_are_distinct_and_past_the_slot() {
-        use crate::core::transport::{DATA_END_STREAM, DATA_PAUSE_AFTER_HANDSHAKE};
+        use crate::core::transport::{DATA_END_STREAM, DATA_PAUSE_AFTER_HANDSHAKE, DATA_TRANSPORT_IDLE};
         let marks = [
             DATA_FIN,
             DATA_PARKED,
             DATA_END_STREAM,
             DATA_PAUSE_AFTER_HANDSHAKE,
             DATA_LEVEL,
+            DATA_TRANSPORT_IDLE,
         ];
         for (i, a) in marks.iter().enumerate() {
             assert!(

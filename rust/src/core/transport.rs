@@ -40,6 +40,17 @@ pub const DATA_END_STREAM: usize = 6;
 /// defers a pause until [`handshake_done`].
 pub const DATA_PAUSE_AFTER_HANDSHAKE: usize = 7;
 
+/// Index in `mg_connection.data` of a transport's "nothing to do" mark:
+/// set by the transport when it holds no input and no output, cleared when
+/// it is entered for I/O. Mongoose visits every connection's transport on
+/// every poll (`mg_tls_pending`, `mg_tls_flush`); with the mark set those
+/// visits read only the connection, not the transport's state. Measured at
+/// TLS keep-alive, 100 connections (`perf record`): the two went from 2.3 %
+/// to 0.6 % of the server's CPU, but Mongoose's own walk (`mg_iotest`,
+/// `mg_mgr_poll`) rose from 1.8 % to 3.1 %, now taking the cache misses of
+/// visiting 100 connections: 4.3 % → 3.9 % in all.
+pub const DATA_TRANSPORT_IDLE: usize = 9;
+
 thread_local! {
     /// A transport holds input that needs another poll (see [`note_pending`]).
     static PENDING: Cell<bool> = const { Cell::new(false) };

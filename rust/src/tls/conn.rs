@@ -30,7 +30,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use rustls::Connection;
 
 use crate::core::sys_io::iobuf_consume;
-use crate::core::transport::{handshake_done, note_pending, DATA_END_STREAM};
+use crate::core::transport::{handshake_done, note_pending, DATA_END_STREAM, DATA_TRANSPORT_IDLE};
 use crate::sys;
 
 const IO_ERR: c_long = -1;
@@ -70,6 +70,7 @@ pub unsafe fn attach(c: *mut sys::mg_connection, conn: Connection) {
     (*c).set_is_tls(1);
     (*c).set_is_tls_hs(1);
     (*c).data[DATA_END_STREAM] = 0;
+    (*c).data[DATA_TRANSPORT_IDLE] = 0;
 }
 
 unsafe fn state<'a>(c: *mut sys::mg_connection) -> Option<&'a mut TlsConn> {
@@ -203,9 +204,15 @@ unsafe fn feed(c: *mut sys::mg_connection, t: &mut TlsConn) -> Result<(), String
 }
 
 /// Runs `f` for a connection with TLS state; a panic closes it.
+/// Entering one for I/O clears the connection's idle mark
+/// ([`DATA_TRANSPORT_IDLE`]); [`mg_tls_flush`] sets it again once nothing is
+/// left to read or send.
 fn guarded(c: *mut sys::mg_connection, dflt: c_long, f: impl FnOnce(&mut TlsConn) -> c_long) -> c_long {
     catch_unwind(AssertUnwindSafe(|| match unsafe { state(c) } {
-        Some(t) => f(t),
+        Some(t) => {
+            unsafe { (*c).data[DATA_TRANSPORT_IDLE] = 0 };
+            f(t)
+        }
         None => dflt,
     }))
     .unwrap_or_else(|_| {
@@ -410,6 +417,9 @@ pub unsafe extern "C" fn mg_tls_send(c: *mut sys::mg_connection, buf: *const c_v
 /// `c` is a live connection.
 #[no_mangle]
 pub unsafe extern "C" fn mg_tls_pending(c: *mut sys::mg_connection) -> usize {
+    if (*c).data[DATA_TRANSPORT_IDLE] == 1 {
+        return 0; // nothing decrypted waits (see mg_tls_flush)
+    }
     match state(c) {
         Some(t) if (*c).is_full() == 0 => t.plain + usize::from(t.eof),
         _ => 0,
@@ -423,14 +433,21 @@ pub unsafe extern "C" fn mg_tls_pending(c: *mut sys::mg_connection) -> usize {
 /// `c` is a live connection.
 #[no_mangle]
 pub unsafe extern "C" fn mg_tls_flush(c: *mut sys::mg_connection) {
+    let mark = (*c).data[DATA_END_STREAM];
+    let ending = ((*c).is_draining() != 0 || mark == 1) && mark != 2;
+    if (*c).data[DATA_TRANSPORT_IDLE] == 1 && !ending {
+        return; // called on every poll of every connection: most have nothing
+    }
     guarded(c, 0, |t| {
-        let mark = (*c).data[DATA_END_STREAM];
-        if ((*c).is_draining() != 0 || mark == 1) && mark != 2 && (*c).is_tls_hs() == 0 {
+        if ending && (*c).is_tls_hs() == 0 {
             (*c).data[DATA_END_STREAM] = 2;
             t.conn.send_close_notify();
         }
         if t.conn.wants_write() || t.want_out {
             let _ = write_out(c, t);
+        }
+        if !t.conn.wants_write() && !t.want_out && t.plain == 0 && !t.eof && (*c).is_tls_hs() == 0 {
+            (*c).data[DATA_TRANSPORT_IDLE] = 1;
         }
         0
     });

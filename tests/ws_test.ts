@@ -17,7 +17,7 @@ import {
   type WebSocketAcceptOptions,
   type WsCloseEvent,
 } from "../mod.ts";
-import { assertAlive, test, until, writeAll } from "./helpers.ts";
+import { acceptFor, assertAlive, test, until, writeAll } from "./helpers.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -176,15 +176,6 @@ class RawWs {
   write(b: Uint8Array): Promise<void> {
     return writeAll(this.conn, b);
   }
-}
-
-/** `sec-websocket-accept` for a key, computed independently of mgnet. */
-async function acceptFor(key: string): Promise<string> {
-  const digest = await crypto.subtle.digest(
-    "SHA-1",
-    enc.encode(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"),
-  );
-  return btoa(String.fromCharCode(...new Uint8Array(digest)));
 }
 
 function closePayload(code: number, reason = ""): Uint8Array {

@@ -1597,6 +1597,22 @@ pub extern "C" fn mgnet_ws_want_drain(h: u32, slot: u32, id: f64, mark: u32) -> 
     })
 }
 
+/// Stops (`on` != 0) or restarts reading a WebSocket whose events JS holds
+/// unconsumed; restarting parses what arrived meanwhile.
+///
+/// # Safety
+/// Safe to call with any arguments: integers only; a stale handle or
+/// connection is answered with a status.
+#[no_mangle]
+pub extern "C" fn mgnet_ws_hold(h: u32, slot: u32, id: f64, on: u32) -> i32 {
+    with_manager(h, |m| unsafe {
+        match (*m).ws(|w, core| w.hold(core, slot, id as u64, on != 0)) {
+            Ok(()) => 0,
+            Err(e) => e,
+        }
+    })
+}
+
 /// Opens a WebSocket client connection to `addr` (`tcp://IP:port`, TLS as
 /// in `mgnet_connect`). `head` holds the request line and header lines of
 /// the handshake (mgnet adds the key, the version and an extension offer

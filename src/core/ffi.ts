@@ -217,6 +217,8 @@ export const symbols = {
   mgnet_ws_broadcast: { parameters: ["u32", "buffer", "u32", "u32", "buffer", "u32", "u32"], result: "i32" },
   // int32_t mgnet_ws_want_drain(uint32_t h, uint32_t slot, double id, uint32_t mark)
   mgnet_ws_want_drain: { parameters: ["u32", "u32", "f64", "u32"], result: "i32" },
+  // int32_t mgnet_ws_hold(uint32_t h, uint32_t slot, double id, uint32_t on)
+  mgnet_ws_hold: { parameters: ["u32", "u32", "f64", "u32"], result: "i32" },
   // int32_t mgnet_ws_connect(uint32_t h, const uint8_t *addr, uint32_t addr_len, uint32_t flags,
   //   const uint8_t *name, uint32_t name_len, const uint8_t *ca, uint32_t ca_len, const uint8_t *head,
   //   uint32_t head_len, const uint8_t *protocols, uint32_t protocols_len, double max_message,

@@ -210,6 +210,13 @@ export interface WebSocketOptions {
 
 /** The default of `maxBufferedAmount` (`rust/src/ws/socket.rs`, `DEFAULT_MAX_BUFFERED`). */
 const DEFAULT_MAX_BUFFERED = 16 << 20;
+/**
+ * Received events a socket's own queue (its `for await`, or a client socket
+ * not iterated yet) may hold before the socket stops being read, and their
+ * message bytes; reading restarts at a quarter of both.
+ */
+const HOLD_EVENTS = 1024;
+const HOLD_BYTES = 1 << 20;
 
 /** Native keep-alive and send-limit settings (`mgnet_ws_tune`). */
 export interface WsTuning {
@@ -320,6 +327,11 @@ export type WebSocketData = string | ArrayBufferLike | ArrayBufferView;
  * grow without bound, and a send that finds more than `maxBufferedAmount`
  * (16 MiB by default) unsent closes the socket (1006) instead of queueing:
  * sends that are not awaited cannot grow native memory without bound.
+ * On the receiving side, events waiting in a socket's own queue (a
+ * `for await` slower than the peer, or a client socket not iterated yet)
+ * stop the socket being read once over 1,024 events or 1 MiB of messages,
+ * and reading restarts at a quarter of that: the peer is held back by TCP,
+ * and nothing is lost.
  *
  * @example A per-socket loop
  * ```ts
@@ -374,6 +386,9 @@ export class MgWebSocket extends EventTarget implements AsyncIterable<WsEvent> {
   #listening = false;
   #handlers = new Map<string, EventListener>();
   #queue: WsEvent[] = [];
+  /** Message bytes in {@linkcode #queue}, and whether reading is held for it. */
+  #queuedBytes = 0;
+  #held = false;
   #wake: (() => void) | undefined;
   #iterating = false;
   #closeSeen = false;
@@ -605,6 +620,10 @@ export class MgWebSocket extends EventTarget implements AsyncIterable<WsEvent> {
         for (;;) {
           const ev = this.#queue.shift();
           if (ev !== undefined) {
+            if (ev.type === "ws-message") this.#queuedBytes -= ev.bytes.length;
+            if (
+              this.#held && this.#queue.length <= HOLD_EVENTS / 4 && this.#queuedBytes <= HOLD_BYTES / 4
+            ) this.#hold(false);
             if (ev.type === "ws-close") stop();
             return { value: ev, done: false };
           }
@@ -623,12 +642,28 @@ export class MgWebSocket extends EventTarget implements AsyncIterable<WsEvent> {
     if (!this.#iterating && !this.#listening && !this.#client) return ev;
     if (this.#iterating || (this.#client && !this.#listening)) {
       this.#queue.push(ev);
+      if (ev.type === "ws-message") this.#queuedBytes += ev.bytes.length;
+      // Events JS does not take yet must not grow without bound: over the
+      // marks the socket stops being read, so TCP holds the peer back.
+      if (!this.#held && (this.#queue.length > HOLD_EVENTS || this.#queuedBytes > HOLD_BYTES)) {
+        this.#hold(true);
+      }
       const w = this.#wake;
       this.#wake = undefined;
       w?.();
     }
     if (this.#listening) this.#dispatch(ev);
     return undefined;
+  }
+
+  /** Stops or restarts reading the socket while its queue is over the marks. */
+  #hold(on: boolean): void {
+    this.#held = on;
+    if (this.conn.closed) return;
+    const host = connInternals.host(this.conn);
+    const rc = host.sym.mgnet_ws_hold(host.handle, connInternals.slot(this.conn), this.conn.id, on ? 1 : 0);
+    if (rc < 0 && rc !== Status.Closed && rc !== Status.State) host.check(rc);
+    if (!on) host.wake(); // what arrived meanwhile was parsed: the loop must look
   }
 
   #dispatch(ev: WsEvent): void {

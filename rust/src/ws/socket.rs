@@ -116,6 +116,9 @@ struct Socket {
     reported: bool,
     /// Reading stopped for backpressure.
     paused: bool,
+    /// Reading stopped because JS holds too many of this socket's events
+    /// unconsumed ([`WebSockets::hold`]).
+    held: bool,
     /// The peer closed (or broke the protocol): our close frame, sent at
     /// the next poll.
     pending_close: Option<(u16, Vec<u8>)>,
@@ -152,6 +155,7 @@ impl Socket {
             close_received: false,
             reported: false,
             paused: false,
+            held: false,
             pending_close: None,
             deflate: None,
             ping_ms: 0,
@@ -689,7 +693,7 @@ impl WsProtocol {
                 return;
             }
         }
-        if s.paused {
+        if s.paused || s.held {
             return;
         }
         let mut opened = false;
@@ -884,10 +888,32 @@ impl WsProtocol {
             unsafe { set_read_paused(c, true) };
         } else if s.paused && q < SEND_LOW {
             s.paused = false;
-            unsafe { set_read_paused(c, false) };
-            return true;
+            if !s.held {
+                unsafe { set_read_paused(c, false) };
+                return true;
+            }
         }
         false
+    }
+
+    /// Stops (`on`) or restarts reading a socket whose events JS holds
+    /// unconsumed (a `for await` slower than the peer, or a client socket
+    /// not iterated yet): the peer is then held back by TCP instead of the
+    /// events growing without bound. Restarting parses what was received
+    /// meanwhile.
+    pub fn hold(&mut self, core: &mut Core, slot: u32, id: u64, on: bool) -> Result<(), i32> {
+        let (c, s) = self.live(core, slot, id)?;
+        if s.held == on {
+            return Ok(());
+        }
+        s.held = on;
+        let stop = on || s.paused;
+        unsafe { set_read_paused(c, stop) };
+        if !stop {
+            self.read(core, slot);
+            core.request_poll();
+        }
+        Ok(())
     }
 
     /// Messages received on every socket so far.

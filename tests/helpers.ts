@@ -518,12 +518,3 @@ export function makeCert(dir: string, cn: string, san: string): { cert: string; 
   assert.ok(out.success, "openssl made a certificate");
   return { cert: Deno.readTextFileSync(`${dir}/${cn}.pem`), key: Deno.readTextFileSync(`${dir}/${cn}.key`) };
 }
-
-/** `sec-websocket-accept` for a WebSocket key, computed independently of mgnet. */
-export async function acceptFor(key: string): Promise<string> {
-  const digest = await crypto.subtle.digest(
-    "SHA-1",
-    new TextEncoder().encode(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"),
-  );
-  return btoa(String.fromCharCode(...new Uint8Array(digest)));
-}

@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { Manager } from "../mod.ts";
-import { acceptFor, inFlight, test, untilStalled, writeAll } from "./helpers.ts";
+import { inFlight, test, untilStalled, writeAll } from "./helpers.ts";
+import { RawWs } from "./ws_raw.ts";
 
 const MSG = 16 * 1024;
 const COUNT = 2048; // 32 MiB in all
@@ -22,21 +23,7 @@ function floodServer() {
   const served = (async () => {
     const conn = await listener.accept();
     state.conn = conn;
-    const buf = new Uint8Array(4096);
-    let head = "";
-    while (!head.includes("\r\n\r\n")) {
-      const n = await conn.read(buf);
-      if (n === null) throw new Error("client left during the handshake");
-      head += new TextDecoder().decode(buf.subarray(0, n));
-    }
-    const key = /sec-websocket-key:\s*(\S+)/i.exec(head)![1];
-    await writeAll(
-      conn,
-      new TextEncoder().encode(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-          `Sec-WebSocket-Accept: ${await acceptFor(key)}\r\n\r\n`,
-      ),
-    );
+    await RawWs.accept(conn);
     const frame = new Uint8Array(4 + MSG);
     frame.set([0x82, 126, MSG >> 8, MSG & 255]);
     const dv = new DataView(frame.buffer);

@@ -17,11 +17,11 @@ import {
   type WsCloseEvent,
 } from "../mod.ts";
 import { test, until, writeAll } from "./helpers.ts";
+import { closeOf, frame, KEY, RawWs } from "./ws_raw.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const REASON = "No response from ping frame.";
-const KEY = "dGhlIHNhbXBsZSBub25jZQ==";
 
 /** A manager accepting every upgrade with `opts`, echoing messages; its events are kept. */
 function server(opts: WebSocketAcceptOptions) {
@@ -47,96 +47,18 @@ function server(opts: WebSocketAcceptOptions) {
   };
 }
 
-/** A masked client frame. */
-function frame(opcode: number, payload: Uint8Array | string = new Uint8Array(0)): Uint8Array {
-  const p = typeof payload === "string" ? enc.encode(payload) : payload;
-  assert.ok(p.length < 126);
-  const key = [0x12, 0x34, 0x56, 0x78];
-  const out = new Uint8Array(6 + p.length);
-  out.set([0x80 | opcode, 0x80 | p.length, ...key]);
-  for (let i = 0; i < p.length; i++) out[6 + i] = p[i] ^ key[i & 3];
-  return out;
-}
-
-/** Reads unmasked server frames off a raw connection. */
-class Frames {
-  buf = new Uint8Array(0);
-  constructor(readonly conn: Deno.Conn) {}
-
-  async #fill(n: number): Promise<boolean> {
-    while (this.buf.length < n) {
-      const chunk = new Uint8Array(65536);
-      const got = await this.conn.read(chunk).catch(() => null);
-      if (got === null) return false;
-      const b = new Uint8Array(this.buf.length + got);
-      b.set(this.buf);
-      b.set(chunk.subarray(0, got), this.buf.length);
-      this.buf = b;
-    }
-    return true;
-  }
-
-  /** Reads up to the end of an HTTP head; returns it. */
-  async head(): Promise<string> {
-    for (;;) {
-      const text = dec.decode(this.buf);
-      const end = text.indexOf("\r\n\r\n");
-      if (end >= 0) {
-        this.buf = this.buf.subarray(end + 4);
-        return text.slice(0, end + 4);
-      }
-      if (!(await this.#fill(this.buf.length + 1))) throw new Error(`EOF in a head: ${text}`);
-    }
-  }
-
-  /** The next frame: [opcode, payload], or null at EOF. Server frames are unmasked and short here. */
-  async next(): Promise<[number, Uint8Array] | null> {
-    if (!(await this.#fill(2))) return null;
-    const masked = (this.buf[1] & 0x80) !== 0;
-    const len = this.buf[1] & 127;
-    assert.ok(len < 126, "a short frame");
-    const hl = 2 + (masked ? 4 : 0);
-    if (!(await this.#fill(hl + len))) return null;
-    let p = this.buf.slice(hl, hl + len);
-    if (masked) p = p.map((b, i) => b ^ this.buf[2 + (i & 3)]);
-    const out: [number, Uint8Array] = [this.buf[0] & 0x0f, p];
-    this.buf = this.buf.subarray(hl + len);
-    return out;
-  }
-}
-
-/** Upgrades a raw client connection. */
-async function rawClient(port: number, path = "/"): Promise<Frames> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  await writeAll(
-    conn,
-    enc.encode(
-      `GET ${path} HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: Upgrade\r\n` +
-        `sec-websocket-key: ${KEY}\r\nsec-websocket-version: 13\r\n\r\n`,
-    ),
-  );
-  const f = new Frames(conn);
-  assert.match(await f.head(), /^HTTP\/1\.1 101 /);
+/** Upgrades a raw client connection (the answer must be a 101). */
+async function rawClient(port: number, path = "/"): Promise<RawWs> {
+  const f = await RawWs.open(port, "", path);
+  assert.match(f.head, /^HTTP\/1\.1 101 /);
   return f;
-}
-
-const closeOf = (p: Uint8Array): [number, string] => [(p[0] << 8) | p[1], dec.decode(p.subarray(2))];
-
-/** Reads frames to EOF; returns them. */
-async function readToEof(f: Frames): Promise<[number, Uint8Array][]> {
-  const got: [number, Uint8Array][] = [];
-  for (;;) {
-    const fr = await f.next();
-    if (fr === null) return got;
-    got.push(fr);
-  }
 }
 
 test("pingInterval: a raw peer that answers no ping gets one ping, then close 1001, then EOF", async () => {
   await using s = server({ pingInterval: 200 });
   const t0 = performance.now();
   const f = await rawClient(s.port);
-  const frames = await readToEof(f);
+  const frames = await f.readToEof();
   const took = performance.now() - t0;
   assert.deepEqual(frames.map(([op]) => op), [9, 8], "a ping, then a close frame");
   assert.equal(frames[0][1].length, 0, "an empty ping");
@@ -154,7 +76,7 @@ test("pingInterval: a raw peer that answers each ping with a pong stays open acr
   await using s = server({ pingInterval: 200, pongTimeout: 200 });
   const f = await rawClient(s.port);
   for (let pings = 0; pings < 5;) {
-    const fr = await f.next();
+    const fr = await f.read();
     assert.ok(fr !== null, "EOF: the server closed a socket that answers its pings");
     assert.equal(fr[0], 9, `a ping, not opcode ${fr[0]}`);
     await writeAll(f.conn, frame(10, fr[1]));
@@ -163,7 +85,7 @@ test("pingInterval: a raw peer that answers each ping with a pong stays open acr
   await until(() => s.count("ws-pong") === 5, "five ws-pong events");
   assert.equal(s.closes().length, 0);
   await writeAll(f.conn, frame(8, new Uint8Array([0x03, 0xe8])));
-  const frames = await readToEof(f);
+  const frames = await f.readToEof();
   assert.deepEqual(closeOf(frames.at(-1)![1]), [1000, ""]);
   await until(() => s.closes().length === 1, "ws-close");
   assert.deepEqual([s.closes()[0].code, s.closes()[0].wasClean], [1000, true]);
@@ -178,18 +100,18 @@ test("pingInterval: any frame counts as traffic; a peer chatting faster than the
   let echoes = 0;
   while (performance.now() - t0 < 1500) {
     await writeAll(f.conn, frame(1, "hi"));
-    const fr = await f.next();
+    const fr = await f.read();
     assert.ok(fr !== null);
     assert.deepEqual([fr[0], dec.decode(fr[1])], [1, "hi"], "an echo, not a ping");
     echoes++;
   }
   assert.ok(echoes > 4);
   // Then silence: a ping comes, and a text message (not a pong) answers it.
-  const ping = await f.next();
+  const ping = await f.read();
   assert.equal(ping?.[0], 9);
   await writeAll(f.conn, frame(1, "I'm here"));
-  assert.deepEqual((await f.next())?.map((x) => typeof x === "number" ? x : dec.decode(x)), [1, "I'm here"]);
-  assert.equal((await f.next())?.[0], 9, "the next ping, a full interval later");
+  assert.deepEqual((await f.read())?.map((x) => typeof x === "number" ? x : dec.decode(x)), [1, "I'm here"]);
+  assert.equal((await f.read())?.[0], 9, "the next ping, a full interval later");
   assert.equal(s.closes().length, 0);
   f.conn.close();
   await until(() => s.closes().length === 1, "ws-close");
@@ -296,7 +218,7 @@ test("upgradeWebSocket idleTimeout (s): a silent raw peer sees ping then close 1
   });
   const t0 = performance.now();
   const f = await rawClient(srv.addr.port);
-  const frames = await readToEof(f);
+  const frames = await f.readToEof();
   const took = performance.now() - t0;
   assert.deepEqual(frames.map(([op]) => op), [9, 8]);
   assert.deepEqual(closeOf(frames[1][1]), [1001, REASON]);
@@ -323,7 +245,7 @@ test("upgradeWebSocket idleTimeout: Deno's WebSocket stays open across several i
   const f = await rawClient(srv.addr.port, "/off");
   const conn = f.conn as Deno.TcpConn;
   const t0 = performance.now();
-  const quiet = f.next();
+  const quiet = f.read();
   let raced: unknown = "nothing";
   void quiet.then((v) => raced = v);
   // Five ping intervals of 0.2 s.
@@ -351,26 +273,9 @@ test("mgnet's client pingInterval: Deno.upgradeWebSocket answers and it stays op
   });
   // A raw server that completes the handshake and then ignores everything.
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const rawConns: Deno.Conn[] = [];
+  const rawConns: RawWs[] = [];
   const rawServer = (async () => {
-    for await (const conn of listener) {
-      rawConns.push(conn);
-      const f = new Frames(conn);
-      const head = await f.head();
-      const key = /sec-websocket-key: *(\S+)/i.exec(head)![1];
-      const digest = await crypto.subtle.digest(
-        "SHA-1",
-        enc.encode(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"),
-      );
-      const accept = btoa(String.fromCharCode(...new Uint8Array(digest)));
-      await writeAll(
-        conn,
-        enc.encode(
-          `HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n` +
-            `sec-websocket-accept: ${accept}\r\n\r\n`,
-        ),
-      );
-    }
+    for await (const conn of listener) rawConns.push(await RawWs.accept(conn));
   })();
   try {
     await using mgr = new Manager();
@@ -391,14 +296,14 @@ test("mgnet's client pingInterval: Deno.upgradeWebSocket answers and it stays op
     await until(() => silentClose !== undefined, "the silent server's socket to close");
     assert.deepEqual([silentClose!.code, silentClose!.reason, silentClose!.wasClean], [1001, REASON, false]);
     // The raw server got our masked ping, then close 1001.
-    const f = new Frames(rawConns[0]);
-    const frames = await readToEof(f);
+    const f = rawConns[0];
+    const frames = await f.readToEof();
     assert.deepEqual(frames.map(([op]) => op), [9, 8]);
     assert.deepEqual(closeOf(frames[1][1]), [1001, REASON]);
     alive.close();
   } finally {
     listener.close();
-    for (const c of rawConns) c.close();
+    for (const c of rawConns) c.conn.close();
     await rawServer.catch(() => {});
     ac.abort();
     await deno.finished;

@@ -17,7 +17,8 @@ import {
   type WebSocketAcceptOptions,
   type WsCloseEvent,
 } from "../mod.ts";
-import { acceptFor, assertAlive, test, until, writeAll } from "./helpers.ts";
+import { assertAlive, test, until } from "./helpers.ts";
+import { frame, KEY, RawWs } from "./ws_raw.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -74,110 +75,6 @@ function closed(ws: WebSocket): Promise<[number, string, boolean]> {
 
 // ---- raw frames ----
 
-const KEY = "dGhlIHNhbXBsZSBub25jZQ==";
-
-/** A masked client frame. */
-function frame(opcode: number, payload: Uint8Array | string, fin = true, rsv = 0, masked = true): Uint8Array {
-  const p = typeof payload === "string" ? enc.encode(payload) : payload;
-  const head: number[] = [(fin ? 0x80 : 0) | rsv | opcode];
-  const m = masked ? 0x80 : 0;
-  if (p.length < 126) head.push(m | p.length);
-  else if (p.length < 65536) head.push(m | 126, p.length >> 8, p.length & 255);
-  else {
-    head.push(m | 127, 0, 0, 0, 0);
-    head.push((p.length >>> 24) & 255, (p.length >>> 16) & 255, (p.length >>> 8) & 255, p.length & 255);
-  }
-  const key = [0x12, 0x34, 0x56, 0x78];
-  const out = new Uint8Array(head.length + (masked ? 4 : 0) + p.length);
-  out.set(head);
-  if (masked) out.set(key, head.length);
-  const at = head.length + (masked ? 4 : 0);
-  for (let i = 0; i < p.length; i++) out[at + i] = masked ? p[i] ^ key[i & 3] : p[i];
-  return out;
-}
-
-/** A raw client after a successful handshake, with a frame reader. */
-class RawWs {
-  buf = new Uint8Array(0);
-  constructor(readonly conn: Deno.Conn, readonly head: string) {}
-
-  static async open(port: number, extra = ""): Promise<RawWs> {
-    const conn = await Deno.connect({ port });
-    await conn.write(enc.encode(
-      `GET / HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: Upgrade\r\n` +
-        `sec-websocket-key: ${KEY}\r\nsec-websocket-version: 13\r\n${extra}\r\n`,
-    ));
-    const raw = new RawWs(conn, "");
-    await raw.fill((b) => dec.decode(b).includes("\r\n\r\n"));
-    const text = dec.decode(raw.buf);
-    const end = text.indexOf("\r\n\r\n") + 4;
-    const r = new RawWs(conn, text.slice(0, end));
-    r.buf = raw.buf.subarray(enc.encode(text.slice(0, end)).length);
-    return r;
-  }
-
-  async fill(done: (b: Uint8Array) => boolean): Promise<boolean> {
-    while (!done(this.buf)) {
-      const chunk = new Uint8Array(65536);
-      const n = await this.conn.read(chunk);
-      if (n === null) return false;
-      const b = new Uint8Array(this.buf.length + n);
-      b.set(this.buf);
-      b.set(chunk.subarray(0, n), this.buf.length);
-      this.buf = b;
-    }
-    return true;
-  }
-
-  /** The next frame from the server: [opcode, payload], or null at EOF. */
-  async read(): Promise<[number, Uint8Array] | null> {
-    const need = (b: Uint8Array) => {
-      if (b.length < 2) return Infinity;
-      const l = b[1] & 127;
-      const h = l === 126 ? 4 : l === 127 ? 10 : 2;
-      if (b.length < h) return Infinity;
-      const len = l === 126
-        ? (b[2] << 8) | b[3]
-        : l === 127
-        ? Number(new DataView(b.buffer, b.byteOffset).getBigUint64(2))
-        : l;
-      return h + len;
-    };
-    if (!(await this.fill((b) => b.length >= need(b)))) return null;
-    const total = need(this.buf);
-    const l = this.buf[1] & 127;
-    const hl = l === 126 ? 4 : l === 127 ? 10 : 2;
-    assert.equal(this.buf[1] & 0x80, 0, "server frames are not masked");
-    const out: [number, Uint8Array] = [this.buf[0] & 0x0f, this.buf.slice(hl, total)];
-    this.buf = this.buf.subarray(total);
-    return out;
-  }
-
-  /** Reads frames until a close frame; returns its code (1005: none) and reason. */
-  async readClose(): Promise<[number, string]> {
-    for (;;) {
-      const f = await this.read();
-      if (f === null) throw new Error("EOF before a close frame");
-      if (f[0] !== 8) continue;
-      if (f[1].length === 0) return [1005, ""];
-      return [(f[1][0] << 8) | f[1][1], dec.decode(f[1].subarray(2))];
-    }
-  }
-
-  /** True once the server closed the TCP connection. */
-  async eof(): Promise<boolean> {
-    for (;;) {
-      const b = new Uint8Array(4096);
-      const n = await this.conn.read(b).catch(() => null);
-      if (n === null) return true;
-    }
-  }
-
-  write(b: Uint8Array): Promise<void> {
-    return writeAll(this.conn, b);
-  }
-}
-
 function closePayload(code: number, reason = ""): Uint8Array {
   const r = enc.encode(reason);
   const p = new Uint8Array(2 + r.length);
@@ -230,18 +127,7 @@ test("subprotocols: only the one picked is echoed, none picked sends no header, 
   const ws = await open(`ws://127.0.0.1:${port}/none`, ["x"]).catch((e) => e);
   // Chrome and Deno refuse a handshake that ignores the offered subprotocols.
   assert.ok(ws instanceof Error || ws.protocol === "");
-  const raw2 = await new Promise<RawWs>((r) => {
-    const c = Deno.connect({ port });
-    c.then(async (conn) => {
-      await conn.write(enc.encode(
-        `GET /none HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: Upgrade\r\n` +
-          `sec-websocket-key: ${KEY}\r\nsec-websocket-version: 13\r\nsec-websocket-protocol: x\r\n\r\n`,
-      ));
-      const rw = new RawWs(conn, "");
-      await rw.fill((b) => dec.decode(b).includes("\r\n\r\n"));
-      r(new RawWs(conn, dec.decode(rw.buf)));
-    });
-  });
+  const raw2 = await RawWs.open(port, "sec-websocket-protocol: x\r\n", "/none");
   assert.match(raw2.head, /^HTTP\/1\.1 101 /);
   assert.doesNotMatch(raw2.head, /sec-websocket-protocol/i);
   raw2.conn.close();
@@ -720,17 +606,7 @@ test("mgnet's client sees a server close, and refusals and bad handshakes as Cli
     const l = Deno.listen({ port: 0, hostname: "127.0.0.1" });
     const served = (async () => {
       const conn = await l.accept();
-      const raw = new RawWs(conn, "");
-      await raw.fill((b) => dec.decode(b).includes("\r\n\r\n"));
-      const key = /sec-websocket-key: (\S+)/i.exec(dec.decode(raw.buf))![1];
-      const accept = extra ? await acceptFor(key) : "AAAAAAAAAAAAAAAAAAAAAAAAAAA=";
-      await writeAll(
-        conn,
-        enc.encode(
-          `HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n` +
-            `sec-websocket-accept: ${accept}\r\n${extra}\r\n`,
-        ),
-      );
+      const raw = await RawWs.accept(conn, extra, extra ? undefined : "AAAAAAAAAAAAAAAAAAAAAAAAAAA=");
       await raw.eof();
       conn.close();
       l.close();
@@ -756,19 +632,7 @@ test("mgnet's client answers pings and masks its frames (checked by a raw server
   const port = (l.addr as Deno.NetAddr).port;
   const serverSide = (async () => {
     const conn = await l.accept();
-    const raw = new RawWs(conn, "");
-    await raw.fill((b) => dec.decode(b).includes("\r\n\r\n"));
-    const req = dec.decode(raw.buf);
-    const key = /sec-websocket-key: (\S+)/i.exec(req)![1];
-    const digest = await crypto.subtle.digest(
-      "SHA-1",
-      enc.encode(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"),
-    );
-    const accept = btoa(String.fromCharCode(...new Uint8Array(digest)));
-    raw.buf = new Uint8Array(0);
-    await conn.write(enc.encode(
-      `HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-accept: ${accept}\r\n\r\n`,
-    ));
+    const raw = await RawWs.accept(conn);
     await conn.write(new Uint8Array([0x89, 2, 0x68, 0x69])); // ping "hi", unmasked
     await raw.fill((b) => b.length >= 8);
     const got = raw.buf.slice(0, 8);

@@ -37,7 +37,7 @@ export {
 } from "./src/manager.ts";
 export type { CachedResponse, CacheOptions } from "./src/http/cache.ts";
 export type { HttpLimits } from "./src/http/limits.ts";
-export { Connection, type NetAddr } from "./src/core/connection.ts";
+export { Connection, type NetAddr, type TlsInfo } from "./src/core/connection.ts";
 export type { ReplyBody, ReplyHeaders } from "./src/http/headers.ts";
 export { HttpConnection, ResponseWriter } from "./src/http/response.ts";
 export { HttpRequestEvent } from "./src/http/request_event.ts";

@@ -9,11 +9,13 @@ import assert from "node:assert/strict";
 import {
   acceptWebSocket,
   ClientError,
+  ConnectionClosedError,
   Manager,
   type MgEvent,
   MgnetError,
   serve,
   TcpDataEvent,
+  type TlsInfo,
 } from "../mod.ts";
 import { test, toolEnv, until } from "./helpers.ts";
 
@@ -663,4 +665,99 @@ test("serve({ cert, key }) serves HTTPS like Deno.serve", async () => {
     client.close();
     await server.shutdown();
   }
+});
+
+/** The DER of each certificate in a PEM text, in order. */
+function ders(pem: string): Uint8Array[] {
+  return [...pem.matchAll(/-----BEGIN CERTIFICATE-----([^-]+)-----END CERTIFICATE-----/g)].map((m) =>
+    Uint8Array.from(atob(m[1].replace(/\s+/g, "")), (ch) => ch.charCodeAt(0))
+  );
+}
+
+test("tlsInfo(): protocol, suite, ALPN, SNI and the peer's certificates on both sides; undefined without TLS", async () => {
+  // Mutual TLS over HTTPS: the server sees curl's client certificate.
+  const seen: (TlsInfo | undefined)[] = [];
+  await using mgr = new Manager();
+  const https = mgr.listen("https://127.0.0.1:0", {
+    cert: C.cert,
+    key: C.key,
+    ca: C.ca,
+    requestCert: true,
+    onRequest: (ev) => {
+      seen.push(ev.conn.tlsInfo());
+      ev.reply(200, "ok");
+    },
+  });
+  const r = await shAsync("curl", [
+    "-sS",
+    "--cacert",
+    "ca.pem",
+    "--cert",
+    "client.pem",
+    "--key",
+    "client.key",
+    `https://localhost:${https.port}/`,
+  ]);
+  assert.equal(r.out, "ok", r.err);
+  const s = seen[0]!;
+  assert.equal(s.protocol, "TLSv1.3");
+  assert.match(s.cipherSuite, /^TLS13_/);
+  assert.equal(s.alpnProtocol, "http/1.1");
+  assert.equal(s.serverName, "localhost");
+  // Leaf first; curl (OpenSSL) may append its issuer from the CA file.
+  assert.deepEqual(s.peerCertificates[0], ders(C.clientCert)[0]);
+  // tls:// with a chain: the client gets leaf and intermediate; the server
+  // sees the SNI name and no client certificate; TLS 1.2 when the client
+  // only offers it (openssl s_client).
+  const mgr2 = new Manager();
+  const tcp = mgr2.listen("tls://127.0.0.1:0", { cert: C.chain, key: C.chainKey });
+  const serverSide: (TlsInfo | undefined)[] = [];
+  let plainInfo: TlsInfo | undefined | "unset" = "unset";
+  const plain = mgr2.listen("tcp://127.0.0.1:0");
+  const loop = (async () => {
+    for await (const ev of mgr2) {
+      if (!(ev instanceof TcpDataEvent)) continue;
+      if (ev.conn.localAddr?.port === plain.port) plainInfo = ev.conn.tlsInfo();
+      else serverSide.push(ev.conn.tlsInfo());
+      ev.conn.send("x");
+      ev.conn.close(); // so openssl s_client (which waits past its input) ends
+    }
+  })();
+  const conn = await mgr2.connect(`tls://localhost:${tcp.port}`, { ca: C.ca });
+  const c = conn.tlsInfo()!;
+  assert.equal(c.protocol, "TLSv1.3");
+  assert.equal(c.serverName, "");
+  assert.equal(c.alpnProtocol, "");
+  const chain = ders(C.chain);
+  assert.equal(chain.length, 2);
+  assert.deepEqual(c.peerCertificates, chain);
+  conn.send("hi");
+  await until(() => serverSide.length === 1, "the server's data event");
+  assert.equal(serverSide[0]!.serverName, "localhost");
+  assert.deepEqual(serverSide[0]!.peerCertificates, []);
+  const old = await shAsync("openssl", [
+    "s_client",
+    "-connect",
+    `127.0.0.1:${tcp.port}`,
+    "-tls1_2",
+    "-servername",
+    "localhost",
+    "-CAfile",
+    "ca.pem",
+    "-quiet",
+  ], "v12\n");
+  await until(() => serverSide.length === 2, `the TLS 1.2 client's data: ${old.err}`);
+  assert.equal(serverSide[1]!.protocol, "TLSv1.2");
+  assert.match(serverSide[1]!.cipherSuite, /^TLS_ECDHE_/);
+  // No TLS: undefined; a closed connection: ConnectionClosedError.
+  const raw = await Deno.connect({ hostname: "127.0.0.1", port: plain.port });
+  await raw.write(new TextEncoder().encode("plain"));
+  await until(() => plainInfo !== "unset", "the plain connection's data");
+  assert.equal(plainInfo, undefined);
+  raw.close();
+  conn.close();
+  await until(() => conn.closed, "the client connection to close");
+  assert.throws(() => conn.tlsInfo(), ConnectionClosedError);
+  await mgr2.close();
+  await loop;
 });

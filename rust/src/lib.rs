@@ -1716,6 +1716,30 @@ pub extern "C" fn mgnet_ws_tune(
 // TLS (rust/src/tls/): listeners with certificates, reload, self-signed
 // ---------------------------------------------------------------------------
 
+/// What the TLS handshake of a connection agreed (`tls::conn::info`'s
+/// encoding). Returns the encoding's length, and writes it to `out` when it
+/// fits in `cap` bytes (call again with a bigger buffer otherwise); 0 when
+/// the connection has no TLS or its handshake is not finished; a negative
+/// status for a stale handle or connection.
+///
+/// # Safety
+/// `out` is valid for `cap` bytes of writes (or null with `cap` 0).
+#[no_mangle]
+pub unsafe extern "C" fn mgnet_tls_info(h: u32, slot: u32, id: f64, out: *mut u8, cap: u32) -> i32 {
+    with_manager(h, |m| match (*m).core().conn_even_closing(slot, id as u64) {
+        Err(e) => e,
+        Ok(c) => match tls::conn::info(c) {
+            None => 0,
+            Some(v) => {
+                if v.len() <= cap as usize && !out.is_null() {
+                    std::ptr::copy_nonoverlapping(v.as_ptr(), out, v.len());
+                }
+                v.len().min(i32::MAX as usize) as i32
+            }
+        },
+    })
+}
+
 /// Listens with TLS on `url` (`https://host:port` for HTTP and WebSocket,
 /// `tls://host:port` for raw TCP) with the settings buffer `spec`
 /// (`tls::config::tag`: cert, key, ca, requestCert, SNI entries, ALPN).

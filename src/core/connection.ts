@@ -8,6 +8,7 @@
  */
 
 import { ConnectionClosedError } from "./errors.ts";
+import { utf8Decoder } from "./bytes.ts";
 import { Status } from "./abi.ts";
 import type { Symbols } from "./ffi.ts";
 
@@ -94,6 +95,24 @@ export interface ConnInternals {
 /** Accessors of private connection state; not re-exported by `mod.ts`. */
 export let connInternals: ConnInternals;
 
+/** What a connection's TLS handshake agreed: see {@linkcode Connection.tlsInfo}. */
+export interface TlsInfo {
+  /** `"TLSv1.3"` or `"TLSv1.2"`. */
+  protocol: string;
+  /** The cipher suite, as rustls names it (`"TLS13_AES_256_GCM_SHA384"`). */
+  cipherSuite: string;
+  /** The application protocol agreed with ALPN (`"http/1.1"`), or `""`. */
+  alpnProtocol: string;
+  /** The host name the client sent with SNI, seen by a server; `""` otherwise. */
+  serverName: string;
+  /**
+   * The peer's certificate chain as it was sent, DER, leaf first: the
+   * server's for a client connection; a client's for a server that asked
+   * for one (`requestCert`). Empty when the peer sent none.
+   */
+  peerCertificates: Uint8Array[];
+}
+
 /**
  * One network connection of a `Manager`. Connections are numbers natively;
  * this object is the JS handle for one, valid until its `close` event.
@@ -177,6 +196,48 @@ export class Connection {
   }
 
   /**
+   * What this connection's TLS handshake agreed: protocol, cipher suite,
+   * ALPN, SNI and the peer's certificates (with mutual TLS, the client's:
+   * who connected). `undefined` for a connection without TLS, or while its
+   * handshake runs.
+   *
+   * @returns The handshake's results, or `undefined`.
+   * @throws {ConnectionClosedError} once the connection is closed (an event
+   *   handled after its connection closed natively may already find it so).
+   *
+   * @example What an HTTPS server sees
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Manager, selfSignedCert } from "../../mod.ts";
+   *
+   * await using mgr = new Manager();
+   * const tls = selfSignedCert(["localhost"]);
+   * let seen: string | undefined;
+   * const l = mgr.listen("https://127.0.0.1:0", {
+   *   ...tls,
+   *   onRequest: (ev) => {
+   *     seen = ev.conn.tlsInfo()?.protocol;
+   *     ev.reply(200, "hi");
+   *   },
+   * });
+   * const res = await mgr.request(`https://localhost:${l.port}/`, { ca: tls.cert });
+   * assert.equal(await res.text(), "hi");
+   * assert.equal(seen, "TLSv1.3");
+   * ```
+   */
+  tlsInfo(): TlsInfo | undefined {
+    const host = this.#host;
+    if (this.closed || host === undefined) throw new ConnectionClosedError(`connection ${this.id} is closed`);
+    let out = new Uint8Array(4096);
+    for (;;) {
+      const n = host.check(host.sym.mgnet_tls_info(host.handle, this.#slot, this.id, out, out.length));
+      if (n === 0) return undefined;
+      if (n <= out.length) return decodeTlsInfo(out.subarray(0, n));
+      out = new Uint8Array(n);
+    }
+  }
+
+  /**
    * Closes the connection after sending what is already queued. Requests
    * not yet answered are dropped. Calling it again does nothing.
    */
@@ -188,4 +249,26 @@ export class Connection {
     host.check(rc);
     host.queued();
   }
+}
+
+/** Decodes `mgnet_tls_info`'s encoding (rust/src/tls/conn.rs, `info`). */
+function decodeTlsInfo(b: Uint8Array): TlsInfo {
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  let at = 0;
+  const short = (): string => {
+    const n = b[at];
+    const s = utf8Decoder.decode(b.subarray(at + 1, at + 1 + n));
+    at += 1 + n;
+    return s;
+  };
+  const protocol = short(), cipherSuite = short(), alpnProtocol = short(), serverName = short();
+  const count = dv.getUint16(at, true);
+  at += 2;
+  const peerCertificates: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) {
+    const n = dv.getUint32(at, true);
+    peerCertificates.push(b.slice(at + 4, at + 4 + n));
+    at += 4 + n;
+  }
+  return { protocol, cipherSuite, alpnProtocol, serverName, peerCertificates };
 }

@@ -217,6 +217,8 @@ export const symbols = {
   mgnet_ws_broadcast: { parameters: ["u32", "buffer", "u32", "u32", "buffer", "u32", "u32"], result: "i32" },
   // int32_t mgnet_ws_want_drain(uint32_t h, uint32_t slot, double id, uint32_t mark)
   mgnet_ws_want_drain: { parameters: ["u32", "u32", "f64", "u32"], result: "i32" },
+  // int32_t mgnet_tls_info(uint32_t h, uint32_t slot, double id, uint8_t *out, uint32_t cap)
+  mgnet_tls_info: { parameters: ["u32", "u32", "f64", "buffer", "u32"], result: "i32" },
   // int32_t mgnet_ws_hold(uint32_t h, uint32_t slot, double id, uint32_t on)
   mgnet_ws_hold: { parameters: ["u32", "u32", "f64", "u32"], result: "i32" },
   // int32_t mgnet_ws_connect(uint32_t h, const uint8_t *addr, uint32_t addr_len, uint32_t flags,

@@ -493,6 +493,15 @@ impl Core {
         }
     }
 
+    /// The connection in `slot` if it still has id `id`, closing or not (for
+    /// reads of state that stays valid until the close, such as TLS details).
+    pub fn conn_even_closing(&self, slot: u32, id: u64) -> Result<*mut sys::mg_connection, i32> {
+        match self.slots.get(slot as usize) {
+            Some(s) if s.id == id && id != 0 => Ok(s.c),
+            _ => Err(fail(Status::Closed, format!("connection {id} is closed"))),
+        }
+    }
+
     /// The id and connection of an occupied slot (for protocol calls,
     /// whose slot the core vouches for).
     pub fn slot_conn(&self, slot: u32) -> (u64, *mut sys::mg_connection) {

@@ -426,6 +426,53 @@ pub unsafe extern "C" fn mg_tls_pending(c: *mut sys::mg_connection) -> usize {
     }
 }
 
+/// What a finished handshake agreed, encoded for `mgnet_tls_info`: the
+/// protocol version, the cipher suite, the ALPN protocol and the SNI host
+/// name (server side), each as a u8 length and bytes; then the number of
+/// peer certificates (u16 LE) and each as a u32 LE length and its DER.
+/// None while the handshake runs, or without TLS.
+///
+/// # Safety
+/// `c` is a live connection.
+pub unsafe fn info(c: *mut sys::mg_connection) -> Option<Vec<u8>> {
+    let t = state(c)?;
+    if t.conn.is_handshaking() {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut short = |b: &[u8]| {
+        let b = &b[..b.len().min(255)];
+        out.push(b.len() as u8);
+        out.extend_from_slice(b);
+    };
+    let version = match t.conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
+        Some(v) => format!("{v:?}"),
+        None => String::new(),
+    };
+    short(version.as_bytes());
+    let suite = t
+        .conn
+        .negotiated_cipher_suite()
+        .map(|s| format!("{:?}", s.suite()))
+        .unwrap_or_default();
+    short(suite.as_bytes());
+    short(t.conn.alpn_protocol().unwrap_or_default());
+    let sni = match &t.conn {
+        Connection::Server(s) => s.server_name().unwrap_or_default(),
+        Connection::Client(_) => "",
+    };
+    short(sni.as_bytes());
+    let certs = t.conn.peer_certificates().unwrap_or_default();
+    out.extend_from_slice(&(certs.len().min(u16::MAX as usize) as u16).to_le_bytes());
+    for cert in certs.iter().take(u16::MAX as usize) {
+        out.extend_from_slice(&(cert.len() as u32).to_le_bytes());
+        out.extend_from_slice(cert);
+    }
+    Some(out)
+}
+
 /// Sends ciphertext the socket did not take before; ends the stream
 /// (close_notify) when the connection is draining or the core asked for it.
 ///

@@ -35,3 +35,82 @@ export function numberFlags<T extends Record<string, number>>(
   for (const [k, v] of Object.entries(defaults)) out[k] = rest[k] === undefined ? v : Number(rest[k]);
   return { ...(out as T), rest };
 }
+
+/** Runs a command to its end; its stdout and stderr, or an error with them if it failed. */
+export async function run(cmd: string[], opts: Deno.CommandOptions = {}): Promise<string> {
+  const out = await new Deno.Command(cmd[0], {
+    args: cmd.slice(1),
+    stdout: "piped",
+    stderr: "piped",
+    ...opts,
+  })
+    .output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`${cmd.join(" ")} failed:\n${text}`);
+  return text;
+}
+
+/** Clock ticks per second of `cpuTicks` (`getconf CLK_TCK`). */
+export async function clockTicks(): Promise<number> {
+  return Number((await run(["getconf", "CLK_TCK"])).trim()) || 100;
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/**
+ * Starts a server pinned to `core` with `env` (its PORT among them) and waits
+ * until it prints `Listening on` (30 s at most); its stdout is drained from
+ * then on so it never blocks on a full pipe.
+ */
+export async function startServer(
+  cmd: string[],
+  env: Record<string, string>,
+  core = 0,
+): Promise<Deno.ChildProcess> {
+  const child = new Deno.Command("taskset", {
+    args: ["-c", String(core), ...cmd],
+    env,
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  const deadline = Date.now() + 30_000;
+  while (!seen.includes("Listening on")) {
+    const { value, done } = await reader.read();
+    if (done || Date.now() > deadline) throw new Error(`${cmd.join(" ")} did not start: ${seen}`);
+    seen += value;
+  }
+  (async () => {
+    while (!(await reader.read()).done) { /* discard */ }
+  })();
+  return child;
+}
+
+/**
+ * Builds a plain-C Mongoose server (`bench/servers/<name>.c`) into `out`
+ * with gcc -O2, logging off, and `flags`; Mongoose from MGNET_MONGOOSE_DIR
+ * or vendor/mongoose.
+ */
+export async function buildMongooseC(name: string, out: string, flags: string[] = []): Promise<void> {
+  const root = new URL("..", import.meta.url).pathname;
+  const dir = Deno.env.get("MGNET_MONGOOSE_DIR") ?? `${root}vendor/mongoose`;
+  await Deno.mkdir(out.slice(0, out.lastIndexOf("/")), { recursive: true });
+  await run([
+    "gcc",
+    "-O2",
+    "-DMG_ENABLE_LOG=0",
+    ...flags,
+    `-I${dir}`,
+    "-o",
+    out,
+    `${root}bench/servers/${name}.c`,
+    `${dir}/mongoose.c`,
+  ]);
+}

@@ -37,7 +37,7 @@
  * ratio with its range.
  */
 
-import { cpuTicks, median } from "./_measure.ts";
+import { buildMongooseC, clockTicks, cpuTicks, freePort, median, run, startServer } from "./_measure.ts";
 import { CHART_SERVERS, type ChartRow, renderChart, renderReport, type RunInfo } from "./_report.ts";
 import { mongooseVersion } from "../src/core/ffi.ts";
 
@@ -222,19 +222,6 @@ interface Result {
   p99?: number;
 }
 
-async function run(cmd: string[], opts: Deno.CommandOptions = {}): Promise<string> {
-  const out = await new Deno.Command(cmd[0], {
-    args: cmd.slice(1),
-    stdout: "piped",
-    stderr: "piped",
-    ...opts,
-  })
-    .output();
-  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`${cmd.join(" ")} failed:\n${text}`);
-  return text;
-}
-
 async function have(tool: string): Promise<boolean> {
   try {
     await new Deno.Command(tool, { args: ["--version"], stdout: "null", stderr: "null" }).output();
@@ -244,56 +231,7 @@ async function have(tool: string): Promise<boolean> {
   }
 }
 
-async function buildMongooseC(): Promise<void> {
-  await Deno.mkdir(BUILD, { recursive: true });
-  const dir = Deno.env.get("MGNET_MONGOOSE_DIR") ?? `${ROOT}vendor/mongoose`;
-  await run([
-    "gcc",
-    "-O2",
-    "-DMG_ENABLE_LOG=0",
-    `-I${dir}`,
-    "-o",
-    `${BUILD}/mongoose_hello`,
-    `${ROOT}bench/servers/mongoose_hello.c`,
-    `${dir}/mongoose.c`,
-  ]);
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-async function startServer(
-  cmd: string[],
-  port: number,
-  env: Record<string, string>,
-  core = 0,
-): Promise<Deno.ChildProcess> {
-  const child = new Deno.Command("taskset", {
-    args: ["-c", String(core), ...cmd],
-    env: { ...env, PORT: String(port) },
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  const deadline = Date.now() + 30_000;
-  while (!seen.includes("Listening on")) {
-    const { value, done } = await reader.read();
-    if (done || Date.now() > deadline) throw new Error(`${cmd.join(" ")} did not start: ${seen}`);
-    seen += value;
-  }
-  // Keep draining stdout so the server never blocks on a full pipe.
-  (async () => {
-    while (!(await reader.read()).done) { /* discard */ }
-  })();
-  return child;
-}
-
-const CLK_TCK = Number((await run(["getconf", "CLK_TCK"])).trim()) || 100;
+const CLK_TCK = await clockTicks();
 
 function parseDuration(s: string): number {
   const m = /^([\d.]+)(us|ms|s|m)$/.exec(s);
@@ -436,12 +374,13 @@ async function measure(
   const cmd = def.cmd(sc.mode);
   if (!cmd) return undefined;
   const port = freePort();
-  const child = await startServer(cmd, port, {
+  const child = await startServer(cmd, {
     ...SERVERS[serverName].env,
     MODE: sc.mode,
     STATIC_ROOT: STATIC_DIR,
     UPSTREAM: upstreamUrl,
     ...def.modeEnv?.(sc.mode),
+    PORT: String(port),
   });
   const url = `http://127.0.0.1:${port}${sc.path ?? "/"}`;
   const load = useOha && !sc.lua ? oha : wrk;
@@ -484,11 +423,13 @@ if (import.meta.main) {
     console.error("bench:http needs wrk (apt-get install wrk) or oha (cargo install oha --locked)");
     Deno.exit(1);
   }
-  if (args.servers.includes("Mongoose-C") || proxies) await buildMongooseC();
+  if (args.servers.includes("Mongoose-C") || proxies) {
+    await buildMongooseC("mongoose_hello", `${BUILD}/mongoose_hello`);
+  }
   let upstream: Deno.ChildProcess | undefined;
   if (proxies) {
     const port = freePort();
-    upstream = await startServer([`${BUILD}/mongoose_hello`], port, {}, 1);
+    upstream = await startServer([`${BUILD}/mongoose_hello`], { PORT: String(port) }, 1);
     upstreamUrl = `http://127.0.0.1:${port}/`;
   }
   await Deno.mkdir(STATIC_DIR, { recursive: true });

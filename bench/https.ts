@@ -13,21 +13,22 @@
  * median over rounds; ratios are medians of per-round ratios to Deno.serve.
  */
 
-import { cpuTicks, median, numberFlags } from "./_measure.ts";
+import {
+  buildMongooseC,
+  clockTicks,
+  cpuTicks,
+  freePort,
+  median,
+  numberFlags,
+  run,
+  startServer,
+} from "./_measure.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const BUILD = `${ROOT}bench/.build`;
 const TLS_DIR = `${BUILD}/tls`;
 const DENO = Deno.execPath();
 const flags = numberFlags({ duration: 5, rounds: 3, keepalive: 100, handshake: 50 });
-
-async function run(cmd: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd[0], { args: cmd.slice(1), stdout: "piped", stderr: "piped" })
-    .output();
-  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`${cmd.join(" ")} failed:\n${text}`);
-  return text;
-}
 
 /** A P-256 certificate for 127.0.0.1 (openssl), shared by every server. */
 async function makeCert(): Promise<void> {
@@ -56,21 +57,6 @@ async function makeCert(): Promise<void> {
   ]);
 }
 
-async function buildMongooseTls(): Promise<void> {
-  const dir = Deno.env.get("MGNET_MONGOOSE_DIR") ?? `${ROOT}vendor/mongoose`;
-  await run([
-    "gcc",
-    "-O2",
-    "-DMG_ENABLE_LOG=0",
-    "-DMG_TLS=MG_TLS_BUILTIN",
-    `-I${dir}`,
-    "-o",
-    `${BUILD}/mongoose_https`,
-    `${ROOT}bench/servers/mongoose_https.c`,
-    `${dir}/mongoose.c`,
-  ]);
-}
-
 const SERVERS: Record<string, string[]> = {
   "Deno.serve": [DENO, "run", "-A", `${ROOT}bench/servers/deno_https.ts`],
   "Mongoose-C (built-in TLS)": [`${BUILD}/mongoose_https`],
@@ -86,33 +72,6 @@ const SCENARIOS = {
   },
 };
 
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-async function startServer(cmd: string[], port: number): Promise<Deno.ChildProcess> {
-  const child = new Deno.Command("taskset", {
-    args: ["-c", "0", ...cmd],
-    env: { PORT: String(port), CERT_FILE: `${TLS_DIR}/cert.pem`, KEY_FILE: `${TLS_DIR}/key.pem` },
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  while (!seen.includes("Listening on")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`${cmd.join(" ")} did not start: ${seen}`);
-    seen += value;
-  }
-  (async () => {
-    while (!(await reader.read()).done) { /* discard */ }
-  })();
-  return child;
-}
-
 interface Row {
   scenario: string;
   server: string;
@@ -122,7 +81,7 @@ interface Row {
   errors: number;
 }
 
-const CLK_TCK = Number((await run(["getconf", "CLK_TCK"])).trim()) || 100;
+const CLK_TCK = await clockTicks();
 
 async function wrk(url: string, connections: number, close: boolean, seconds: number) {
   const args = ["-c", "1", "wrk", "-t1", `-c${connections}`, `-d${seconds}s`, "--timeout", "10s"];
@@ -139,13 +98,17 @@ async function wrk(url: string, connections: number, close: boolean, seconds: nu
 }
 
 await makeCert();
-await buildMongooseTls();
+await buildMongooseC("mongoose_https", `${BUILD}/mongoose_https`, ["-DMG_TLS=MG_TLS_BUILTIN"]);
 const rows: Row[] = [];
 for (let round = 0; round < flags.rounds; round++) {
   for (const [key, sc] of Object.entries(SCENARIOS)) {
     for (const [server, cmd] of Object.entries(SERVERS)) {
       const port = freePort();
-      const child = await startServer(cmd, port);
+      const child = await startServer(cmd, {
+        PORT: String(port),
+        CERT_FILE: `${TLS_DIR}/cert.pem`,
+        KEY_FILE: `${TLS_DIR}/key.pem`,
+      });
       try {
         const url = `https://127.0.0.1:${port}/`;
         await wrk(url, sc.connections, sc.close, 1); // warm-up

@@ -22,7 +22,7 @@
  * The ratio column is against `Deno.listen` as a user gets it.
  */
 
-import { cpuTicks, median, numberFlags } from "./_measure.ts";
+import { clockTicks, cpuTicks, freePort, median, numberFlags, run, startServer } from "./_measure.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const BUILD = `${ROOT}bench/.build`;
@@ -39,42 +39,6 @@ const SERVERS: Record<string, string[]> = {
   "Deno.listen, setNoDelay": [DENO, "run", "-A", `${ROOT}bench/servers/deno_tcp_echo.ts`, "nodelay"],
   "mgnet": [DENO, "run", "-A", `${ROOT}examples/tcp_echo.ts`],
 };
-
-async function run(cmd: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd[0], { args: cmd.slice(1), stdout: "piped", stderr: "piped" })
-    .output();
-  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`${cmd.join(" ")} failed:\n${text}`);
-  return text;
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-async function startServer(cmd: string[], port: number): Promise<Deno.ChildProcess> {
-  const child = new Deno.Command("taskset", {
-    args: ["-c", "0", ...cmd],
-    env: { PORT: String(port), HOSTNAME: "127.0.0.1" },
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  const deadline = Date.now() + 30_000;
-  while (!seen.includes("Listening on")) {
-    const { value, done } = await reader.read();
-    if (done || Date.now() > deadline) throw new Error(`${cmd.join(" ")} did not start: ${seen}`);
-    seen += value;
-  }
-  (async () => {
-    while (!(await reader.read()).done) { /* discard */ }
-  })();
-  return child;
-}
 
 async function load(port: number, a: Args, seconds: number) {
   const out = await run([
@@ -108,7 +72,7 @@ if (import.meta.main) {
   const a = parseArgs();
   await Deno.mkdir(BUILD, { recursive: true });
   await run(["cc", "-O2", "-o", `${BUILD}/tcp_load`, `${ROOT}bench/servers/tcp_load.c`]);
-  const CLK_TCK = Number((await run(["getconf", "CLK_TCK"])).trim()) || 100;
+  const CLK_TCK = await clockTicks();
   const rows: Row[] = [];
   console.error(
     `TCP echo, ${a.size} B messages, ${a.connections} connections × ${a.inflight} in flight; ` +
@@ -117,7 +81,7 @@ if (import.meta.main) {
   for (let round = 0; round < a.rounds; round++) {
     for (const [server, cmd] of Object.entries(SERVERS)) {
       const port = freePort();
-      const child = await startServer(cmd, port);
+      const child = await startServer(cmd, { PORT: String(port), HOSTNAME: "127.0.0.1" });
       try {
         await load(port, a, 2); // warm-up (JIT, buffers)
         const before = cpuTicks(child.pid);

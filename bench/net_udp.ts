@@ -28,7 +28,7 @@
  * (receive, send without awaiting it).
  */
 
-import { cpuTicks, median, numberFlags } from "./_measure.ts";
+import { cpuTicks, median, numberFlags, run } from "./_measure.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const BUILD = `${ROOT}bench/.build`;
@@ -52,14 +52,6 @@ const SERVERS: Record<string, string[]> = {
 function parseArgs() {
   const a = numberFlags({ duration: 5, rounds: 3, sockets: 100, window: 2, size: 64 });
   return { ...a, servers: (a.rest.servers ?? Object.keys(SERVERS).join(",")).split(",") };
-}
-
-async function run(cmd: string[]): Promise<void> {
-  const out = await new Deno.Command(cmd[0], { args: cmd.slice(1), stdout: "piped", stderr: "piped" })
-    .output();
-  if (!out.success) {
-    throw new Error(`${cmd.join(" ")} failed:\n${new TextDecoder().decode(out.stderr)}`);
-  }
 }
 
 function freeUdpPort(): number {

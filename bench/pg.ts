@@ -13,7 +13,7 @@
  * runs every server back to back; ratios are medians of per-round ratios.
  */
 import { pgBin, startPostgres } from "../tests/pg_server.ts";
-import { cpuTicks, median } from "./_measure.ts";
+import { clockTicks, cpuTicks, freePort, median, run, startServer } from "./_measure.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const DENO = Deno.execPath();
@@ -45,22 +45,7 @@ for (const wake of (a.wakes ?? "").split(",").filter(Boolean)) {
   }
 }
 
-async function run(cmd: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd[0], { args: cmd.slice(1), stdout: "piped", stderr: "piped" })
-    .output();
-  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`${cmd.join(" ")} failed:\n${text}`);
-  return text;
-}
-
-const CLK_TCK = Number((await run(["getconf", "CLK_TCK"])).trim()) || 100;
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = l.addr.port;
-  l.close();
-  return port;
-}
+const CLK_TCK = await clockTicks();
 
 function ms(s: string): number {
   const m = /^([\d.]+)(us|ms|s)$/.exec(s);
@@ -103,22 +88,11 @@ interface Row {
 
 async function measure(server: string, pgPort: number, round: number): Promise<Row> {
   const port = freePort();
-  const child = new Deno.Command("taskset", {
-    args: ["-c", "0", DENO, "run", "-A", APP],
-    env: { ...SERVERS[server], PORT: String(port), PG_PORT: String(pgPort) },
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  while (!seen.includes("Listening on")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`${server} did not start: ${seen}`);
-    seen += value;
-  }
-  (async () => {
-    while (!(await reader.read()).done) { /* discard */ }
-  })();
+  const child = await startServer([DENO, "run", "-A", APP], {
+    ...SERVERS[server],
+    PORT: String(port),
+    PG_PORT: String(pgPort),
+  });
   try {
     const url = `http://127.0.0.1:${port}/`;
     const check = await fetch(url);

@@ -22,7 +22,16 @@
  * sources as mgnet) and mgnet's event API (examples/ws_echo.ts).
  */
 
-import { cpuTicks, median, numberFlags } from "./_measure.ts";
+import {
+  buildMongooseC,
+  clockTicks,
+  cpuTicks,
+  freePort,
+  median,
+  numberFlags,
+  run,
+  startServer,
+} from "./_measure.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const BUILD = `${ROOT}bench/.build`;
@@ -50,57 +59,6 @@ const SERVERS: Record<string, { cmd: () => string[]; env?: Record<string, string
     env: { SERVER: "mgnet" },
   },
 };
-
-async function run(cmd: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd[0], { args: cmd.slice(1), stdout: "piped", stderr: "piped" })
-    .output();
-  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`${cmd.join(" ")} failed:\n${text}`);
-  return text;
-}
-
-/** The plain-C Mongoose echo, built like bench/http.ts builds mongoose_hello. */
-async function buildMongooseC(): Promise<void> {
-  const dir = Deno.env.get("MGNET_MONGOOSE_DIR") ?? `${ROOT}vendor/mongoose`;
-  await run([
-    "gcc",
-    "-O2",
-    "-DMG_ENABLE_LOG=0",
-    `-I${dir}`,
-    "-o",
-    `${BUILD}/mongoose_ws_echo`,
-    `${ROOT}bench/servers/mongoose_ws_echo.c`,
-    `${dir}/mongoose.c`,
-  ]);
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-async function startServer(cmd: string[], port: number, env: Record<string, string>) {
-  const child = new Deno.Command("taskset", {
-    args: ["-c", "0", ...cmd],
-    env: { ...env, PORT: String(port), HOSTNAME: "127.0.0.1" },
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  const deadline = Date.now() + 30_000;
-  while (!seen.includes("Listening on")) {
-    const { value, done } = await reader.read();
-    if (done || Date.now() > deadline) throw new Error(`${cmd.join(" ")} did not start: ${seen}`);
-    seen += value;
-  }
-  (async () => {
-    while (!(await reader.read()).done) { /* discard */ }
-  })();
-  return child;
-}
 
 async function load(port: number, conns: number, inflight: number, size: number, seconds: number) {
   const out = await run([
@@ -136,8 +94,8 @@ if (import.meta.main) {
   const a = parseArgs();
   await Deno.mkdir(BUILD, { recursive: true });
   await run(["cc", "-O2", "-o", `${BUILD}/ws_load`, `${ROOT}bench/servers/ws_load.c`]);
-  await buildMongooseC();
-  const CLK_TCK = Number((await run(["getconf", "CLK_TCK"])).trim()) || 100;
+  await buildMongooseC("mongoose_ws_echo", `${BUILD}/mongoose_ws_echo`);
+  const CLK_TCK = await clockTicks();
   const rows: Row[] = [];
   console.error(
     `WebSocket echo, ${a.connections} connections; ${a.rounds} round(s) of ${a.duration} s per scenario`,
@@ -146,7 +104,11 @@ if (import.meta.main) {
     for (const sc of SCENARIOS) {
       for (const [server, spec] of Object.entries(SERVERS)) {
         const port = freePort();
-        const child = await startServer(spec.cmd(), port, spec.env ?? {});
+        const child = await startServer(spec.cmd(), {
+          ...spec.env,
+          PORT: String(port),
+          HOSTNAME: "127.0.0.1",
+        });
         try {
           await load(port, a.connections, sc.inflight, sc.size, 2); // warm-up (JIT, buffers)
           const before = cpuTicks(child.pid);

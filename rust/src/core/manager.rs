@@ -481,16 +481,11 @@ impl Core {
 
     /// The live connection in `slot` if it still has id `id`.
     pub fn conn(&self, slot: u32, id: u64) -> Result<*mut sys::mg_connection, i32> {
-        match self.slots.get(slot as usize) {
-            Some(s) if s.id == id && id != 0 => {
-                if unsafe { (*s.c).is_closing() } != 0 {
-                    Err(fail(Status::Closed, format!("connection {id} is closing")))
-                } else {
-                    Ok(s.c)
-                }
-            }
-            _ => Err(fail(Status::Closed, format!("connection {id} is closed"))),
+        let c = self.conn_even_closing(slot, id)?;
+        if unsafe { (*c).is_closing() } != 0 {
+            return Err(fail(Status::Closed, format!("connection {id} is closing")));
         }
+        Ok(c)
     }
 
     /// The connection in `slot` if it still has id `id`, closing or not (for

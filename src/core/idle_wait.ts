@@ -26,17 +26,21 @@ import { check, type Symbols } from "./ffi.ts";
 /** The wake path names `MGNET_WAKE` takes. */
 export type WakePath = "callback" | "nonblocking" | "doorbell";
 
-/** The wake path of this process. */
-export const WAKE_PATH: WakePath = (() => {
-  const name = "MGNET_WAKE";
+let chosen: WakePath | undefined;
+
+/** The wake path of this process (`MGNET_WAKE`), read on first use. */
+export function wakePath(): WakePath {
+  if (chosen !== undefined) return chosen;
+  chosen = "nonblocking";
   try {
-    if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") return "nonblocking";
-    const v = Deno.env.get(name);
-    return v === "callback" || v === "doorbell" ? v : "nonblocking";
-  } catch {
-    return "nonblocking";
-  }
-})();
+    const name = "MGNET_WAKE";
+    if (Deno.permissions.querySync({ name: "env", variable: name }).state === "granted") {
+      const v = Deno.env.get(name);
+      if (v === "callback" || v === "doorbell") chosen = v;
+    }
+  } catch { /* no permission API: the default */ }
+  return chosen;
+}
 
 /** Waits for a manager's epoll fd off the JS thread. */
 export interface IdleWait {
@@ -51,7 +55,7 @@ export interface IdleWait {
 }
 
 /** Makes the idle wait of manager `handle` (whose epoll fd is `epfd`). */
-export function idleWait(sym: Symbols, handle: number, epfd: number, path = WAKE_PATH): IdleWait {
+export function idleWait(sym: Symbols, handle: number, epfd: number, path = wakePath()): IdleWait {
   if (path === "nonblocking") return { wait: (ms) => sym.mgnet_wait(epfd, ms), close() {} };
   return path === "doorbell" ? new DoorbellWait(sym, handle) : new CallbackWait(sym, handle);
 }

@@ -61,6 +61,10 @@ function openssl(...args: string[]): void {
 
 const read = (f: string) => Deno.readTextFileSync(`${dir}/${f}`);
 
+/** curl trusting ca.pem and presenting client.pem (mutual TLS). */
+const curlWithClientCert = (url: string) =>
+  shAsync("curl", ["-sS", "--cacert", "ca.pem", "--cert", "client.pem", "--key", "client.key", url]);
+
 /** Makes the certificates once: returns their PEM. */
 function makeCerts() {
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
@@ -631,16 +635,7 @@ test("mutual TLS: requestCert refuses clients without a certificate; curl and mg
   await using s = hello({ ca: C.ca, requestCert: true });
   const without = await shAsync("curl", ["-sS", "--cacert", "ca.pem", `https://localhost:${s.port}/`]);
   assert.notEqual(without.code, 0);
-  const withCert = await shAsync("curl", [
-    "-sS",
-    "--cacert",
-    "ca.pem",
-    "--cert",
-    "client.pem",
-    "--key",
-    "client.key",
-    `https://localhost:${s.port}/m`,
-  ]);
+  const withCert = await curlWithClientCert(`https://localhost:${s.port}/m`);
   assert.equal(withCert.out, '{"hello":"world","path":"/m"}', withCert.err);
   await using mgr = new Manager();
   const res = await mgr.request(`https://localhost:${s.port}/n`, {
@@ -688,16 +683,7 @@ test("tlsInfo(): protocol, suite, ALPN, SNI and the peer's certificates on both 
       ev.reply(200, "ok");
     },
   });
-  const r = await shAsync("curl", [
-    "-sS",
-    "--cacert",
-    "ca.pem",
-    "--cert",
-    "client.pem",
-    "--key",
-    "client.key",
-    `https://localhost:${https.port}/`,
-  ]);
+  const r = await curlWithClientCert(`https://localhost:${https.port}/`);
   assert.equal(r.out, "ok", r.err);
   const s = seen[0]!;
   assert.equal(s.protocol, "TLSv1.3");

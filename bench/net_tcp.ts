@@ -19,10 +19,24 @@
  * `setNoDelay(true)` on each connection (mgnet's sockets, like Mongoose's,
  * have TCP_NODELAY; Deno.listen's keep Nagle's algorithm), and mgnet
  * (examples/tcp_echo.ts: `for await` over the manager, `send(ev.bytes)`).
+ * Two native baselines run beside them: plain-C Mongoose
+ * (bench/servers/mongoose_tcp_echo.c, built with epoll like mgnet's
+ * library) and a framework-free epoll echo (bench/servers/epoll_tcp_echo.c:
+ * one recv and one send per readable socket, the system calls every engine
+ * makes), which shows what the kernel alone costs per message.
  * The ratio column is against `Deno.listen` as a user gets it.
  */
 
-import { clockTicks, cpuTicks, freePort, median, numberFlags, run, startServer } from "./_measure.ts";
+import {
+  buildMongooseC,
+  clockTicks,
+  cpuTicks,
+  freePort,
+  median,
+  numberFlags,
+  run,
+  startServer,
+} from "./_measure.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const BUILD = `${ROOT}bench/.build`;
@@ -38,6 +52,8 @@ const SERVERS: Record<string, string[]> = {
   "Deno.listen": [DENO, "run", "-A", `${ROOT}bench/servers/deno_tcp_echo.ts`],
   "Deno.listen, setNoDelay": [DENO, "run", "-A", `${ROOT}bench/servers/deno_tcp_echo.ts`, "nodelay"],
   "mgnet": [DENO, "run", "-A", `${ROOT}examples/tcp_echo.ts`],
+  "Mongoose (C)": [`${BUILD}/mongoose_tcp_echo`],
+  "epoll floor (C)": [`${BUILD}/epoll_tcp_echo`],
 };
 
 async function load(port: number, a: Args, seconds: number) {
@@ -72,6 +88,8 @@ if (import.meta.main) {
   const a = parseArgs();
   await Deno.mkdir(BUILD, { recursive: true });
   await run(["cc", "-O2", "-o", `${BUILD}/tcp_load`, `${ROOT}bench/servers/tcp_load.c`]);
+  await run(["cc", "-O2", "-o", `${BUILD}/epoll_tcp_echo`, `${ROOT}bench/servers/epoll_tcp_echo.c`]);
+  await buildMongooseC("mongoose_tcp_echo", `${BUILD}/mongoose_tcp_echo`, ["-DMG_ENABLE_EPOLL=1"]);
   const CLK_TCK = await clockTicks();
   const rows: Row[] = [];
   console.error(

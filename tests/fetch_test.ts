@@ -169,6 +169,24 @@ for (const [label, make] of SERVERS) {
     assert.deepEqual(await res.json(), { name: "mgnet", file: "a.txt", text: "file contents" });
   });
 
+  test(`fetch (${label}): clone() keeps url, redirected and type, as the global fetch's does`, async () => {
+    await using srv = make();
+    await using mgr = new Manager();
+    const f = createFetch(mgr);
+    const url = `http://127.0.0.1:${srv.port}/redirect/302/1`;
+    const global = await fetch(url);
+    const res = await f(url);
+    for (const r of [res, res.clone(), res.clone().clone()]) {
+      assert.equal(r.url, global.url);
+      assert.equal(r.redirected, true);
+      assert.equal(r.type, global.type);
+      assert.equal(r.status, 200);
+    }
+    const copy = res.clone();
+    assert.deepEqual(await copy.json(), await global.json());
+    assert.equal(((await res.json()) as Echo).method, "GET");
+  });
+
   test(`fetch (${label}): redirects follow, manual and error, with the standard's rewriting`, async () => {
     await using srv = make();
     await using mgr = new Manager();

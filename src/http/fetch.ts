@@ -199,9 +199,23 @@ function toResponse(res: ClientResponse, method: string, url: URL, redirected: b
   }
   const out = new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
   const href = url.hash === "" ? url.href : url.href.slice(0, url.href.length - url.hash.length);
-  Object.defineProperty(out, "url", { value: href, enumerable: true });
-  if (redirected) Object.defineProperty(out, "redirected", { value: true, enumerable: true });
-  return out;
+  return asFetched(out, href, redirected);
+}
+
+/**
+ * Gives a constructed `Response` what the global fetch's responses have and
+ * a constructed one lacks: its `url`, `redirected` and `type` "basic", kept
+ * by `clone()` too.
+ */
+function asFetched(res: Response, href: string, redirected: boolean): Response {
+  const clone = res.clone;
+  Object.defineProperties(res, {
+    url: { value: href, enumerable: true },
+    redirected: { value: redirected, enumerable: true },
+    type: { value: "basic", enumerable: true },
+    clone: { value: (): Response => asFetched(clone.call(res), href, redirected) },
+  });
+  return res;
 }
 
 async function run(

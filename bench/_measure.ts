@@ -5,9 +5,19 @@
 
 /** utime + stime of a process, in clock ticks (`getconf CLK_TCK` per second). */
 export function cpuTicks(pid: number): number {
+  const { user, system } = cpuTimes(pid);
+  return user + system;
+}
+
+/**
+ * A process's user-space and kernel CPU time (utime, stime), in clock
+ * ticks: where the kernel dominates a load, the user-space share is what an
+ * engine's own code decides.
+ */
+export function cpuTimes(pid: number): { user: number; system: number } {
   const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(fields[11]) + Number(fields[12]); // utime + stime
+  return { user: Number(fields[11]), system: Number(fields[12]) };
 }
 
 /** The median of the finite values, NaN when there are none. */

@@ -11,12 +11,16 @@
  * Server CPU time (/proc, bench/_measure.ts) ÷ requests answered gives CPU
  * µs per request; wrk's socket errors are counted. Every figure is the
  * median over rounds; ratios are medians of per-round ratios to Deno.serve.
+ *
+ * The keep-alive scenario also runs Deno.serve and mgnet over plain HTTP
+ * (same hello, same load): the difference to their HTTPS rows is what TLS
+ * costs each engine per request, printed under the table.
  */
 
 import {
   buildMongooseC,
   clockTicks,
-  cpuTicks,
+  cpuTimes,
   freePort,
   median,
   numberFlags,
@@ -62,6 +66,15 @@ const SERVERS: Record<string, string[]> = {
   "Mongoose-C (built-in TLS)": [`${BUILD}/mongoose_https`],
   "mgnet": [DENO, "run", "-A", `${ROOT}examples/https.ts`],
 };
+/** Keep-alive only: the same engines without TLS (`http://`). */
+const PLAIN: Record<string, { of: string; cmd: string[]; env?: Record<string, string> }> = {
+  "Deno.serve, no TLS": {
+    of: "Deno.serve",
+    cmd: [DENO, "run", "-A", `${ROOT}bench/servers/deno_https.ts`],
+    env: { NO_TLS: "1" },
+  },
+  "mgnet, no TLS": { of: "mgnet", cmd: [DENO, "run", "-A", `${ROOT}examples/hello.ts`] },
+};
 
 const SCENARIOS = {
   keepalive: { name: `keep-alive, ${flags.keepalive} conns`, connections: flags.keepalive, close: false },
@@ -78,6 +91,8 @@ interface Row {
   round: number;
   rps: number;
   cpuUs: number;
+  /** The user-space part of cpuUs. */
+  userUs: number;
   errors: number;
 }
 
@@ -102,25 +117,36 @@ await buildMongooseC("mongoose_https", `${BUILD}/mongoose_https`, ["-DMG_TLS=MG_
 const rows: Row[] = [];
 for (let round = 0; round < flags.rounds; round++) {
   for (const [key, sc] of Object.entries(SCENARIOS)) {
-    for (const [server, cmd] of Object.entries(SERVERS)) {
+    const plain = key === "keepalive" ? Object.entries(PLAIN) : [];
+    for (
+      const [server, cmd, env, scheme] of [
+        ...Object.entries(SERVERS).map(([s, c]) => [s, c, {}, "https"] as const),
+        ...plain.map(([s, p]) => [s, p.cmd, p.env ?? {}, "http"] as const),
+      ]
+    ) {
       const port = freePort();
       const child = await startServer(cmd, {
         PORT: String(port),
+        HOSTNAME: "127.0.0.1",
         CERT_FILE: `${TLS_DIR}/cert.pem`,
         KEY_FILE: `${TLS_DIR}/key.pem`,
+        ...env,
       });
       try {
-        const url = `https://127.0.0.1:${port}/`;
+        const url = `${scheme}://127.0.0.1:${port}/`;
         await wrk(url, sc.connections, sc.close, 1); // warm-up
-        const t0 = cpuTicks(child.pid);
+        const t0 = cpuTimes(child.pid);
         const r = await wrk(url, sc.connections, sc.close, flags.duration);
-        const cpu = (cpuTicks(child.pid) - t0) / CLK_TCK;
+        const t1 = cpuTimes(child.pid);
+        const user = (t1.user - t0.user) / CLK_TCK;
+        const cpu = user + (t1.system - t0.system) / CLK_TCK;
         rows.push({
           scenario: key,
           server,
           round,
           rps: r.requests / r.seconds,
           cpuUs: r.requests > 0 ? (cpu * 1e6) / r.requests : NaN,
+          userUs: r.requests > 0 ? (user * 1e6) / r.requests : NaN,
           errors: r.errors,
         });
         console.error(
@@ -139,19 +165,49 @@ const fmt = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : "–");
 console.log(
   `\nserver CPU per request, ${flags.rounds} round(s) of ${flags.duration} s, P-256, server on core 0, wrk on core 1\n`,
 );
-console.log("| scenario | server | req/s | server CPU µs/req | CPU × Deno.serve | errors (all rounds) |");
-console.log("|---|---|---:|---:|---:|---:|");
+console.log(
+  "| scenario | server | req/s | server CPU µs/req | user-space µs/req | CPU × Deno.serve | user-space × Deno.serve | errors (all rounds) |",
+);
+console.log("|---|---|---:|---:|---:|---:|---:|---:|");
 for (const [key, sc] of Object.entries(SCENARIOS)) {
-  for (const server of Object.keys(SERVERS)) {
+  for (const server of [...Object.keys(SERVERS), ...(key === "keepalive" ? Object.keys(PLAIN) : [])]) {
     const mine = rows.filter((r) => r.scenario === key && r.server === server);
-    const ratio = median(mine.map((r) => {
-      const d = rows.find((x) => x.scenario === key && x.server === "Deno.serve" && x.round === r.round);
-      return d ? r.cpuUs / d.cpuUs : NaN;
-    }));
+    if (mine.length === 0) continue;
+    const ratio = (f: (r: Row) => number) =>
+      median(mine.map((r) => {
+        const d = rows.find((x) => x.scenario === key && x.server === "Deno.serve" && x.round === r.round);
+        return d ? f(r) / f(d) : NaN;
+      }));
     console.log(
       `| ${sc.name} | ${server} | ${fmt(median(mine.map((r) => r.rps)), 0)} | ${
         fmt(median(mine.map((r) => r.cpuUs)))
-      } | ${fmt(ratio, 2)} | ${mine.reduce((a, r) => a + r.errors, 0)} |`,
+      } | ${fmt(median(mine.map((r) => r.userUs)))} | ${fmt(ratio((r) => r.cpuUs), 2)} | ${
+        fmt(ratio((r) => r.userUs), 2)
+      } | ${mine.reduce((a, r) => a + r.errors, 0)} |`,
     );
   }
 }
+
+// What TLS adds per keep-alive request, per engine: its HTTPS row minus its
+// plain-HTTP row, per round (medians).
+const keep = rows.filter((r) => r.scenario === "keepalive");
+const tlsCost = (server: string, plainName: string) =>
+  median(
+    keep.filter((r) => r.server === server).map((r) => {
+      const p = keep.find((x) => x.server === plainName && x.round === r.round);
+      return p ? r.cpuUs - p.cpuUs : NaN;
+    }),
+  );
+const plainRatio = median(
+  keep.filter((r) => r.server === "mgnet, no TLS").map((r) => {
+    const d = keep.find((x) => x.server === "Deno.serve, no TLS" && x.round === r.round);
+    return d ? r.cpuUs / d.cpuUs : NaN;
+  }),
+);
+console.log(
+  `\nkeep-alive, what TLS adds per request (HTTPS − plain HTTP, median of rounds): Deno.serve ${
+    fmt(tlsCost("Deno.serve", "Deno.serve, no TLS"), 2)
+  } µs, mgnet ${fmt(tlsCost("mgnet", "mgnet, no TLS"), 2)} µs; plain HTTP mgnet × Deno.serve ${
+    fmt(plainRatio, 2)
+  }`,
+);

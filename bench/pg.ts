@@ -124,7 +124,7 @@ if (import.meta.main) {
     console.error("bench:pg needs PostgreSQL (apt-get install -y postgresql)");
     Deno.exit(1);
   }
-  const pg = await startPostgres(bin, "1");
+  const pg = await startPostgres(bin, { cpus: "1" });
   const rows: Row[] = [];
   try {
     for (let round = 0; round < rounds; round++) {

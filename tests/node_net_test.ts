@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { test } from "./helpers.ts";
+import tls from "node:tls";
+import { makeCert, test } from "./helpers.ts";
 import { createConnection, type Socket } from "../src/node/net.ts";
 import { Manager } from "../mod.ts";
 
@@ -291,7 +292,7 @@ test("node-net: input held by pause() when the peer closes is delivered on resum
   server.close();
 });
 
-test("node-net: runs on a given manager; TLS in-band says it is not supported", async () => {
+test("node-net: runs on a given manager; setNoDelay/setKeepAlive are accepted", async () => {
   const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const accepted = server.accept();
   await using mgr = new Manager();
@@ -299,7 +300,6 @@ test("node-net: runs on a given manager; TLS in-band says it is not supported", 
   assert.equal(s.manager, mgr);
   await once(s, "connect");
   assert.ok(s.localPort! > 0);
-  assert.throws(() => s.startTls(), (e: Error & { code?: string }) => e.code === "ERR_MGNET_TLS_UNSUPPORTED");
   assert.equal(s.setNoDelay(true), s);
   assert.equal(s.setKeepAlive(true, 1000), s);
   const peer = await accepted;
@@ -309,4 +309,57 @@ test("node-net: runs on a given manager; TLS in-band says it is not supported", 
   peer.close();
   assert.equal(await closed, false);
   server.close();
+});
+
+test("node-net: TLS in-band: node:tls over the socket talks to Deno.listenTls, half-closes, verifies", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mgnet-net-tls-" });
+  const server = makeCert(dir, "localhost", "DNS:localhost,IP:127.0.0.1");
+  const stranger = makeCert(dir, "stranger", "DNS:localhost,IP:127.0.0.1");
+  const listener = Deno.listenTls({ hostname: "127.0.0.1", port: 0, cert: server.cert, key: server.key });
+  try {
+    // The peer reads to the end of our writing, then answers with what it got, reversed, and ends.
+    const answered = (async () => {
+      const c = await listener.accept();
+      const got = new TextDecoder().decode(await readAll(c));
+      await c.write(new TextEncoder().encode([...got].reverse().join("")));
+      await c.closeWrite();
+      c.close();
+      return got;
+    })();
+    const raw = createConnection({ port: listener.addr.port, host: "127.0.0.1" });
+    await once(raw, "connect");
+    const secure = raw.startTls({ servername: "localhost", ca: server.cert });
+    await new Promise<void>((resolve, reject) => {
+      secure.once("secureConnect", resolve);
+      secure.once("error", reject);
+    });
+    assert.equal(secure.authorized, true);
+    const text = (async () => {
+      let t = "";
+      for await (const b of secure) t += (b as Buffer).toString();
+      return t;
+    })();
+    secure.end("sent over TLS on mgnet's loop");
+    assert.equal(await answered, "sent over TLS on mgnet's loop");
+    assert.equal(await text, [..."sent over TLS on mgnet's loop"].reverse().join(""));
+
+    // A certificate from an unknown CA: an error on the TLS socket, none left uncaught on the raw one.
+    const failing = (async () => {
+      const c = await listener.accept();
+      await c.handshake().catch(() => {});
+      c.close();
+    })();
+    const raw2 = createConnection({ port: listener.addr.port, host: "127.0.0.1" });
+    await once(raw2, "connect");
+    const rawClosed = once(raw2, "close");
+    const bad = tls.connect({ socket: raw2 as never, servername: "localhost", ca: stranger.cert });
+    const err = await new Promise<Error>((resolve) => bad.once("error", resolve));
+    assert.match(err.message, /certificate|UnknownIssuer/i);
+    bad.destroy();
+    await rawClosed;
+    await failing;
+  } finally {
+    listener.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

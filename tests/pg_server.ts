@@ -30,23 +30,34 @@ export interface PgServer {
   stop(): Promise<void>;
 }
 
+/** Options of {@linkcode startPostgres}. */
+export interface PgOptions {
+  /** Pins the server (`taskset -c`). */
+  cpus?: string;
+  /** Turns SSL on with this PEM certificate and key (`ssl=on`). */
+  ssl?: { cert: string; key: string };
+}
+
 /**
  * initdb in a temp dir and start postgres on a free port (as the `postgres`
- * user when running as root: postgres refuses to run as root), trust auth;
- * `cpus` pins it (`taskset -c`).
+ * user when running as root: postgres refuses to run as root), trust auth.
  */
-export async function startPostgres(bin: string, cpus?: string): Promise<PgServer> {
+export async function startPostgres(bin: string, options: PgOptions = {}): Promise<PgServer> {
+  const { cpus, ssl } = options;
   const dir = await Deno.makeTempDir({ prefix: "mgnet-pg-" });
   const root = Deno.uid() === 0;
-  if (root) {
+  /** Gives `path` to the postgres user (when we are root). */
+  const own = (path: string) => {
+    if (!root) return;
     const pw = new Deno.Command("id", { args: ["-u", "postgres"], stdout: "piped" }).outputSync();
     const gw = new Deno.Command("id", { args: ["-g", "postgres"], stdout: "piped" }).outputSync();
     Deno.chownSync(
-      dir,
+      path,
       Number(new TextDecoder().decode(pw.stdout)),
       Number(new TextDecoder().decode(gw.stdout)),
     );
-  }
+  };
+  own(dir);
   /** `cmd args` as the postgres user if we are root, pinned to `pin` if given. */
   const as = (cmd: string, args: string[], pin?: string) => {
     let argv = root ? ["runuser", "-u", "postgres", "--", cmd, ...args] : [cmd, ...args];
@@ -78,6 +89,22 @@ export async function startPostgres(bin: string, cpus?: string): Promise<PgServe
     "-c",
     "fsync=off",
   ];
+  if (ssl) {
+    // postgres wants the key readable by its own user only.
+    for (const [name, pem] of [["server.crt", ssl.cert], ["server.key", ssl.key]]) {
+      Deno.writeTextFileSync(`${dir}/${name}`, pem, { mode: 0o600 });
+      Deno.chmodSync(`${dir}/${name}`, 0o600);
+      own(`${dir}/${name}`);
+    }
+    serverArgs.push(
+      "-c",
+      "ssl=on",
+      "-c",
+      `ssl_cert_file=${dir}/server.crt`,
+      "-c",
+      `ssl_key_file=${dir}/server.key`,
+    );
+  }
   const child = as(`${bin}/postgres`, serverArgs, cpus).spawn();
   let log = "";
   const logging = child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import postgres from "postgres";
-import { test } from "./helpers.ts";
+import { makeCert, test } from "./helpers.ts";
 import { createConnection } from "../src/node/net.ts";
 import { serve } from "../mod.ts";
 import { pgBin, startPostgres } from "./pg_server.ts";
@@ -128,4 +128,60 @@ test("postgres: npm:postgres runs its queries over mgnet's node:net socket", {
   });
 
   await pg.stop();
+});
+
+test("postgres: npm:postgres with ssl upgrades mgnet's socket to TLS in-band (node:tls over it)", {
+  ignore: !bin,
+  timeoutMs: 90_000,
+}, async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "mgnet-pg-tls-" });
+  const server = makeCert(dir, "localhost", "DNS:localhost,IP:127.0.0.1");
+  const stranger = makeCert(dir, "stranger", "DNS:localhost,IP:127.0.0.1");
+  const pg = await startPostgres(bin!, { ssl: server });
+  let sockets = 0;
+  const options = (ssl: unknown) => ({
+    host: "127.0.0.1",
+    port: pg.port,
+    user: "postgres",
+    database: "postgres",
+    onnotice: () => {},
+    max: 1,
+    ssl,
+    socket: ({ host: [host], port: [port] }: { host: string[]; port: number[] }) => {
+      sockets++;
+      return createConnection({ host, port });
+    },
+  });
+  try {
+    await t.step("the CA-verified session is encrypted, and a 1 MiB bytea crosses it intact", async () => {
+      const sql = pgClient(options({ ca: server.cert, servername: "localhost" }));
+      try {
+        const [row] = await sql`select ssl, version from pg_stat_ssl where pid = pg_backend_pid()`;
+        assert.equal(row.ssl, true);
+        assert.match(row.version, /^TLSv1\.[23]$/);
+        const blob = Buffer.alloc(1 << 20);
+        for (let i = 0; i < blob.length; i++) blob[i] = (i * 7 + (i >> 11)) & 0xff;
+        const [echo] = await sql`select ${blob}::bytea as b`;
+        assert.equal(Buffer.compare(echo.b, blob), 0);
+        assert.equal(sockets, 1);
+      } finally {
+        await sql.end();
+      }
+    });
+
+    await t.step("a server certificate from an unknown CA fails the connection", async () => {
+      const sql = pgClient(options({ ca: stranger.cert, servername: "localhost" }));
+      try {
+        await assert.rejects(sql`select 1`, (e: Error & { code?: string }) => {
+          assert.match(`${e.code} ${e.message}`, /cert|CERT|UnknownIssuer|verify/);
+          return true;
+        });
+      } finally {
+        await sql.end({ timeout: 1 });
+      }
+    });
+  } finally {
+    await pg.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -16,8 +16,11 @@
  * thread, made on first use. That manager does not keep the process alive
  * while idle; its open connections do.
  *
- * Not supported: TLS upgrade in-band (`node:tls` over this socket) — mgnet
- * has no TLS over raw TCP yet; `startTls()` throws. `setNoDelay(false)` and
+ * TLS in-band works as in Node: `tls.connect({ socket })` from `node:tls`
+ * runs TLS over this socket (what npm:postgres does with `ssl`, after its
+ * plaintext SSLRequest); {@linkcode Socket.startTls} is the same call. The
+ * TLS records travel on mgnet's loop; the TLS itself is Deno's `node:tls`.
+ * `setNoDelay(false)` and
  * `setKeepAlive(false)` are ignored: Mongoose sets `TCP_NODELAY` and
  * `SO_KEEPALIVE` on every connection. `ref()`/`unref()` are accepted and do
  * nothing: an open socket keeps the process alive.
@@ -36,6 +39,8 @@
 
 import { EventEmitter } from "node:events";
 import { Buffer } from "node:buffer";
+import type { Duplex } from "node:stream";
+import tls from "node:tls";
 import { Manager } from "../manager.ts";
 import type { TcpConnection } from "../net/tcp.ts";
 import { tcpInternals } from "../net/tcp.ts";
@@ -234,12 +239,14 @@ export class Socket extends EventEmitter {
           this.#deliver(Buffer.from(ev.bytes.buffer, ev.bytes.byteOffset, ev.bytes.length));
         } else if (ev.type === "end") {
           this.#deliver(null);
-        } else if (ev.type === "error") {
+        } else if (ev.type === "error" && !this.#destroyed) {
+          // After destroy() the socket is closed by its user: what the peer
+          // does then (a reset) is no error of theirs, as in Node.
           this.#error ??= socketError(ev.message, /reset/i.test(ev.message) ? "ECONNRESET" : "EIO");
         }
       }
     } catch (e) {
-      this.#error ??= e as Error;
+      if (!this.#destroyed) this.#error ??= e as Error;
     }
     // Input held by pause() is delivered before close: on resume().
     if (this.#held.length > 0 && !this.#destroyed) this.#finishHeld = true;
@@ -545,16 +552,39 @@ export class Socket extends EventEmitter {
   }
 
   /**
-   * TLS in-band is not supported yet (mgnet has no TLS over raw TCP).
+   * Starts TLS over this socket (in-band, e.g. after a plaintext
+   * negotiation): `tls.connect({ ...options, socket: this })` from
+   * `node:tls`, which drivers also call themselves. From then on, read and
+   * write through the returned socket only.
    *
-   * @throws {Error} always, with code `ERR_MGNET_TLS_UNSUPPORTED`.
+   * @param options `node:tls` connection options (`ca`, `servername`,
+   *   `rejectUnauthorized`, `cert`/`key` for mutual TLS...).
+   * @returns The TLS socket; it emits `secureConnect` once the handshake is done.
+   *
+   * @example TLS over mgnet's socket to a Deno.listenTls server
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { selfSignedCert } from "../../mod.ts";
+   * import { createConnection } from "./net.ts";
+   *
+   * const { cert, key } = selfSignedCert(["localhost"]);
+   * const server = Deno.listenTls({ hostname: "127.0.0.1", port: 0, cert, key });
+   * server.accept().then(async (c) => {
+   *   await c.write(new TextEncoder().encode("secret"));
+   *   c.close();
+   * });
+   * const sock = createConnection({ host: "127.0.0.1", port: server.addr.port });
+   * await new Promise((resolve) => sock.once("connect", resolve));
+   * const secure = sock.startTls({ servername: "localhost", ca: cert });
+   * let got = "";
+   * for await (const chunk of secure) got += chunk;
+   * assert.equal(got, "secret");
+   * assert.equal(secure.authorized, true);
+   * server.close();
+   * ```
    */
-  startTls(): never {
-    throw socketError(
-      "TLS over mgnet's node:net socket is not supported yet (no TLS over raw TCP in mgnet): " +
-        "connect without ssl, or use Deno's sockets for TLS",
-      "ERR_MGNET_TLS_UNSUPPORTED",
-    );
+  startTls(options: tls.ConnectionOptions = {}): tls.TLSSocket {
+    return tls.connect({ ...options, socket: this as unknown as Duplex });
   }
 
   /** `"opening"`, `"open"`, `"readOnly"` (we ended), `"writeOnly"` (the peer ended) or `"closed"`. */

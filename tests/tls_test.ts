@@ -525,6 +525,67 @@ test("tls:// raw TCP: Deno.connectTls with caCerts echoes lines", async () => {
   await loop;
 });
 
+test("tls:// half-close both ways: close_notify is the peer's end (an end event, still writable), end() sends ours", async () => {
+  await using mgr = new Manager();
+  const l = mgr.listen("tls://127.0.0.1:0", { cert: C.cert, key: C.key });
+  const events: string[] = [];
+  const loop = (async () => {
+    for await (const ev of mgr) {
+      events.push(ev.type);
+      if (ev instanceof TcpDataEvent) ev.conn.send(ev.bytes);
+      else if (ev.type === "end") {
+        // The peer has ended its writing: we still answer, then end ours.
+        ev.conn.send("|after your end");
+        ev.conn.end();
+      }
+    }
+  })();
+  // Deno's TLS client: closeWrite() sends close_notify (and a FIN); it then
+  // reads to a clean end: a FIN without close_notify would be an
+  // UnexpectedEof error here.
+  const conn = await Deno.connectTls({ hostname: "localhost", port: l.port, caCerts: [C.ca] });
+  await conn.write(new TextEncoder().encode("request"));
+  await conn.closeWrite();
+  let got = "";
+  const buf = new Uint8Array(1024);
+  for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
+    got += dec.decode(buf.subarray(0, n));
+  }
+  assert.equal(got, "request|after your end");
+  conn.close();
+  await until(() => events.includes("close"));
+  assert.deepEqual(events.filter((e) => e !== "data"), ["open", "end", "close"]);
+
+  // mgnet's tls:// client against Deno.listenTls: our end() is a clean end
+  // of stream there; the server answers after it, ends, and we see its end.
+  const server = Deno.listenTls({ hostname: "127.0.0.1", port: 0, cert: C.cert, key: C.key });
+  const served = (async () => {
+    const c = await server.accept();
+    let text = "";
+    for (let n = await c.read(buf); n !== null; n = await c.read(buf)) text += dec.decode(buf.subarray(0, n));
+    await c.write(new TextEncoder().encode(`got ${text}`));
+    await c.closeWrite();
+    c.close();
+    return text;
+  })();
+  await using mgr2 = new Manager();
+  const client = await mgr2.connect(`tls://localhost:${server.addr.port}`, { ca: C.ca });
+  client.send("question");
+  client.end();
+  let answer = "";
+  let ended = false;
+  for await (const ev of client) {
+    if (ev instanceof TcpDataEvent) answer += ev.text();
+    else if (ev.type === "end") ended = true;
+  }
+  assert.equal(await served, "question");
+  assert.equal(answer, "got question");
+  assert.ok(ended, "the server's close_notify was an end event");
+  server.close();
+  await mgr.close();
+  await loop;
+});
+
 test("a large response before a close arrives whole: HTTPS with Connection: close to a slow reader, tls:// close after a big send", async () => {
   const big = new Uint8Array(3 * 1024 * 1024).map((_, i) => (i * 7 + (i >> 12)) & 0xff);
   const sha = async (b: Uint8Array) =>

@@ -175,9 +175,10 @@ pub fn take_half_close(fd: c_int, slot: Option<u32>) {
     });
 }
 
-/// Called for a `recv` that returned 0 on `fd`: true if the socket takes
-/// half-closes (the end of stream is then recorded once).
-fn half_close_fin(fd: c_int) -> bool {
+/// Called for a `recv` that returned 0 on `fd` (or a transport's end of
+/// stream, e.g. TLS's close_notify): true if the socket takes half-closes
+/// (the end of stream is then recorded once).
+pub fn half_close_fin(fd: c_int) -> bool {
     if fd < 0 {
         return false;
     }

@@ -26,6 +26,7 @@ use crate::core::metrics::{Family, Kind};
 use crate::core::overflow::Overflow;
 use crate::core::protocol::Protocol;
 use crate::core::sys_io::{iobuf_consume, set_read_paused};
+use crate::core::transport;
 use crate::sys;
 
 /// DATA record kind of the TCP protocol.
@@ -207,7 +208,12 @@ impl Protocol for Tcp {
                 return;
             }
             t.ended = true;
-            unsafe { libc::shutdown((*c).fd as usize as c_int, libc::SHUT_WR) };
+            unsafe {
+                // Over TLS, close_notify first: a FIN alone reads as a
+                // truncation to the peer.
+                transport::end_stream(c);
+                libc::shutdown((*c).fd as usize as c_int, libc::SHUT_WR);
+            }
             peer_ended_now = t.peer_ended;
         }
         if peer_ended_now {

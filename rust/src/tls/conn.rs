@@ -29,7 +29,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use rustls::Connection;
 
-use crate::core::sys_io::iobuf_consume;
+use crate::core::sys_io::{half_close_fin, iobuf_consume};
 use crate::core::transport::{handshake_done, note_pending, DATA_END_STREAM, DATA_TRANSPORT_IDLE};
 use crate::sys;
 
@@ -290,7 +290,7 @@ pub unsafe extern "C" fn mg_tls_recv(c: *mut sys::mg_connection, buf: *mut c_voi
             return 0;
         }
         if t.eof && t.plain == 0 {
-            return IO_ERR;
+            return end_of_stream(c);
         }
         let out = std::slice::from_raw_parts_mut(buf as *mut u8, len);
         let mut got = 0;
@@ -330,20 +330,32 @@ pub unsafe extern "C" fn mg_tls_recv(c: *mut sys::mg_connection, buf: *mut c_voi
         if t.plain > 0 || (*c).rtls.len > 0 {
             note_pending();
         }
-        if !ended && got > 0 && peer_closed(t) {
+        if got > 0 && (ended || peer_closed(t)) {
             // close_notify came with the last data: the next poll reads
-            // the end (mg_tls_pending counts it), which closes.
+            // the end (mg_tls_pending counts it).
             t.eof = true;
             note_pending();
         }
         if got > 0 {
             got as c_long
         } else if ended || peer_closed(t) {
-            IO_ERR
+            end_of_stream(c)
         } else {
             IO_WAIT
         }
     })
+}
+
+/// The peer's close_notify, every byte before it read: for a connection
+/// that takes half-closes (raw `tls://`) it is the peer's end of writing,
+/// recorded like a TCP FIN (the connection stays writable, an `end` event
+/// follows); for the others the end of the connection.
+unsafe fn end_of_stream(c: *mut sys::mg_connection) -> c_long {
+    if half_close_fin(fd(c)) {
+        IO_WAIT
+    } else {
+        IO_ERR
+    }
 }
 
 /// The peer sent close_notify and every byte before it was read (rustls'

@@ -209,8 +209,12 @@ test("process lifetime: unref'd timers let the process exit; a ref'd one keeps i
   `);
   assert.equal(code, 0, out);
   const lines = out.trim().split("\n");
-  assert.equal(lines.at(-1), "ref fired", out);
-  const ticks = lines.filter((l) => l === "tick").length;
+  const fired = lines.indexOf("ref fired");
+  assert.ok(fired > 0, out);
+  // The batch that brought the ref'd timer may hold a tick due by then too
+  // (a slow run, e.g. under AddressSanitizer): at most that one follows.
+  assert.ok(lines.length - fired - 1 <= 1, `the process went on after the ref'd timer: ${out}`);
+  const ticks = lines.slice(0, fired).length;
   assert.ok(ticks >= 1 && ticks <= 7, `${ticks} ticks of 20 ms in 150 ms`);
 });
 

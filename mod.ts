@@ -74,6 +74,7 @@ export {
 export { createFetch, fetch, type MgFetch, type MgFetchInit } from "./src/http/fetch.ts";
 export { type SaveBodyOptions, saveBodyToFile } from "./src/http/save_body.ts";
 export {
+  type StartTlsOptions,
   TcpConnection,
   type TcpConnectOptions,
   type TcpConnEvent,

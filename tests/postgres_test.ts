@@ -8,7 +8,7 @@ import { Buffer } from "node:buffer";
 import postgres from "postgres";
 import { makeCert, test } from "./helpers.ts";
 import { createConnection } from "../src/node/net.ts";
-import { serve } from "../mod.ts";
+import { Manager, serve, type TcpDataEvent } from "../mod.ts";
 import { pgBin, startPostgres } from "./pg_server.ts";
 
 /** npm:postgres with options its types lack (`socket` is documented, not typed). */
@@ -130,58 +130,91 @@ test("postgres: npm:postgres runs its queries over mgnet's node:net socket", {
   await pg.stop();
 });
 
-test("postgres: npm:postgres with ssl upgrades mgnet's socket to TLS in-band (node:tls over it)", {
-  ignore: !bin,
-  timeoutMs: 90_000,
-}, async (t) => {
-  const dir = await Deno.makeTempDir({ prefix: "mgnet-pg-tls-" });
-  const server = makeCert(dir, "localhost", "DNS:localhost,IP:127.0.0.1");
-  const stranger = makeCert(dir, "stranger", "DNS:localhost,IP:127.0.0.1");
-  const pg = await startPostgres(bin!, { ssl: server });
-  let sockets = 0;
-  const options = (ssl: unknown) => ({
-    host: "127.0.0.1",
-    port: pg.port,
-    user: "postgres",
-    database: "postgres",
-    onnotice: () => {},
-    max: 1,
-    ssl,
-    socket: ({ host: [host], port: [port] }: { host: string[]; port: number[] }) => {
-      sockets++;
-      return createConnection({ host, port });
-    },
-  });
-  try {
-    await t.step("the CA-verified session is encrypted, and a 1 MiB bytea crosses it intact", async () => {
-      const sql = pgClient(options({ ca: server.cert, servername: "localhost" }));
-      try {
-        const [row] = await sql`select ssl, version from pg_stat_ssl where pid = pg_backend_pid()`;
-        assert.equal(row.ssl, true);
-        assert.match(row.version, /^TLSv1\.[23]$/);
-        const blob = Buffer.alloc(1 << 20);
-        for (let i = 0; i < blob.length; i++) blob[i] = (i * 7 + (i >> 11)) & 0xff;
-        const [echo] = await sql`select ${blob}::bytea as b`;
-        assert.equal(Buffer.compare(echo.b, blob), 0);
-        assert.equal(sockets, 1);
-      } finally {
-        await sql.end();
-      }
+test(
+  "postgres: TLS in-band: npm:postgres with ssl over mgnet's socket (node:tls), and mgnet's own startTls()",
+  {
+    ignore: !bin,
+    timeoutMs: 90_000,
+  },
+  async (t) => {
+    const dir = await Deno.makeTempDir({ prefix: "mgnet-pg-tls-" });
+    const server = makeCert(dir, "localhost", "DNS:localhost,IP:127.0.0.1");
+    const stranger = makeCert(dir, "stranger", "DNS:localhost,IP:127.0.0.1");
+    const pg = await startPostgres(bin!, { ssl: server });
+    let sockets = 0;
+    const options = (ssl: unknown) => ({
+      host: "127.0.0.1",
+      port: pg.port,
+      user: "postgres",
+      database: "postgres",
+      onnotice: () => {},
+      max: 1,
+      ssl,
+      socket: ({ host: [host], port: [port] }: { host: string[]; port: number[] }) => {
+        sockets++;
+        return createConnection({ host, port });
+      },
     });
+    try {
+      await t.step("the CA-verified session is encrypted, and a 1 MiB bytea crosses it intact", async () => {
+        const sql = pgClient(options({ ca: server.cert, servername: "localhost" }));
+        try {
+          const [row] = await sql`select ssl, version from pg_stat_ssl where pid = pg_backend_pid()`;
+          assert.equal(row.ssl, true);
+          assert.match(row.version, /^TLSv1\.[23]$/);
+          const blob = Buffer.alloc(1 << 20);
+          for (let i = 0; i < blob.length; i++) blob[i] = (i * 7 + (i >> 11)) & 0xff;
+          const [echo] = await sql`select ${blob}::bytea as b`;
+          assert.equal(Buffer.compare(echo.b, blob), 0);
+          assert.equal(sockets, 1);
+        } finally {
+          await sql.end();
+        }
+      });
 
-    await t.step("a server certificate from an unknown CA fails the connection", async () => {
-      const sql = pgClient(options({ ca: stranger.cert, servername: "localhost" }));
-      try {
-        await assert.rejects(sql`select 1`, (e: Error & { code?: string }) => {
-          assert.match(`${e.code} ${e.message}`, /cert|CERT|UnknownIssuer|verify/);
-          return true;
-        });
-      } finally {
-        await sql.end({ timeout: 1 });
-      }
-    });
-  } finally {
-    await pg.stop();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+      await t.step(
+        "mgnet's own TCP connection: SSLRequest, then startTls() with mgnet's TLS; startup over it",
+        async () => {
+          await using mgr = new Manager();
+          const conn = await mgr.connect(`tcp://127.0.0.1:${pg.port}`);
+          const input = conn[Symbol.asyncIterator]();
+          const next = async () => {
+            const r = await input.next();
+            assert.ok(!r.done && r.value.type === "data", `data, not ${JSON.stringify(r.value?.type)}`);
+            return (r.value as TcpDataEvent).bytes.slice();
+          };
+          conn.send(new Uint8Array([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])); // SSLRequest
+          assert.deepEqual([...await next()], [0x53]); // 'S': go ahead
+          await conn.startTls({ serverName: "localhost", ca: server.cert });
+          assert.match(conn.tlsInfo()!.protocol, /^TLSv1\.[23]$/);
+          const params = new TextEncoder().encode("user\0postgres\0database\0postgres\0\0");
+          const startup = new Uint8Array(8 + params.length);
+          new DataView(startup.buffer).setUint32(0, startup.length);
+          new DataView(startup.buffer).setUint32(4, 196608); // protocol 3.0
+          startup.set(params, 8);
+          conn.send(startup);
+          let reply = await next();
+          while (!reply.includes(0x5a)) reply = new Uint8Array([...reply, ...await next()]); // to ReadyForQuery
+          assert.equal(String.fromCharCode(reply[0]), "R"); // AuthenticationOk (trust)
+          assert.equal(new DataView(reply.buffer).getUint32(5), 0);
+          conn.close();
+        },
+      );
+
+      await t.step("a server certificate from an unknown CA fails the connection", async () => {
+        const sql = pgClient(options({ ca: stranger.cert, servername: "localhost" }));
+        try {
+          await assert.rejects(sql`select 1`, (e: Error & { code?: string }) => {
+            assert.match(`${e.code} ${e.message}`, /cert|CERT|UnknownIssuer|verify/);
+            return true;
+          });
+        } finally {
+          await sql.end({ timeout: 1 });
+        }
+      });
+    } finally {
+      await pg.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

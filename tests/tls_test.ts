@@ -14,6 +14,7 @@ import {
   type MgEvent,
   MgnetError,
   serve,
+  type TcpConnection,
   TcpDataEvent,
   type TlsInfo,
 } from "../mod.ts";
@@ -584,6 +585,85 @@ test("tls:// half-close both ways: close_notify is the peer's end (an end event,
   server.close();
   await mgr.close();
   await loop;
+});
+
+test("startTls(): a line protocol upgrades in-band with Deno.startTls as the client; injected plaintext is dropped", async () => {
+  await using mgr = new Manager();
+  const seen: string[] = [];
+  let serverInfo: TlsInfo | undefined;
+  let ended = false;
+  const l = mgr.listen("tcp://127.0.0.1:0", {
+    framing: "line",
+    onData: async (ev) => {
+      const text = ev.text();
+      seen.push(text);
+      if (text === "STARTTLS") {
+        ev.conn.send("GO\n");
+        await ev.conn.startTls({ isServer: true, cert: C.cert, key: C.key });
+        serverInfo = ev.conn.tlsInfo();
+      } else ev.conn.send(`secret: ${text}\n`);
+    },
+    onEnd: (ev) => {
+      ended = true;
+      ev.conn.send("bye\n");
+      ev.conn.end();
+    },
+  });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: l.port });
+  // A line after the command in the same write: plaintext past the point of
+  // the upgrade, which must never reach the application.
+  await conn.write(new TextEncoder().encode("STARTTLS\nINJECTED\n"));
+  const buf = new Uint8Array(1024);
+  let got = "";
+  while (!got.includes("\n")) got += dec.decode(buf.subarray(0, (await conn.read(buf))!));
+  assert.equal(got, "GO\n");
+  const tls = await Deno.startTls(conn, { hostname: "localhost", caCerts: [C.ca] });
+  await tls.write(new TextEncoder().encode("hello\n"));
+  await tls.closeWrite();
+  let answer = "";
+  for (let n = await tls.read(buf); n !== null; n = await tls.read(buf)) {
+    answer += dec.decode(buf.subarray(0, n));
+  }
+  tls.close();
+  assert.equal(answer, "secret: hello\nbye\n");
+  assert.deepEqual(seen, ["STARTTLS", "hello"]);
+  assert.equal(serverInfo?.protocol, "TLSv1.3");
+  assert.ok(ended);
+});
+
+test("startTls(): refusals are typed (twice, on tls://, bad PEM, no serverName); a failed handshake rejects and closes", async () => {
+  await using mgr = new Manager();
+  const accepted = Promise.withResolvers<TcpConnection>();
+  const l = mgr.listen("tcp://127.0.0.1:0", { onOpen: (ev) => accepted.resolve(ev.conn as TcpConnection) });
+  await using client = new Manager();
+  const c = await client.connect(`tcp://127.0.0.1:${l.port}`);
+  const server = await accepted.promise;
+  await assert.rejects(
+    server.startTls({ isServer: true, cert: "not a pem", key: "nor this" }),
+    (e) => e instanceof MgnetError && e.code === "Invalid",
+  );
+  await assert.rejects(c.startTls({ serverName: "" }), TypeError);
+  // The server trusts nothing of the client's: the client does not trust the server's certificate.
+  const serverUp = server.startTls({ isServer: true, cert: C.cert, key: C.key });
+  await assert.rejects(
+    server.startTls({ isServer: true, cert: C.cert, key: C.key }),
+    (e) => e instanceof MgnetError && e.code === "State",
+  );
+  const clientUp = c.startTls({ serverName: "localhost", ca: C.otherCert });
+  await assert.rejects(
+    clientUp,
+    (e) => e instanceof MgnetError && /UnknownIssuer|certificate/i.test(e.message),
+  );
+  await assert.rejects(serverUp, (e) => e instanceof MgnetError || e instanceof ConnectionClosedError);
+  await until(() => c.closed && server.closed);
+
+  const t = mgr.listen("tls://127.0.0.1:0", { cert: C.cert, key: C.key, onOpen: () => {} });
+  const conn = await client.connect(`tls://localhost:${t.port}`, { ca: C.ca });
+  await assert.rejects(
+    conn.startTls({ serverName: "localhost", ca: C.ca }),
+    (e) => e instanceof MgnetError && e.code === "State",
+  );
+  conn.close();
 });
 
 test("a large response before a close arrives whole: HTTPS with Connection: close to a slow reader, tls:// close after a big send", async () => {

@@ -35,7 +35,7 @@ use crate::core::transport::Transport;
 use manager::Manager;
 
 /// Version of this ABI. `src/ffi.ts` refuses a library with another one.
-pub const ABI_VERSION: u32 = 5;
+pub const ABI_VERSION: u32 = 6;
 
 thread_local! {
     /// Live managers of this thread; a handle is an index + 1. Indices are
@@ -1831,6 +1831,42 @@ pub unsafe extern "C" fn mgnet_tls_self_signed(
             std::ptr::copy_nonoverlapping(pem.as_ptr(), out, pem.len());
         }
         pem.len() as i32
+    })
+}
+
+/// Upgrades an open TCP connection to TLS in-band (STARTTLS). With
+/// `server` = 0 we are the TLS client: `name` is the server name (SNI,
+/// verification) and `spec` a client settings buffer (CA, client
+/// certificate, insecure); else we are the server and `spec` holds a
+/// listener's settings (cert, key, SNI entries, CA with requestCert).
+/// Queued output must have left first (`State` otherwise); a SECURE record
+/// ends the handshake. Returns 0.
+///
+/// # Safety
+/// Each pointer is valid for its length.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn mgnet_tcp_start_tls(
+    h: u32,
+    slot: u32,
+    id: f64,
+    server: u32,
+    name: *const u8,
+    name_len: u32,
+    spec: *const u8,
+    spec_len: u32,
+) -> i32 {
+    let (name, spec) = (bytes(name, name_len as usize), bytes(spec, spec_len as usize));
+    with_manager(h, |m| {
+        let client = if server == 0 {
+            match client_tls(CONNECT_TLS | CONNECT_TLS_SPEC, name, spec) {
+                Ok(t) => t,
+                Err(e) => return e,
+            }
+        } else {
+            None
+        };
+        status_of((*m).start_tls(slot, id as u64, client, spec))
     })
 }
 

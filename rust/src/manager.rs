@@ -222,6 +222,30 @@ impl Manager {
         Ok(())
     }
 
+    /// Upgrades an open TCP connection to TLS in-band (STARTTLS), as the
+    /// client (`client`: server name and settings for verification) or as
+    /// the server (`spec`: a listener's settings). See [`Core::start_tls`].
+    pub fn start_tls(
+        &mut self,
+        slot: u32,
+        id: u64,
+        client: Option<Box<dyn Transport>>,
+        spec: &[u8],
+    ) -> Result<(), i32> {
+        let tcp = self.tcp;
+        let core = self.core();
+        if core.proto_of(slot, id)? != tcp {
+            return Err(error::fail(
+                error::Status::State,
+                "startTls() is for TCP connections",
+            ));
+        }
+        match client {
+            Some(t) => core.start_tls(slot, id, t.as_ref()),
+            None => core.start_tls(slot, id, &server_tls(spec, &[])?),
+        }
+    }
+
     /// Opens an outbound connection for the HTTP client. Returns (slot, id).
     pub fn connect(&mut self, addr: &str, tls: Option<Box<dyn Transport>>) -> Result<(u32, u64), i32> {
         unsafe { Core::connect(self.core, addr, tls, self.client) }

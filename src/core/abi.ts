@@ -32,6 +32,8 @@ export const Kind = {
   Error: 4,
   Drain: 5,
   Data: 6,
+  /** A TLS upgrade (startTls) ended: flag bit 0 if it failed (message as in Error). */
+  Secure: 19,
 } as const;
 
 /** The common 16-byte record header (`rust/src/core/event.rs`, module docs). */

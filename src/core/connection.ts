@@ -7,7 +7,7 @@
  * @module
  */
 
-import { ConnectionClosedError } from "./errors.ts";
+import { ConnectionClosedError, MgnetError } from "./errors.ts";
 import { utf8Decoder } from "./bytes.ts";
 import { Status } from "./abi.ts";
 import type { Symbols } from "./ffi.ts";
@@ -90,6 +90,12 @@ export interface ConnInternals {
   assertOpen(conn: Connection): void;
   /** Sets the addresses of an outbound connection once it is connected. */
   setAddrs(conn: Connection, remote: NetAddr, local: NetAddr): void;
+  /** Waits for the end of a TLS upgrade started natively (a SECURE record). */
+  upgrading(conn: Connection): Promise<void>;
+  /** The SECURE record of an upgrade: done, or failed with `failure`. */
+  secured(conn: Connection, failure?: string): void;
+  /** True while a TLS upgrade is under way. */
+  upgradePending(conn: Connection): boolean;
 }
 
 /** Accessors of private connection state; not re-exported by `mod.ts`. */
@@ -154,6 +160,8 @@ export class Connection {
   #slot = -1;
   #host: ConnectionHost | undefined;
   #closed = false;
+  /** A TLS upgrade under way (startTls). */
+  #upgrade: PromiseWithResolvers<void> | undefined;
 
   static {
     connInternals = {
@@ -163,7 +171,12 @@ export class Connection {
       },
       slot: (c) => c.#slot,
       host: (c) => c.#host!,
-      markClosed: (c) => void (c.#closed = true),
+      markClosed: (c) => {
+        c.#closed = true;
+        const u = c.#upgrade;
+        c.#upgrade = undefined;
+        u?.reject(new ConnectionClosedError(`connection ${c.id} closed during its TLS handshake`));
+      },
       assertOpen: (c) => {
         if (c.closed) throw new ConnectionClosedError(`connection ${c.id} is closed`);
       },
@@ -171,6 +184,17 @@ export class Connection {
         const w = c as { remoteAddr: NetAddr | undefined; localAddr: NetAddr | undefined };
         w.remoteAddr = remote;
         w.localAddr = local;
+      },
+      upgrading: (c) => {
+        c.#upgrade = Promise.withResolvers<void>();
+        return c.#upgrade.promise;
+      },
+      upgradePending: (c) => c.#upgrade !== undefined,
+      secured: (c, failure) => {
+        const u = c.#upgrade;
+        c.#upgrade = undefined;
+        if (failure === undefined) u?.resolve();
+        else u?.reject(new MgnetError(failure, "Io"));
       },
     };
   }

@@ -14,7 +14,7 @@ import { errorFromStatus } from "./errors.ts";
 import { BUILD_COMMAND, type Located, locateLibrary, NativeLibraryError } from "./native.ts";
 
 /** The ABI version this TypeScript expects (`mgnet_abi_version`). */
-export const ABI_VERSION = 5;
+export const ABI_VERSION = 6;
 
 /** Every symbol of the C ABI (`rust/src/lib.rs`). */
 export const symbols = {
@@ -263,6 +263,12 @@ export const symbols = {
   //   uint32_t spec_len, uint8_t *out)
   mgnet_tls_tcp_connect: {
     parameters: ["u32", "buffer", "u32", "u32", "u32", "u32", "buffer", "u32", "buffer", "u32", "buffer"],
+    result: "i32",
+  },
+  // int32_t mgnet_tcp_start_tls(uint32_t h, uint32_t slot, double id, uint32_t server, const uint8_t *name,
+  //   uint32_t name_len, const uint8_t *spec, uint32_t spec_len)
+  mgnet_tcp_start_tls: {
+    parameters: ["u32", "u32", "f64", "u32", "buffer", "u32", "buffer", "u32"],
     result: "i32",
   },
   // metrics (rust/src/core/metrics.rs; rendered in src/core/metrics.ts)

@@ -199,7 +199,7 @@ export class Loop {
    */
   register(protocol: Protocol): void {
     for (const k of protocol.kinds) {
-      if (this.#byKind[k] !== undefined || k === Kind.Open || k === Kind.Close || k === Kind.Error) {
+      if (this.#byKind[k] !== undefined || (Object.values(Kind) as number[]).includes(k)) {
         throw new Error(`record kind ${k} of ${protocol.name} is already registered`);
       }
     }
@@ -555,6 +555,16 @@ export class Loop {
             this.#drainWaiters.delete(conn!);
             w.resolve();
           }
+          continue;
+        }
+        case Kind.Secure: {
+          // Internal: the end of a connection's TLS upgrade (its startTls() promise).
+          const own = this.#conns[slot];
+          const conn = own?.id === id ? own : this.#clients.get(id)?.conn;
+          const len = dv.getUint32(off + Payload.Length, true);
+          const failed = (u8[off + Header.Flags] & 1) !== 0;
+          const why = utf8Decoder.decode(u8.subarray(off + Payload.Bytes, off + Payload.Bytes + len));
+          if (conn) connInternals.secured(conn, failed ? why : undefined);
           continue;
         }
         case Kind.Error: {

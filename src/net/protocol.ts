@@ -30,6 +30,9 @@ export class TcpProtocol implements Protocol {
     const c = conn(r.slot, r.id) as TcpConnection;
     let ev: TcpDataEvent | TcpEndEvent;
     if (u8[off] === TcpKind.Data) {
+      // Plaintext that came after the point of a TLS upgrade (in the same
+      // read as the command that agreed on it) is dropped, never delivered.
+      if (connInternals.upgradePending(c)) return undefined;
       const start = off + TcpData.Bytes;
       ev = new TcpDataEvent(c, u8.subarray(start, start + dv.getUint32(off + TcpData.Length, true)));
     } else {

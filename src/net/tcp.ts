@@ -22,13 +22,21 @@ import { utf8Decoder, utf8Encoder } from "../core/bytes.ts";
 import type { ConnCloseEvent, ConnErrorEvent, OpenEvent } from "../core/events.ts";
 import type { ClientSink } from "../core/connection.ts";
 import type { Loop } from "../core/loop.ts";
-import { encodeClientTls, systemCaBundle, type TlsClientOptions } from "../core/tls.ts";
+import {
+  encodeClientTls,
+  encodeListenTls,
+  systemCaBundle,
+  type TlsClientOptions,
+  type TlsListenOptions,
+} from "../core/tls.ts";
 import { FramingCode, MaxFrame } from "./abi.ts";
 
 /** Bytes a connection's own iterator may hold unconsumed before reading pauses... */
 const OWN_HIGH = 1 << 20;
 /** ...and resumes. */
 const OWN_LOW = 256 * 1024;
+/** The empty buffer of an FFI argument that is not used. */
+const NO_BYTES = new Uint8Array(0);
 
 /**
  * How a TCP connection's input is cut into `data` events, in native code
@@ -167,6 +175,16 @@ export interface TcpEndEvent {
 
 /** The events a connection's own iterator yields. */
 export type TcpConnEvent = TcpDataEvent | TcpEndEvent | ConnErrorEvent;
+
+/**
+ * Options of {@linkcode TcpConnection.startTls}: as the TLS client, the
+ * server's name (sent with SNI, and the name its certificate must carry)
+ * with the options `connect("tls://…")` takes; as the TLS server
+ * (`isServer: true`), the options a `tls://` listener takes.
+ */
+export type StartTlsOptions =
+  | (TlsClientOptions & { isServer?: false; serverName: string })
+  | (TlsListenOptions & { isServer: true });
 
 const DONE: IteratorReturnResult<undefined> = { value: undefined, done: true };
 
@@ -385,6 +403,119 @@ export class TcpConnection extends Connection implements AsyncIterable<TcpConnEv
     host.check(host.sym.mgnet_tcp_end(host.handle, connInternals.slot(this), this.id));
     this.#ending = true;
     host.queued();
+  }
+
+  /**
+   * Upgrades the connection to TLS in-band (STARTTLS, PostgreSQL's
+   * SSLRequest...): after the plaintext exchange that agreed on it, the
+   * TLS handshake runs on this connection, as the client or (with
+   * `isServer`) as the server, with mgnet's TLS; data and `send()` are
+   * encrypted from then on. What was sent before leaves first, in
+   * plaintext (call it in the same turn as the reply that agrees on TLS;
+   * if `send()` reported more queued than the socket takes at once, await
+   * `drain()` first: reading pauses meanwhile). Input that came after the
+   * point of the upgrade and was not yet taken is dropped, so a peer cannot
+   * slip plaintext in there.
+   *
+   * @param options As the client: `serverName` (required), `ca` (default:
+   *   the system's CAs), `cert`/`key` for mutual TLS, `insecure`. As the
+   *   server: `isServer: true`, `cert`, `key`, `sni`, `ca` with
+   *   `requestCert`.
+   * @returns A promise that resolves once the handshake is done
+   *   ({@linkcode Connection.tlsInfo} tells its outcome).
+   * @throws {MgnetError} (rejects) `State` if bytes are still queued, the
+   *   connection already has TLS or was ended; `Invalid` for bad
+   *   certificates or keys; `Io` with the reason if the handshake fails (the
+   *   connection then closes). {ConnectionClosedError} if it closes first.
+   *
+   * @example A line protocol that switches to TLS (both ends mgnet)
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Manager, selfSignedCert, type TcpConnection } from "../../mod.ts";
+   *
+   * const { cert, key } = selfSignedCert(["localhost"]);
+   * await using mgr = new Manager();
+   * const listener = mgr.listen("tcp://127.0.0.1:0", {
+   *   framing: "line",
+   *   onData: async (ev) => {
+   *     const text = ev.text();
+   *     if (text === "STARTTLS") {
+   *       ev.conn.send("GO\n"); // sent by startTls(), before TLS starts
+   *       await ev.conn.startTls({ isServer: true, cert, key });
+   *     } else ev.conn.send(`secret: ${text}\n`);
+   *   },
+   * });
+   * await using client = new Manager();
+   * const conn: TcpConnection = await client.connect(`tcp://127.0.0.1:${listener.port}`, { framing: "line" });
+   * conn.send("STARTTLS\n");
+   * const lines = conn[Symbol.asyncIterator]();
+   * assert.equal(((await lines.next()).value as { text(): string }).text(), "GO");
+   * await conn.startTls({ serverName: "localhost", ca: cert });
+   * assert.equal(conn.tlsInfo()?.protocol, "TLSv1.3");
+   * conn.send("hello\n");
+   * assert.equal(((await lines.next()).value as { text(): string }).text(), "secret: hello");
+   * ```
+   */
+  async startTls(options: StartTlsOptions): Promise<void> {
+    this.#assertOpen();
+    if (this.#ending) throw new MgnetError("end() was called: the connection sends no more", "State");
+    const host = connInternals.host(this);
+    let rc: number;
+    if (options?.isServer) {
+      const spec = encodeListenTls(options);
+      rc = host.sym.mgnet_tcp_start_tls(
+        host.handle,
+        connInternals.slot(this),
+        this.id,
+        1,
+        NO_BYTES,
+        0,
+        spec,
+        spec.length,
+      );
+    } else {
+      if (typeof options?.serverName !== "string" || options.serverName === "") {
+        throw new TypeError(
+          "startTls(): serverName is required (SNI and the name the certificate must carry)",
+        );
+      }
+      const spec = encodeClientTls({
+        ca: options.ca ?? (options.insecure ? undefined : systemCaBundle()),
+        cert: options.cert,
+        key: options.key,
+        insecure: options.insecure,
+      });
+      const name = utf8Encoder.encode(options.serverName);
+      rc = host.sym.mgnet_tcp_start_tls(
+        host.handle,
+        connInternals.slot(this),
+        this.id,
+        0,
+        name,
+        name.length,
+        spec,
+        spec.length,
+      );
+    }
+    if (rc < 0) host.check(rc);
+    const done = connInternals.upgrading(this);
+    this.#dropPlaintext();
+    host.wake();
+    await done;
+  }
+
+  /** Drops the data events this connection's own iterator has not taken yet (plaintext before an upgrade). */
+  #dropPlaintext(): void {
+    const own = this.#own;
+    if (own === undefined || this.#ownHead >= own.length) return;
+    const kept = own.slice(this.#ownHead).filter((ev) => ev.type !== "data");
+    this.#own = kept;
+    this.#ownHead = 0;
+    this.#ownBytes = 0;
+    if (this.#ownFull) {
+      this.#ownFull = false;
+      this.#applyPause();
+    }
   }
 
   /** Stops reading the socket: the peer's sends stall once the kernel's buffers are full. */

@@ -25,9 +25,14 @@ pub const KIND_ERROR: u8 = 4;
 pub const KIND_DRAIN: u8 = 5;
 /// Bytes received on a connection whose protocol hands them to JS raw.
 pub const KIND_DATA: u8 = 6;
-// Kinds 2 and 7 belong to the HTTP protocol (`http/record.rs`). A new
-// protocol takes numbers not used here or there (and mirrors them in
-// `src/events.ts`).
+/// A TLS upgrade of an open connection ([`super::manager::Core::start_tls`])
+/// finished: flag bit 0 set if it failed (the message says why).
+pub const KIND_SECURE: u8 = 19;
+/// [`KIND_SECURE`]'s flag: the handshake failed.
+pub const SECURE_FAILED: u8 = 1;
+// Kinds 2 and 7 belong to the HTTP protocol (`http/record.rs`), 8 to 18 to
+// TCP, UDP, DNS, SNTP, timers, posts and WebSocket. A new protocol takes
+// numbers not used here or there (and mirrors them in `src/events.ts`).
 
 /// Size of the common record header.
 pub const HEADER_LEN: usize = 16;
@@ -118,6 +123,17 @@ impl EventBuf {
     pub fn drain(&mut self, id: u64, slot: u32) {
         self.header(KIND_DRAIN, 0, 0, HEADER_LEN + 4, id);
         self.u32(slot);
+    }
+
+    /// SECURE: slot u32 @16, message length u32 @20, UTF-8 message @24
+    /// (empty, flags 0, when the upgrade succeeded).
+    pub fn secure(&mut self, id: u64, slot: u32, failure: Option<&[u8]>) {
+        let msg = failure.unwrap_or_default();
+        let flags = if failure.is_some() { SECURE_FAILED } else { 0 };
+        self.header(KIND_SECURE, flags, 0, HEADER_LEN + 8 + msg.len(), id);
+        self.u32(slot);
+        self.u32(msg.len() as u32);
+        self.bytes.extend_from_slice(msg);
     }
 
     /// ERROR: slot u32 @16, message length u32 @20, UTF-8 message @24.

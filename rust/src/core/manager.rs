@@ -87,6 +87,9 @@ struct Slot {
     deadline: Option<u64>,
     /// Transport of an outbound connection (started once it connects).
     tls: Option<Box<dyn Transport>>,
+    /// A TLS upgrade ([`Core::start_tls`]) is under way: its end is a
+    /// SECURE record.
+    upgrading: bool,
 }
 
 /// Counters since the manager was created (`mgnet_stats`).
@@ -335,6 +338,7 @@ impl Core {
             quiet: false,
             deadline: None,
             tls: None,
+            upgrading: false,
         };
         self.live_slots += 1;
         if matches!(role, Role::Accepted | Role::Outbound) {
@@ -365,6 +369,7 @@ impl Core {
         s.half_close = false;
         s.listener = 0;
         s.tls = None;
+        s.upgrading = false;
         if s.deadline.take().is_some() {
             self.live_deadlines -= 1;
         }
@@ -488,6 +493,51 @@ impl Core {
         Ok(c)
     }
 
+    /// Starts TLS on an open connection (STARTTLS: after a plaintext
+    /// exchange), as client or server per `transport`. What was queued is
+    /// written first; if the socket does not take all of it, nothing
+    /// changes and the caller must wait for it to drain (`State`). Input
+    /// received and not yet handed to the protocol is dropped: a peer must
+    /// not get plaintext injected after the point of the upgrade. A SECURE
+    /// record ends the handshake (with the reason, if it failed).
+    pub fn start_tls(&mut self, slot: u32, id: u64, transport: &dyn Transport) -> Result<(), i32> {
+        let c = self.conn(slot, id)?;
+        let role = self.slots[slot as usize].role;
+        unsafe {
+            if !matches!(role, Role::Accepted | Role::Outbound) || (*c).is_connecting() != 0 {
+                return Err(fail(Status::State, "startTls() needs an open stream connection"));
+            }
+            if (*c).is_tls() != 0 || self.slots[slot as usize].upgrading {
+                return Err(fail(Status::State, "the connection already has TLS"));
+            }
+            self.flush_queued();
+            if (*c).send.len > 0 {
+                self.needs_poll = true;
+                return Err(fail(
+                    Status::State,
+                    format!(
+                        "{} bytes are still queued: await drain() before startTls()",
+                        (*c).send.len
+                    ),
+                ));
+            }
+            (*c).recv.len = 0;
+            transport
+                .start(c)
+                .map_err(|e| fail(Status::Invalid, format!("TLS: {e}")))?;
+            if role == Role::Accepted {
+                // TLS reads one record buffer per readable event: as for
+                // accepted TLS connections, level-triggered.
+                epoll_mode(c, false);
+            }
+            self.slots[slot as usize].upgrading = true;
+            // A client speaks first (ClientHello); a server waits for it.
+            sys::mg_tls_handshake(c);
+        }
+        self.needs_poll = true;
+        Ok(())
+    }
+
     /// The connection in `slot` if it still has id `id`, closing or not (for
     /// reads of state that stays valid until the close, such as TLS details).
     pub fn conn_even_closing(&self, slot: u32, id: u64) -> Result<*mut sys::mg_connection, i32> {
@@ -507,6 +557,12 @@ impl Core {
     /// True once the slot's connection is in its lingering close.
     pub fn is_lingering(&self, slot: u32) -> bool {
         self.slots[slot as usize].lingering
+    }
+
+    /// The protocol index of the live connection (`slot`, `id`).
+    pub fn proto_of(&self, slot: u32, id: u64) -> Result<usize, i32> {
+        self.conn_even_closing(slot, id)?;
+        Ok(self.slots[slot as usize].proto)
     }
 
     /// What the slot holds.
@@ -1242,6 +1298,10 @@ impl Core {
                     None => self.open_record(slot, c, 0),
                 }
             }
+            sys::MG_EV_TLS_HS if self.slots[slot as usize].upgrading => {
+                self.slots[slot as usize].upgrading = false;
+                self.events.secure(id, slot, None);
+            }
             sys::MG_EV_TLS_HS if role == Role::Outbound => self.open_record(slot, c, 0),
             sys::MG_EV_ERROR => {
                 let msg = if ev_data.is_null() {
@@ -1249,6 +1309,9 @@ impl Core {
                 } else {
                     CStr::from_ptr(ev_data as *const libc::c_char).to_bytes()
                 };
+                if std::mem::take(&mut self.slots[slot as usize].upgrading) {
+                    self.events.secure(id, slot, Some(msg));
+                }
                 // A failed connect: say why (refused, unreachable...).
                 match (role == Role::Outbound).then(|| connect_errno(c)).flatten() {
                     Some(e) => {

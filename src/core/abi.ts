@@ -32,9 +32,12 @@ export const Kind = {
   Error: 4,
   Drain: 5,
   Data: 6,
-  /** A TLS upgrade (startTls) ended: flag bit 0 if it failed (message as in Error). */
+  /** A TLS upgrade (startTls) ended: flag {@linkcode SECURE_FAILED} if it failed (message as in Error). */
   Secure: 19,
 } as const;
+
+/** The flag of a failed upgrade in a `Kind.Secure` record (`event.rs`, `SECURE_FAILED`). */
+export const SECURE_FAILED = 1;
 
 /** The common 16-byte record header (`rust/src/core/event.rs`, module docs). */
 export const Header = {

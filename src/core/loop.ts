@@ -34,7 +34,7 @@ import {
 import { ConnectionClosedError, ManagerClosedError } from "./errors.ts";
 import { check, lib, type Symbols } from "./ffi.ts";
 import { type IdleWait, idleWait } from "./idle_wait.ts";
-import { ConnectFlag, Header, Kind, ListenOut, Open, Payload, Status } from "./abi.ts";
+import { ConnectFlag, Header, Kind, ListenOut, Open, Payload, SECURE_FAILED, Status } from "./abi.ts";
 import { decodeAddr, parseListenUrl } from "./address.ts";
 import { utf8Decoder, utf8Encoder } from "./bytes.ts";
 import type { LoopEvent, Protocol, RecordView } from "./protocol.ts";
@@ -70,6 +70,12 @@ export interface Bound {
 interface Client {
   conn: Connection;
   sink: ClientSink;
+}
+
+/** The UTF-8 text of an ERROR or SECURE record (length u32, then the bytes). */
+function payloadText(u8: Uint8Array, dv: DataView, off: number): string {
+  const len = dv.getUint32(off + Payload.Length, true);
+  return utf8Decoder.decode(u8.subarray(off + Payload.Bytes, off + Payload.Bytes + len));
 }
 
 /**
@@ -548,8 +554,7 @@ export class Loop {
         }
         case Kind.Drain: {
           // Internal: a streamed response (or a client's request body) has room again.
-          const own = this.#conns[slot];
-          const conn = own?.id === id ? own : this.#clients.get(id)?.conn;
+          const conn = this.#liveConn(slot, id);
           const w = conn && this.#drainWaiters.get(conn);
           if (w) {
             this.#drainWaiters.delete(conn!);
@@ -559,17 +564,13 @@ export class Loop {
         }
         case Kind.Secure: {
           // Internal: the end of a connection's TLS upgrade (its startTls() promise).
-          const own = this.#conns[slot];
-          const conn = own?.id === id ? own : this.#clients.get(id)?.conn;
-          const len = dv.getUint32(off + Payload.Length, true);
-          const failed = (u8[off + Header.Flags] & 1) !== 0;
-          const why = utf8Decoder.decode(u8.subarray(off + Payload.Bytes, off + Payload.Bytes + len));
-          if (conn) connInternals.secured(conn, failed ? why : undefined);
+          const conn = this.#liveConn(slot, id);
+          const failed = (u8[off + Header.Flags] & SECURE_FAILED) !== 0;
+          if (conn) connInternals.secured(conn, failed ? payloadText(u8, dv, off) : undefined);
           continue;
         }
         case Kind.Error: {
-          const len = dv.getUint32(off + Payload.Length, true);
-          const message = utf8Decoder.decode(u8.subarray(off + Payload.Bytes, off + Payload.Bytes + len));
+          const message = payloadText(u8, dv, off);
           const client = this.#clients.get(id);
           if (client) {
             client.sink.onError(message);
@@ -597,6 +598,12 @@ export class Loop {
       }
     }
     return undefined;
+  }
+
+  /** The open connection (accepted or outbound) a record names, if JS still has it. */
+  #liveConn(slot: number, id: number): Connection | undefined {
+    const own = this.#conns[slot];
+    return own?.id === id ? own : this.#clients.get(id)?.conn;
   }
 
   #rejectDrain(conn: Connection): void {

@@ -188,6 +188,16 @@ export type StartTlsOptions =
 
 const DONE: IteratorReturnResult<undefined> = { value: undefined, done: true };
 
+/** The settings buffer of a TLS client (`tls://` connect, startTls): the system's CAs unless given or insecure. */
+function clientSpec(o: TlsClientOptions): Uint8Array {
+  return encodeClientTls({
+    ca: o.ca ?? (o.insecure ? undefined : systemCaBundle()),
+    cert: o.cert,
+    key: o.key,
+    insecure: o.insecure,
+  });
+}
+
 /** Private parts of a TCP connection, for `src/net/` (not re-exported by `mod.ts`). */
 export interface TcpInternals {
   /** Gives an event to the connection's own consumer; false if it has none. */
@@ -459,44 +469,23 @@ export class TcpConnection extends Connection implements AsyncIterable<TcpConnEv
   async startTls(options: StartTlsOptions): Promise<void> {
     this.#assertOpen();
     if (this.#ending) throw new MgnetError("end() was called: the connection sends no more", "State");
-    const host = connInternals.host(this);
-    let rc: number;
-    if (options?.isServer) {
-      const spec = encodeListenTls(options);
-      rc = host.sym.mgnet_tcp_start_tls(
-        host.handle,
-        connInternals.slot(this),
-        this.id,
-        1,
-        NO_BYTES,
-        0,
-        spec,
-        spec.length,
-      );
-    } else {
-      if (typeof options?.serverName !== "string" || options.serverName === "") {
-        throw new TypeError(
-          "startTls(): serverName is required (SNI and the name the certificate must carry)",
-        );
-      }
-      const spec = encodeClientTls({
-        ca: options.ca ?? (options.insecure ? undefined : systemCaBundle()),
-        cert: options.cert,
-        key: options.key,
-        insecure: options.insecure,
-      });
-      const name = utf8Encoder.encode(options.serverName);
-      rc = host.sym.mgnet_tcp_start_tls(
-        host.handle,
-        connInternals.slot(this),
-        this.id,
-        0,
-        name,
-        name.length,
-        spec,
-        spec.length,
-      );
+    const server = options?.isServer === true;
+    if (!server && (typeof options?.serverName !== "string" || options.serverName === "")) {
+      throw new TypeError("startTls(): serverName is required (SNI and the name the certificate must carry)");
     }
+    const name = server ? NO_BYTES : utf8Encoder.encode(options.serverName);
+    const spec = server ? encodeListenTls(options) : clientSpec(options);
+    const host = connInternals.host(this);
+    const rc = host.sym.mgnet_tcp_start_tls(
+      host.handle,
+      connInternals.slot(this),
+      this.id,
+      server ? 1 : 0,
+      name,
+      name.length,
+      spec,
+      spec.length,
+    );
     if (rc < 0) host.check(rc);
     const done = connInternals.upgrading(this);
     this.#dropPlaintext();
@@ -699,14 +688,7 @@ export async function openTcpConnection(
   };
   const tls = /^tls:/i.test(url);
   const name = utf8Encoder.encode(host);
-  const spec = tls
-    ? encodeClientTls({
-      ca: options.ca ?? (options.insecure ? undefined : systemCaBundle()),
-      cert: options.cert,
-      key: options.key,
-      insecure: options.insecure,
-    })
-    : undefined;
+  const spec = tls ? clientSpec(options) : undefined;
   const conn = made.conn = loop.openClient(addr, undefined, sink, {
     connect: (a, out) =>
       spec

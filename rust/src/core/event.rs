@@ -128,17 +128,19 @@ impl EventBuf {
     /// SECURE: slot u32 @16, message length u32 @20, UTF-8 message @24
     /// (empty, flags 0, when the upgrade succeeded).
     pub fn secure(&mut self, id: u64, slot: u32, failure: Option<&[u8]>) {
-        let msg = failure.unwrap_or_default();
         let flags = if failure.is_some() { SECURE_FAILED } else { 0 };
-        self.header(KIND_SECURE, flags, 0, HEADER_LEN + 8 + msg.len(), id);
-        self.u32(slot);
-        self.u32(msg.len() as u32);
-        self.bytes.extend_from_slice(msg);
+        self.text_record(KIND_SECURE, flags, id, slot, failure.unwrap_or_default());
     }
 
     /// ERROR: slot u32 @16, message length u32 @20, UTF-8 message @24.
     pub fn error(&mut self, id: u64, slot: u32, msg: &[u8]) {
-        self.header(KIND_ERROR, 0, 0, HEADER_LEN + 8 + msg.len(), id);
+        self.text_record(KIND_ERROR, 0, id, slot, msg);
+    }
+
+    /// A record of `kind` holding a text: slot u32 @16, its length u32 @20,
+    /// the bytes @24.
+    fn text_record(&mut self, kind: u8, flags: u8, id: u64, slot: u32, msg: &[u8]) {
+        self.header(kind, flags, 0, HEADER_LEN + 8 + msg.len(), id);
         self.u32(slot);
         self.u32(msg.len() as u32);
         self.bytes.extend_from_slice(msg);

@@ -46,16 +46,15 @@ export async function startPostgres(bin: string, options: PgOptions = {}): Promi
   const { cpus, ssl } = options;
   const dir = await Deno.makeTempDir({ prefix: "mgnet-pg-" });
   const root = Deno.uid() === 0;
+  /** The postgres user's uid or gid (`id -u` / `id -g`). */
+  const idOf = (flag: string) =>
+    Number(new TextDecoder().decode(
+      new Deno.Command("id", { args: [flag, "postgres"], stdout: "piped" }).outputSync().stdout,
+    ));
+  const owner = root ? { uid: idOf("-u"), gid: idOf("-g") } : undefined;
   /** Gives `path` to the postgres user (when we are root). */
   const own = (path: string) => {
-    if (!root) return;
-    const pw = new Deno.Command("id", { args: ["-u", "postgres"], stdout: "piped" }).outputSync();
-    const gw = new Deno.Command("id", { args: ["-g", "postgres"], stdout: "piped" }).outputSync();
-    Deno.chownSync(
-      path,
-      Number(new TextDecoder().decode(pw.stdout)),
-      Number(new TextDecoder().decode(gw.stdout)),
-    );
+    if (owner) Deno.chownSync(path, owner.uid, owner.gid);
   };
   own(dir);
   /** `cmd args` as the postgres user if we are root, pinned to `pin` if given. */

@@ -28,6 +28,24 @@ export function median(xs: number[]): number {
 }
 
 /**
+ * The median over rounds of `g(row, base row of the same round)` for the
+ * rows `mine` (one server's) against server `base` among `rows` (one
+ * scenario's). Each round runs every server back to back, so a per-round
+ * pair cancels the VM's slow drift in speed.
+ */
+export function pairedMedian<R extends { server: string; round: number }>(
+  rows: R[],
+  mine: R[],
+  base: string,
+  g: (r: R, b: R) => number,
+): number {
+  return median(mine.map((r) => {
+    const b = rows.find((x) => x.server === base && x.round === r.round);
+    return b ? g(r, b) : NaN;
+  }));
+}
+
+/**
  * The `--name=value` flags of this bench, each given one a number with its
  * default from `defaults`; other strings stay in `rest`. An argument of
  * another shape is an error.

@@ -40,7 +40,16 @@
  * ratio with its range.
  */
 
-import { buildMongooseC, clockTicks, cpuTimes, freePort, median, run, startServer } from "./_measure.ts";
+import {
+  buildMongooseC,
+  clockTicks,
+  cpuTimes,
+  freePort,
+  median,
+  pairedMedian,
+  run,
+  startServer,
+} from "./_measure.ts";
 import { CHART_SERVERS, type ChartRow, renderChart, renderReport, type RunInfo } from "./_report.ts";
 import { mongooseVersion } from "../src/core/ffi.ts";
 
@@ -336,14 +345,12 @@ function table(rows: Row[], servers: string[]): string {
   ];
   const scenarios = [...new Set(rows.map((r) => r.scenario))];
   for (const sc of scenarios) {
+    const scRows = rows.filter((r) => r.scenario === sc);
     for (const server of servers) {
-      const mine = rows.filter((r) => r.scenario === sc && r.server === server);
+      const mine = scRows.filter((r) => r.server === server);
       if (mine.length === 0) continue;
       const ratio = (other: string, f: (r: Row) => number) =>
-        median(mine.map((r) => {
-          const o = rows.find((x) => x.scenario === sc && x.server === other && x.round === r.round);
-          return o ? f(r) / f(o) : NaN;
-        }));
+        pairedMedian(scRows, mine, other, (r, o) => f(r) / f(o));
       const base = SERVERS[server]?.baseline;
       const vsBase = (f: (r: Row) => number) => (base ? fmt(ratio(base, f)) : "–");
       lines.push(

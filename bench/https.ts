@@ -24,6 +24,7 @@ import {
   freePort,
   median,
   numberFlags,
+  pairedMedian,
   run,
   startServer,
 } from "./_measure.ts";
@@ -169,15 +170,17 @@ console.log(
   "| scenario | server | req/s | server CPU µs/req | user-space µs/req | CPU × Deno.serve | user-space × Deno.serve | errors (all rounds) |",
 );
 console.log("|---|---|---:|---:|---:|---:|---:|---:|");
+/** `pairedMedian` of server `a` against `b` in one scenario. */
+function paired(scenario: string, a: string, b: string, f: (ra: Row, rb: Row) => number): number {
+  const scRows = rows.filter((r) => r.scenario === scenario);
+  return pairedMedian(scRows, scRows.filter((r) => r.server === a), b, f);
+}
+
 for (const [key, sc] of Object.entries(SCENARIOS)) {
   for (const server of [...Object.keys(SERVERS), ...(key === "keepalive" ? Object.keys(PLAIN) : [])]) {
     const mine = rows.filter((r) => r.scenario === key && r.server === server);
     if (mine.length === 0) continue;
-    const ratio = (f: (r: Row) => number) =>
-      median(mine.map((r) => {
-        const d = rows.find((x) => x.scenario === key && x.server === "Deno.serve" && x.round === r.round);
-        return d ? f(r) / f(d) : NaN;
-      }));
+    const ratio = (f: (r: Row) => number) => paired(key, server, "Deno.serve", (r, d) => f(r) / f(d));
     console.log(
       `| ${sc.name} | ${server} | ${fmt(median(mine.map((r) => r.rps)), 0)} | ${
         fmt(median(mine.map((r) => r.cpuUs)))
@@ -190,24 +193,12 @@ for (const [key, sc] of Object.entries(SCENARIOS)) {
 
 // What TLS adds per keep-alive request, per engine: its HTTPS row minus its
 // plain-HTTP row, per round (medians).
-const keep = rows.filter((r) => r.scenario === "keepalive");
-const tlsCost = (server: string, plainName: string) =>
-  median(
-    keep.filter((r) => r.server === server).map((r) => {
-      const p = keep.find((x) => x.server === plainName && x.round === r.round);
-      return p ? r.cpuUs - p.cpuUs : NaN;
-    }),
-  );
-const plainRatio = median(
-  keep.filter((r) => r.server === "mgnet, no TLS").map((r) => {
-    const d = keep.find((x) => x.server === "Deno.serve, no TLS" && x.round === r.round);
-    return d ? r.cpuUs / d.cpuUs : NaN;
-  }),
+const added = Object.entries(PLAIN).map(([plain, { of }]) =>
+  `${of} ${fmt(paired("keepalive", of, plain, (tls, http) => tls.cpuUs - http.cpuUs), 2)} µs`
 );
+const plainRatio = paired("keepalive", "mgnet, no TLS", "Deno.serve, no TLS", (m, d) => m.cpuUs / d.cpuUs);
 console.log(
-  `\nkeep-alive, what TLS adds per request (HTTPS − plain HTTP, median of rounds): Deno.serve ${
-    fmt(tlsCost("Deno.serve", "Deno.serve, no TLS"), 2)
-  } µs, mgnet ${fmt(tlsCost("mgnet", "mgnet, no TLS"), 2)} µs; plain HTTP mgnet × Deno.serve ${
-    fmt(plainRatio, 2)
-  }`,
+  `\nkeep-alive, what TLS adds per request (HTTPS − plain HTTP, median of rounds): ${
+    added.join(", ")
+  }; plain HTTP mgnet × Deno.serve ${fmt(plainRatio, 2)}`,
 );

@@ -34,6 +34,7 @@ import {
   freePort,
   median,
   numberFlags,
+  pairedMedian,
   run,
   startServer,
 } from "./_measure.ts";
@@ -136,11 +137,7 @@ if (import.meta.main) {
   const scenario = `TCP echo ${a.size} B, ${a.connections} conns × ${a.inflight} in flight`;
   for (const server of Object.keys(SERVERS)) {
     const mine = rows.filter((r) => r.server === server);
-    const ratio = (f: (r: Row) => number) =>
-      median(mine.map((r) => {
-        const o = rows.find((x) => x.server === "Deno.listen" && x.round === r.round);
-        return o ? f(r) / f(o) : NaN;
-      }));
+    const ratio = (f: (r: Row) => number) => pairedMedian(rows, mine, "Deno.listen", (r, o) => f(r) / f(o));
     lines.push(
       `| ${scenario} | ${server} | ${fmt(median(mine.map((r) => r.rate)), 0)} | ${
         fmt(median(mine.map((r) => r.cpuUs)), 3)

@@ -29,6 +29,7 @@ import {
   freePort,
   median,
   numberFlags,
+  pairedMedian,
   run,
   startServer,
 } from "./_measure.ts";
@@ -142,12 +143,10 @@ if (import.meta.main) {
   for (const sc of SCENARIOS) {
     const scenario = `${sc.name} × ${sc.inflight} in flight, ${a.connections} conns`;
     for (const server of Object.keys(SERVERS)) {
-      const mine = rows.filter((r) => r.scenario === sc.name && r.server === server);
+      const scRows = rows.filter((r) => r.scenario === sc.name);
+      const mine = scRows.filter((r) => r.server === server);
       const ratio = (base: string, f: (r: Row) => number) =>
-        median(mine.map((r) => {
-          const o = rows.find((x) => x.scenario === sc.name && x.server === base && x.round === r.round);
-          return o ? f(r) / f(o) : NaN;
-        }));
+        pairedMedian(scRows, mine, base, (r, o) => f(r) / f(o));
       lines.push(
         `| ${scenario} | ${server} | ${fmt(median(mine.map((r) => r.rate)), 0)} | ${
           fmt(median(mine.map((r) => r.cpuUs)), 3)
